@@ -1,0 +1,1 @@
+"""The module layer: ``Module`` with ``params``/``grads`` dicts and thin wrappers that call ops."""
