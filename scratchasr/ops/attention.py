@@ -1,0 +1,246 @@
+"""Scaled dot-product and multi-head attention with hand-derived backward, masks, positions.
+
+References: Vaswani et al. 2017 ("Attention is all you need": scaled dot-product attention,
+multi-head attention, sinusoidal positional encoding); PyTorch ``F.scaled_dot_product_attention``
+and ``nn.MultiheadAttention`` (weight layout ``y = x W^T + b``); chunked streaming masks as in
+WeNet (Zhang et al. 2020, "Unified streaming and non-streaming two-pass end-to-end ASR").
+Equations and derivations: docs/equations/attention.md.
+
+Masks are boolean, True where attending is allowed, broadcastable to ``(B, H, Tq, Tk)``. A query
+row with no allowed key yields a zero output and zero gradients (never NaN).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from .._validate import float_array, lengths_array, positive_int, same_dtype
+
+__all__ = ["sdpa_forward", "sdpa_backward", "padding_mask", "causal_mask", "chunk_mask",
+           "sinusoidal_positions", "mha_forward", "mha_backward", "split_heads", "merge_heads",
+           "masked_softmax", "masked_softmax_backward", "SDPACache", "MHACache"]
+
+
+# ----------------------------------------------------------------------------- masks
+
+def padding_mask(lengths, T: int, *, queries: bool = False) -> np.ndarray:
+    """Key-padding mask ``(B, 1, 1, T)``: True at keys ``t < lengths[b]``.
+
+    ``queries=True`` returns ``(B, 1, T, T)`` that also masks padded *query* rows entirely, so that
+    self-attention outputs at padded frames are exactly zero.
+    """
+    T = positive_int("T", T, minimum=0)
+    lengths = lengths_array("lengths", lengths, len(np.atleast_1d(lengths)), T)
+    valid = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
+    if queries:
+        return (valid[:, None, :, None] & valid[:, None, None, :])  # (B, 1, T, T)
+    return valid[:, None, None, :]
+
+
+def causal_mask(Tq: int, Tk: Optional[int] = None) -> np.ndarray:
+    """Causal mask ``(1, 1, Tq, Tk)``: query i may attend keys j <= i + (Tk - Tq) (its past and itself)."""
+    Tq = positive_int("Tq", Tq, minimum=0)
+    Tk = Tq if Tk is None else positive_int("Tk", Tk, minimum=0)
+    return (np.arange(Tk)[None, :] <= np.arange(Tq)[:, None] + (Tk - Tq))[None, None]  # [attn:mask]
+
+
+def chunk_mask(T: int, chunk_size: int, *, left_chunks: int = -1) -> np.ndarray:
+    """Chunked streaming mask ``(1, 1, T, T)``: a frame sees its own chunk and ``left_chunks`` chunks before it.
+
+    ``left_chunks=-1`` means unlimited left context (WeNet's ``num_decoding_left_chunks=-1``).
+    No frame ever sees a later chunk, so outputs of chunk c do not depend on frames after chunk c.
+    """
+    T = positive_int("T", T, minimum=0)
+    chunk_size = positive_int("chunk_size", chunk_size)
+    if isinstance(left_chunks, bool) or not isinstance(left_chunks, (int, np.integer)) or left_chunks < -1:
+        raise ValueError(f"left_chunks: expected an integer >= -1, got {left_chunks!r}")
+    c = np.arange(T) // chunk_size  # chunk index of every frame
+    allowed = c[None, :] <= c[:, None]  # [attn:mask] no look-ahead past one's own chunk
+    if left_chunks >= 0:
+        allowed &= c[None, :] >= c[:, None] - left_chunks
+    return allowed[None, None]
+
+
+def sinusoidal_positions(T: int, E: int, *, dtype=np.float64) -> np.ndarray:
+    """Absolute sinusoidal encoding ``(T, E)`` of Vaswani et al. 2017 [attn:sinusoid]."""
+    T = positive_int("T", T, minimum=0)
+    E = positive_int("E", E, minimum=2)
+    if E % 2:
+        raise ValueError(f"E: expected an even embedding size, got {E}")
+    return _sinusoid(np.arange(T, dtype=np.float64), E).astype(dtype)
+
+
+def _sinusoid(pos: np.ndarray, E: int) -> np.ndarray:
+    inv_freq = np.exp(-np.log(10000.0) * np.arange(0, E, 2) / E)  # 1 / 10000^(2i/E)
+    out = np.empty((len(pos), E))
+    out[:, 0::2] = np.sin(pos[:, None] * inv_freq)  # [attn:sinusoid]
+    out[:, 1::2] = np.cos(pos[:, None] * inv_freq)
+    return out
+
+
+# ----------------------------------------------------------------------------- masked softmax
+
+def masked_softmax(s: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:
+    """Softmax over the last axis restricted to ``mask``; fully masked rows give all zeros [attn:softmax]."""
+    if mask is None:
+        m = s.max(axis=-1, keepdims=True)
+        e = np.exp(s - m)
+        return e / e.sum(axis=-1, keepdims=True)
+    s = np.where(mask, s, -np.inf)  # masked scores never reach exp
+    m = s.max(axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # all-masked row: any finite shift
+    e = np.where(mask, np.exp(s - m), 0)
+    z = e.sum(axis=-1, keepdims=True)
+    return e / np.where(z > 0, z, 1)
+
+
+def masked_softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``ds = p * (dp - sum_j dp_j p_j)`` [attn:dsoftmax]; zero wherever ``p`` is zero (masked keys)."""
+    return p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
+
+
+# ----------------------------------------------------------------------------- SDPA
+
+class SDPACache(NamedTuple):
+    q: np.ndarray  # (B, H, Tq, d)
+    k: np.ndarray  # (B, H, Tk, d)
+    v: np.ndarray  # (B, H, Tk, dv)
+    p: np.ndarray  # (B, H, Tq, Tk) attention weights, 0 at masked keys
+    scale: float  # 1 / sqrt(d)
+
+
+def _check_mask(mask, shape) -> Optional[np.ndarray]:
+    if mask is None:
+        return None
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+        raise TypeError(f"mask: expected a boolean numpy.ndarray, got {getattr(mask, 'dtype', type(mask).__name__)}")
+    try:
+        if np.broadcast_shapes(mask.shape, shape) != tuple(shape):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"mask: expected a shape broadcastable to {tuple(shape)}, got {mask.shape}") from None
+    return mask
+
+
+def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.ndarray] = None
+                 ) -> Tuple[np.ndarray, SDPACache]:
+    """Scaled dot-product attention.
+
+    q (B, H, Tq, d), k (B, H, Tk, d), v (B, H, Tk, dv), mask bool broadcastable to (B, H, Tq, Tk)
+    (True = may attend) -> out (B, H, Tq, dv), cache. [attn:scores] [attn:softmax] [attn:out]
+    """
+    float_array("q", q, ndim=4)
+    B, H, Tq, d = q.shape
+    float_array("k", k, shape=(B, H, None, d))
+    Tk = k.shape[2]
+    float_array("v", v, shape=(B, H, Tk, None))
+    same_dtype(q=q, k=k, v=v)
+    mask = _check_mask(mask, (B, H, Tq, Tk))
+    scale = 1.0 / np.sqrt(d)
+    s = (q @ k.swapaxes(-1, -2)) * q.dtype.type(scale)  # (B, H, Tq, Tk) [attn:scores]
+    p = masked_softmax(s, mask)  # [attn:softmax]
+    out = p @ v  # (B, H, Tq, dv) [attn:out]
+    return out, SDPACache(q, k, v, p, scale)
+
+
+def sdpa_backward(dout: np.ndarray, cache: SDPACache) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of ``sdpa_forward``: dout (B, H, Tq, dv) -> dq, dk, dv. [attn:dout] [attn:dsoftmax] [attn:dscores]"""
+    q, k, v, p, scale = cache
+    float_array("dout", dout, shape=p.shape[:3] + (v.shape[3],))
+    dv = p.swapaxes(-1, -2) @ dout  # (B, H, Tk, dv) [attn:dout]
+    dp = dout @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
+    ds = masked_softmax_backward(dp, p) * p.dtype.type(scale)  # [attn:dsoftmax] zero at masked keys
+    dq = ds @ k  # [attn:dscores]
+    dk = ds.swapaxes(-1, -2) @ q
+    return dq, dk, dv
+
+
+# ----------------------------------------------------------------------------- multi-head attention
+
+def split_heads(x: np.ndarray, H: int) -> np.ndarray:
+    """(B, T, E) -> (B, H, T, E // H) [attn:heads]"""
+    B, T, E = x.shape
+    return x.reshape(B, T, H, E // H).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """(B, H, T, dk) -> (B, T, H * dk), the inverse of ``split_heads`` [attn:heads]"""
+    B, H, T, dk = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * dk)
+
+
+def query_rows(mask: Optional[np.ndarray], B: int, Tq: int) -> Optional[np.ndarray]:
+    """(B, Tq, 1) float-free bool: query rows with at least one allowed key in some head."""
+    if mask is None:
+        return None
+    m = np.broadcast_to(mask, (B, mask.shape[1], Tq, mask.shape[3]))
+    return m.any(axis=(1, 3))[:, :, None]
+
+
+class MHACache(NamedTuple):
+    x_q: np.ndarray  # (B, Tq, E) query input
+    x_kv: np.ndarray  # (B, Tk, E) key/value input
+    W_q: np.ndarray  # (E, E)
+    W_k: np.ndarray  # (E, E)
+    W_v: np.ndarray  # (E, E)
+    W_o: np.ndarray  # (E, E)
+    attn: SDPACache  # per-head SDPA cache; q, k, v of shape (B, H, T, E // H)
+    ctx: np.ndarray  # (B, Tq, E) merged heads, the input of the output projection
+    rows: Optional[np.ndarray]  # (B, Tq, 1) bool, False at query rows with no allowed key
+
+
+def mha_forward(x_q: np.ndarray, x_kv: np.ndarray, W_q: np.ndarray, b_q: np.ndarray, W_k: np.ndarray,
+                b_k: np.ndarray, W_v: np.ndarray, b_v: np.ndarray, W_o: np.ndarray, b_o: np.ndarray, *,
+                num_heads: int, mask: Optional[np.ndarray] = None) -> Tuple[np.ndarray, MHACache]:
+    """Multi-head attention (PyTorch ``nn.MultiheadAttention`` layout, weights (E, E), ``y = x W^T + b``).
+
+    x_q (B, Tq, E), x_kv (B, Tk, E); mask bool broadcastable to (B, H, Tq, Tk) -> out (B, Tq, E).
+    Query rows whose mask allows no key give exactly zero output (bias included).
+    [attn:proj] [attn:heads] [attn:mha-out]
+    """
+    float_array("x_q", x_q, ndim=3)
+    B, Tq, E = x_q.shape
+    float_array("x_kv", x_kv, shape=(B, None, E))
+    Tk = x_kv.shape[1]
+    H = positive_int("num_heads", num_heads)
+    if E % H:
+        raise ValueError(f"num_heads: expected a divisor of the embedding size {E}, got {H}")
+    for name, W, bias in (("W_q", W_q, b_q), ("W_k", W_k, b_k), ("W_v", W_v, b_v), ("W_o", W_o, b_o)):
+        float_array(name, W, shape=(E, E))
+        float_array("b" + name[1:], bias, shape=(E,))
+    same_dtype(x_q=x_q, x_kv=x_kv, W_q=W_q, W_k=W_k, W_v=W_v, W_o=W_o, b_q=b_q, b_k=b_k, b_v=b_v, b_o=b_o)
+    mask = _check_mask(mask, (B, H, Tq, Tk))
+    q = split_heads(x_q @ W_q.T + b_q, H)  # (B, H, Tq, dk) [attn:proj]
+    k = split_heads(x_kv @ W_k.T + b_k, H)
+    v = split_heads(x_kv @ W_v.T + b_v, H)
+    o, attn = sdpa_forward(q, k, v, mask)
+    ctx = merge_heads(o)  # (B, Tq, E) [attn:heads]
+    out = ctx @ W_o.T + b_o  # [attn:mha-out]
+    rows = query_rows(mask, B, Tq)
+    if rows is not None:
+        out = np.where(rows, out, 0)
+    return out, MHACache(x_q, x_kv, W_q, W_k, W_v, W_o, attn, ctx, rows)
+
+
+def mha_backward(dout: np.ndarray, cache: MHACache) -> Tuple[np.ndarray, ...]:
+    """Backward of ``mha_forward``: dout (B, Tq, E) ->
+    dx_q, dx_kv, dW_q, db_q, dW_k, db_k, dW_v, db_v, dW_o, db_o. [attn:dproj] [attn:mha-out]
+    For self-attention (x_q is x_kv) the caller adds dx_q + dx_kv."""
+    x_q, x_kv, W_q, W_k, W_v, W_o, attn, ctx, rows = cache
+    float_array("dout", dout, shape=ctx.shape)
+    H = attn.q.shape[1]
+    E = ctx.shape[2]
+    if rows is not None:
+        dout = np.where(rows, dout, 0)  # those outputs were the constant 0
+    d2 = dout.reshape(-1, E)
+    dW_o = d2.T @ ctx.reshape(-1, E)  # [attn:dproj]
+    db_o = d2.sum(0)
+    dq, dk, dv = sdpa_backward(split_heads(dout @ W_o, H), attn)
+    grads = []
+    for dh, x, W in ((dq, x_q, W_q), (dk, x_kv, W_k), (dv, x_kv, W_v)):
+        dm = merge_heads(dh).reshape(-1, E)  # (B*T, E) [attn:heads]
+        grads.append(((dm @ W).reshape(x.shape), dm.T @ x.reshape(-1, E), dm.sum(0)))  # [attn:dproj]
+    (dx_q, dW_q, db_q), (dx_k, dW_k, db_k), (dx_v, dW_v, db_v) = grads
+    return dx_q, dx_k + dx_v, dW_q, db_q, dW_k, db_k, dW_v, db_v, dW_o, db_o
