@@ -2,3 +2,9 @@
 
 Each module holds a few ops, their NamedTuple caches and tags into ``docs/equations/``.
 """
+from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward  # noqa: E402,F401
+from .attention import (causal_mask, chunk_mask, mha_backward, mha_forward, padding_mask,  # noqa: E402,F401
+                        sdpa_backward, sdpa_forward, sinusoidal_positions)
+from .rel_attention import rel_mha_backward, rel_mha_forward, rel_positions  # noqa: E402,F401
+from .additive_attention import (additive_attention_backward, additive_attention_forward,  # noqa: E402,F401
+                                 location_attention_backward, location_attention_forward)
