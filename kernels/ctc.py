@@ -1,0 +1,146 @@
+"""CTC loss kernels: log-softmax normaliser, log-space alpha/beta, fused gradient (Graves et al. 2006).
+
+NumPy twins (same arguments, same results): ``scratchasr.losses.ctc._ctc_forward_numpy`` and
+``scratchasr.losses.ctc._ctc_backward_numpy``. Equation tags: docs/equations/ctc.md
+[ctc:extended] [ctc:log-softmax] [ctc:alpha-init] [ctc:alpha-rec] [ctc:loglik] [ctc:beta-init]
+[ctc:beta-rec] [ctc:occupancy] [ctc:grad].
+
+Layout: ``logits (B, T, V)`` float32 or float64; the blank-extended label sequence of utterance b
+has ``2 * S_b + 1`` states, ``log_alpha``/``log_beta`` are ``(B, T, 2S + 1)`` float64. Only frames
+``t < logit_lengths[b]`` and states ``s < 2 * target_lengths[b] + 1`` are read or written, so
+whatever sits in the padding (NaN included) never matters. Each batch element is one ``prange``
+iteration, so results do not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._njit import njit, prange
+
+NEG_INF = -np.inf
+
+
+@njit
+def _log_add(a, b):
+    """log(exp(a) + exp(b)) with -inf as log 0 (never NaN for two -inf)."""
+    if a == NEG_INF:
+        return b
+    if b == NEG_INF:
+        return a
+    if a > b:
+        return a + math.log1p(math.exp(b - a))
+    return b + math.log1p(math.exp(a - b))
+
+
+@njit
+def _label(targets, b, s, blank):
+    """Label of state s of the extended sequence [ctc:extended]: blank at even s, y_{(s-1)/2} at odd s."""
+    if s % 2 == 0:
+        return blank
+    return targets[b, s // 2]
+
+
+@njit
+def _can_skip(targets, b, s, blank):
+    """True when alpha may jump from state s-2 to s: a label state whose label differs from s-2's."""
+    return s >= 2 and s % 2 == 1 and targets[b, s // 2] != targets[b, s // 2 - 1]
+
+
+@njit(parallel=True)
+def ctc_forward_kernel(logits, targets, logit_lengths, target_lengths, blank, row_max, log_Z, log_alpha,
+                       log_beta, log_like):
+    """Fill row_max (B, T) (logits dtype), log_Z (B, T), log_alpha, log_beta (B, T, 2S+1) and log_like (B, 2).
+
+    log_like[b, 0] is log P(y|x) read off alpha [ctc:loglik], log_like[b, 1] the same from beta
+    (sum over s of alpha_0(s) beta_0(s)); they agree to round-off. Twin: ``_ctc_forward_numpy``.
+    """
+    B, _, V = logits.shape
+    for b in prange(B):
+        Tb = logit_lengths[b]
+        Sb = target_lengths[b]
+        N = 2 * Sb + 1  # states of the extended sequence [ctc:extended]
+        if Tb == 0:  # no frames: only the empty target has an alignment (the empty one)
+            log_like[b, 0] = 0.0 if Sb == 0 else NEG_INF
+            log_like[b, 1] = log_like[b, 0]
+            continue
+        for t in range(Tb):  # log-softmax normaliser [ctc:log-softmax]
+            m = logits[b, t, 0]
+            for v in range(1, V):
+                if logits[b, t, v] > m:
+                    m = logits[b, t, v]
+            acc = 0.0  # float64 accumulation whatever the input dtype
+            for v in range(V):
+                acc += np.exp(logits[b, t, v] - m)
+            row_max[b, t] = m
+            log_Z[b, t] = m + math.log(acc)
+        # alpha: forward variables, emission at t included
+        for s in range(N):
+            log_alpha[b, 0, s] = NEG_INF
+        log_alpha[b, 0, 0] = logits[b, 0, blank] - log_Z[b, 0]  # [ctc:alpha-init]
+        if N > 1:
+            log_alpha[b, 0, 1] = logits[b, 0, targets[b, 0]] - log_Z[b, 0]
+        for t in range(1, Tb):
+            for s in range(N):
+                a = log_alpha[b, t - 1, s]
+                if s >= 1:
+                    a = _log_add(a, log_alpha[b, t - 1, s - 1])
+                if _can_skip(targets, b, s, blank):
+                    a = _log_add(a, log_alpha[b, t - 1, s - 2])
+                lab = _label(targets, b, s, blank)
+                log_alpha[b, t, s] = a + (logits[b, t, lab] - log_Z[b, t])  # [ctc:alpha-rec]
+        ll = log_alpha[b, Tb - 1, N - 1]
+        if N > 1:
+            ll = _log_add(ll, log_alpha[b, Tb - 1, N - 2])  # [ctc:loglik]
+        log_like[b, 0] = ll
+        # beta: backward variables, emission at t excluded
+        for s in range(N):
+            log_beta[b, Tb - 1, s] = NEG_INF
+        log_beta[b, Tb - 1, N - 1] = 0.0  # [ctc:beta-init]
+        if N > 1:
+            log_beta[b, Tb - 1, N - 2] = 0.0
+        for t in range(Tb - 2, -1, -1):
+            for s in range(N):
+                lab = _label(targets, b, s, blank)
+                a = log_beta[b, t + 1, s] + (logits[b, t + 1, lab] - log_Z[b, t + 1])
+                if s + 1 < N:
+                    lab1 = _label(targets, b, s + 1, blank)
+                    a = _log_add(a, log_beta[b, t + 1, s + 1] + (logits[b, t + 1, lab1] - log_Z[b, t + 1]))
+                if s + 2 < N and _can_skip(targets, b, s + 2, blank):
+                    lab2 = _label(targets, b, s + 2, blank)
+                    a = _log_add(a, log_beta[b, t + 1, s + 2] + (logits[b, t + 1, lab2] - log_Z[b, t + 1]))
+                log_beta[b, t, s] = a  # [ctc:beta-rec]
+        lb = NEG_INF
+        for s in range(N):
+            lb = _log_add(lb, log_alpha[b, 0, s] + log_beta[b, 0, s])
+        log_like[b, 1] = lb
+
+
+@njit(parallel=True)
+def ctc_backward_kernel(logits, targets, logit_lengths, target_lengths, blank, row_max, log_Z, log_alpha,
+                        log_beta, log_like, scale, dlogits):
+    """Fill dlogits (B, T, V) (zero-initialised by the caller) with scale[b] * dNLL_b/dlogits [ctc:grad].
+
+    For each valid frame: softmax minus the normalised state occupancy gamma_t(s) summed over the
+    states that carry each label [ctc:occupancy]. Utterances with scale 0 or log P = -inf are left at
+    0. Twin: ``_ctc_backward_numpy``.
+    """
+    B, _, V = logits.shape
+    for b in prange(B):
+        Tb = logit_lengths[b]
+        N = 2 * target_lengths[b] + 1
+        ll = log_like[b, 0]
+        if scale[b] == 0.0 or ll == NEG_INF or Tb == 0:
+            continue
+        g = np.empty(V)  # one float64 row per frame
+        for t in range(Tb):
+            inv = math.exp(row_max[b, t] - log_Z[b, t])  # 1 / sum_v exp(x_v - m)
+            for v in range(V):
+                g[v] = np.exp(logits[b, t, v] - row_max[b, t]) * inv  # softmax [ctc:log-softmax]
+            for s in range(N):
+                gamma = math.exp(log_alpha[b, t, s] + log_beta[b, t, s] - ll)  # [ctc:occupancy]
+                g[_label(targets, b, s, blank)] -= gamma
+            for v in range(V):
+                dlogits[b, t, v] = g[v] * scale[b]  # [ctc:grad]

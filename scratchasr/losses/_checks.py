@@ -1,0 +1,77 @@
+"""Input validation shared by the sequence losses (CTC, RNN-T)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .._validate import choice, int_array, lengths_array
+
+REDUCTIONS = ("none", "sum", "mean")
+BACKENDS = (None, "numpy", "numba")
+
+
+def check_blank(blank, V: int) -> int:
+    """``blank`` must be an integer index into the vocabulary, 0 <= blank < V."""
+    if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)):
+        raise TypeError(f"blank: expected an integer, got {type(blank).__name__}")
+    if not 0 <= blank < V:
+        raise ValueError(f"blank: expected an index in [0, {V - 1}] (V={V}), got {blank}")
+    return int(blank)
+
+
+def check_targets(targets, target_lengths, B: int, S: Optional[int], V: int, blank: int):
+    """Validate ``targets (B, S)`` and ``target_lengths (B,)``; return both as int64 arrays.
+
+    Only the valid part ``targets[b, :target_lengths[b]]`` is checked (and later read): it must lie in
+    ``[0, V)`` and never equal ``blank``. The padding may hold anything.
+    """
+    targets = int_array("targets", targets, ndim=2)
+    if targets.shape[0] != B:
+        raise ValueError(f"targets: expected shape ({B}, S) to match the batch of logits, "
+                         f"got {targets.shape}")
+    if S is None:
+        S = targets.shape[1]
+    if targets.shape[1] != S:
+        raise ValueError(f"targets: expected shape ({B}, {S}), got {targets.shape}")
+    target_lengths = lengths_array("target_lengths", target_lengths, B, S)
+    valid = np.arange(S)[None, :] < target_lengths[:, None]
+    vals = targets[valid]
+    if vals.size and (vals.min() < 0 or vals.max() >= V):
+        raise ValueError(f"targets: expected labels in [0, {V - 1}] within target_lengths, "
+                         f"got min {vals.min()} "
+                         f"and max {vals.max()}")
+    if np.any(vals == blank):
+        b, s = np.argwhere(valid & (targets == blank))[0]
+        raise ValueError(f"targets: the blank index {blank} may not appear as a label, found at ({b}, {s})")
+    return np.ascontiguousarray(targets), np.ascontiguousarray(target_lengths)
+
+
+def check_options(reduction, backend) -> str:
+    choice("reduction", reduction, REDUCTIONS)
+    choice("backend", backend, BACKENDS)
+    return "numba" if backend is None else backend
+
+
+def reduce_loss(nll: np.ndarray, reduction: str, dtype) -> np.ndarray:
+    """Per-utterance NLL (B,) -> the requested reduction, in the logits' dtype."""
+    if reduction == "none":
+        return nll.astype(dtype)
+    total = nll.sum()
+    if reduction == "mean":
+        total = total / max(nll.shape[0], 1)
+    return np.asarray(total, dtype=dtype)
+
+
+def loss_scale(dloss, reduction: str, B: int) -> np.ndarray:
+    """Turn ``dloss`` (shape of the loss) into a per-utterance float64 multiplier (B,)."""
+    d = np.asarray(dloss, dtype=np.float64)
+    if reduction == "none":
+        if d.shape != (B,):
+            raise ValueError(f"dloss: expected shape ({B},) for reduction='none', got {d.shape}")
+        return d.copy()
+    if d.shape != ():
+        raise ValueError(f"dloss: expected a scalar for reduction={reduction!r}, got shape {d.shape}")
+    value = float(d) / max(B, 1) if reduction == "mean" else float(d)
+    return np.full(B, value)
