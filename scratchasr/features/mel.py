@@ -1,7 +1,7 @@
 """Mel scales, triangular filterbanks and librosa's ``melspectrogram``.
 
 Two mel scales (docs/equations/features.md):
-- HTK / Kaldi: ``m = 1127 ln(1 + f / 700)`` (= ``2595 log10(1 + f / 700)``).
+- HTK: ``m = 2595 log10(1 + f / 700)``; Kaldi: ``1127 ln(1 + f / 700)`` (equal up to 1e-5 relative).
 - Slaney (librosa's default, from the Auditory Toolbox): linear ``f / (200/3)`` below 1 kHz,
   logarithmic above with a step of ``ln(6.4) / 27`` per mel.
 
