@@ -3,7 +3,7 @@
 ``stft``: pad the signal by ``n_fft // 2`` on each side (``center=True``), cut it into frames of
 ``n_fft`` samples every ``hop_length``, multiply each by the window (zero-padded to ``n_fft`` and
 centred when ``win_length < n_fft``) and take the real DFT of every frame at once with
-``numpy.fft.rfft``. ``dft_matrix`` / ``stft_reference`` compute the same numbers the slow, readable
+``rfft`` (scipy.fft's, see below). ``dft_matrix`` / ``stft_reference`` compute the same numbers the slow, readable
 way (one matrix product with the DFT matrix) so the fast path can be checked against the definition.
 
 ``istft``: inverse real DFT of every frame, multiply by the window, overlap-add, and divide by the
@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import scipy.fft
 
 from .._validate import choice, float_array, positive_int
 from .windows import frame_signal, get_window
@@ -90,7 +91,9 @@ def stft(y: np.ndarray, *, n_fft: int = 2048, hop_length: Optional[int] = None,
     n_fft, hop_length, win_length = _resolve(n_fft, hop_length, win_length)
     w = _analysis_window(window, win_length, n_fft).astype(y.dtype)
     frames = _padded_frames(y, n_fft, hop_length, center, pad_mode)   # (n_frames, n_fft)
-    X = np.fft.rfft(frames * w, axis=-1)                               # [features:dft]
+    # scipy.fft.rfft is numpy.fft's pocketfft, but it stays in float32 for float32 input (numpy 2.4's
+    # float32 path measured 5-7x slower); the windowed copy is ours, so it may be overwritten.
+    X = scipy.fft.rfft(frames * w, axis=-1, overwrite_x=True)          # [features:dft]
     return np.ascontiguousarray(X.T)                                   # (1 + n_fft//2, n_frames)
 
 

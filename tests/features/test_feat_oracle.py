@@ -25,9 +25,9 @@ def _generated(seed):
     chirp = 4000 * np.sin(2 * np.pi * (100 + 3000 * t) * t)
     clicks = np.zeros(n)
     clicks[rng.integers(0, n, 20)] = 20000
-    # The chirp carries noise 22 dB below it: a pure tone leaves bins 1e-11 below the peak, where the
+    # The chirp carries noise 12 dB below it: a pure tone leaves bins 1e-11 below the peak, where the
     # peer's float32 FFT (and ours in float32) is rounding noise and no 1e-3 log comparison is meaningful.
-    return {"noise": 1000 * rng.standard_normal(n), "chirp": chirp + 300 * rng.standard_normal(n),
+    return {"noise": 1000 * rng.standard_normal(n), "chirp": chirp + 1000 * rng.standard_normal(n),
             "clicks": clicks + rng.standard_normal(n)}
 
 
