@@ -90,6 +90,8 @@ FBANK_CASES = [
     dict(num_mel_bins=23, use_energy=True, energy_floor=1.0, window_type="rectangular", remove_dc_offset=False),
     dict(num_mel_bins=40, preemphasis_coefficient=0.0, round_to_power_of_two=False, window_type="blackman"),
     dict(num_mel_bins=80, use_power=False, frame_length=20.0, frame_shift=12.5),
+    dict(num_mel_bins=23, sample_frequency=8000.0, high_freq=-200.0, snip_edges=False),
+    dict(num_mel_bins=40, use_log_fbank=False, use_energy=True),
 ]
 
 
@@ -100,7 +102,11 @@ def test_fbank_matches_kaldi_native_fbank(kw):
         ref = _knf_run(knf, _knf_opts(knf, "fbank", kw), x)
         ours = fbank(x, **kw)
         assert ours.shape == ref.shape, name
-        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-3, err_msg=name)
+        if kw.get("use_log_fbank", True):
+            np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-3, err_msg=name)
+        else:   # linear mel energies (up to 1e13): 1e-3 absolute in the log domain is 1e-3 relative here
+            np.testing.assert_allclose(ours[:, 1:], ref[:, 1:], rtol=1e-3, atol=1e-3, err_msg=name)
+            np.testing.assert_allclose(ours[:, 0], ref[:, 0], atol=1e-3, err_msg=name)   # log-energy
 
 
 MFCC_CASES = [
@@ -108,6 +114,7 @@ MFCC_CASES = [
     dict(num_mel_bins=40, num_ceps=20, snip_edges=False, window_type="hamming"),
     dict(use_energy=False, cepstral_lifter=0.0, low_freq=40.0, high_freq=-200.0),
     dict(num_mel_bins=80, num_ceps=40, raw_energy=False, energy_floor=2.0),
+    dict(sample_frequency=8000.0, num_mel_bins=15, num_ceps=10, frame_length=32.0, round_to_power_of_two=False),
 ]
 
 
