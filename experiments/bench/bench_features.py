@@ -64,8 +64,8 @@ def main():
         versions["librosa"] = librosa.__version__
         kw = dict(sr=16000, n_fft=512, hop_length=160, win_length=400, n_mels=80)
         rows.append(("librosa melspectrogram+power_to_db 80 (per utterance)",
-                     *timeit(lambda: [librosa.power_to_db(librosa.feature.melspectrogram(y=u, **kw)) for u in utts],
-                             repeat=args.repeat)))
+                     *timeit(lambda: [librosa.power_to_db(librosa.feature.melspectrogram(y=u, **kw))
+                                      for u in utts], repeat=args.repeat)))
         rows.append(("librosa melspectrogram+power_to_db 80 (one batched call)",
                      *timeit(lambda: librosa.power_to_db(librosa.feature.melspectrogram(y=batch, **kw)),
                              repeat=args.repeat)))
@@ -88,7 +88,8 @@ def main():
             return out
         a, b = knf_run()[0], ours()[0]
         print(f"kaldi-native-fbank vs ours: max |diff| {np.abs(a - b).max():.2e} on {a.shape}")
-        rows.append(("kaldi-native-fbank OnlineFbank 80 (per utterance)", *timeit(knf_run, repeat=args.repeat)))
+        rows.append(("kaldi-native-fbank OnlineFbank 80 (per utterance)",
+                     *timeit(knf_run, repeat=args.repeat)))
     except ImportError:
         print("kaldi-native-fbank not installed: skipped")
     try:

@@ -72,7 +72,8 @@ def read_sphere_header(path: str | os.PathLike) -> SphereHeader:
         except (IndexError, ValueError):
             raise ValueError(f"{path}: SPHERE header size line is malformed") from None
         if header_size < 1024 or header_size % 1024:
-            raise ValueError(f"{path}: SPHERE header size must be a positive multiple of 1024, got {header_size}")
+            raise ValueError(f"{path}: SPHERE header size must be a positive multiple of 1024, "
+                         f"got {header_size}")
         if header_size > 1024:
             head += f.read(header_size - 1024)
     if len(head) < header_size:
@@ -187,7 +188,8 @@ def write_sphere(path: str | os.PathLike, samples_int16: np.ndarray, sample_rate
     extra = dict(extra_header or {})
     for key in extra:
         if not isinstance(key, str) or not key or any(ch.isspace() for ch in key):
-            raise ValueError(f"extra_header: field names must be non-empty strings without spaces, got {key!r}")
+            raise ValueError("extra_header: field names must be non-empty strings without spaces, "
+                             f"got {key!r}")
 
     def field(name, value):
         if isinstance(value, bool):
@@ -201,7 +203,8 @@ def write_sphere(path: str | os.PathLike, samples_int16: np.ndarray, sample_rate
             raise ValueError(f"extra_header[{name!r}]: string values may not contain newlines")
         return f"{name} -s{len(s)} {s}"
 
-    lines = [field(k, extra.pop(k)) for k in ("database_id", "database_version", "utterance_id") if k in extra]
+    first = ("database_id", "database_version", "utterance_id")            # TIMIT puts these first
+    lines = [field(k, extra.pop(k)) for k in first if k in extra]
     lines += [field("channel_count", C), field("sample_count", N), field("sample_rate", sample_rate),
               field("sample_min", int(x2.min()) if x2.size else 0),
               field("sample_max", int(x2.max()) if x2.size else 0),

@@ -52,9 +52,11 @@ def frame_options(sample_frequency: float, frame_length: float, frame_shift: flo
     L = int(sample_frequency * 0.001 * frame_length)
     S = int(sample_frequency * 0.001 * frame_shift)
     if L < 2:
-        raise ValueError(f"frame_length: {frame_length} ms gives {L} samples at {sample_frequency} Hz; need >= 2")
+        raise ValueError(f"frame_length: {frame_length} ms gives {L} samples at {sample_frequency} Hz; "
+                         "need >= 2")
     if S < 1:
-        raise ValueError(f"frame_shift: {frame_shift} ms gives {S} samples at {sample_frequency} Hz; need >= 1")
+        raise ValueError(f"frame_shift: {frame_shift} ms gives {S} samples at {sample_frequency} Hz; "
+                         "need >= 1")
     P = 1 << (L - 1).bit_length() if round_to_power_of_two else L
     return FrameOptions(L, S, P)
 
@@ -99,11 +101,13 @@ def _check_options(waveform, *, sample_frequency, frame_length, frame_shift, dit
     choice("window_type", window_type, KALDI_WINDOWS)
     opts = frame_options(float(sample_frequency), frame_length, frame_shift, round_to_power_of_two)
     if not (0.0 <= preemphasis_coefficient <= 1.0):
-        raise ValueError(f"preemphasis_coefficient: expected a value in [0, 1], got {preemphasis_coefficient}")
+        raise ValueError("preemphasis_coefficient: expected a value in [0, 1], "
+                         f"got {preemphasis_coefficient}")
     if dither < 0:
         raise ValueError(f"dither: expected >= 0, got {dither}")
     if dither != 0.0 and not isinstance(rng, np.random.Generator):
-        raise ValueError("rng: dither != 0 needs an explicit np.random.Generator (rng=np.random.default_rng(seed))")
+        raise ValueError("rng: dither != 0 needs an explicit np.random.Generator "
+                         "(rng=np.random.default_rng(seed))")
     T = num_frames_kaldi(x.size, opts.frame_length, opts.frame_shift, snip_edges)
     if T == 0 and not snip_edges:
         raise ValueError(f"waveform: {x.size} samples give no frame with frame_shift={opts.frame_shift}")

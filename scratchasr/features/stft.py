@@ -2,9 +2,10 @@
 
 ``stft``: pad the signal by ``n_fft // 2`` on each side (``center=True``), cut it into frames of
 ``n_fft`` samples every ``hop_length``, multiply each by the window (zero-padded to ``n_fft`` and
-centred when ``win_length < n_fft``) and take the real DFT of every frame at once with
-``rfft`` (scipy.fft's, see below). ``dft_matrix`` / ``stft_reference`` compute the same numbers the slow, readable
-way (one matrix product with the DFT matrix) so the fast path can be checked against the definition.
+centred when ``win_length < n_fft``) and take the real DFT of every frame at once with one
+``rfft`` (scipy.fft's: numpy.fft's pocketfft without numpy 2.4's slow float32 path).
+``dft_matrix`` / ``stft_reference`` compute the same numbers the slow, readable way (one matrix
+product with the DFT matrix per frame) so the fast path can be checked against the definition.
 
 ``istft``: inverse real DFT of every frame, multiply by the window, overlap-add, and divide by the
 overlap-added squared window (the least-squares inverse of Griffin & Lim 1984), which gives back the
@@ -67,7 +68,8 @@ def _padded_frames(y, n_fft, hop_length, center, pad_mode):
     if center:
         choice("pad_mode", pad_mode, PAD_MODES)
         if pad_mode == "reflect" and y.size <= n_fft // 2:
-            raise ValueError(f"y: pad_mode='reflect' needs more than n_fft//2={n_fft // 2} samples, got {y.size}")
+            raise ValueError(f"y: pad_mode='reflect' needs more than n_fft//2={n_fft // 2} samples, "
+                             f"got {y.size}")
         y = np.pad(y, (n_fft // 2, n_fft // 2), mode=pad_mode)    # [features:frames-center]
     return frame_signal(y, n_fft, hop_length)                       # (n_frames, n_fft) view
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from scratchasr.features import CmvnStats, SpecAugmentMasks, add_deltas, apply_spec_augment, cmvn, spec_augment
+from scratchasr.features import (CmvnStats, SpecAugmentMasks, add_deltas, apply_spec_augment, cmvn,
+                                 spec_augment)
 
 
 def kaldi_deltas_loop(c, order=2, window=2):
@@ -30,7 +31,8 @@ def kaldi_deltas_loop(c, order=2, window=2):
     return out
 
 
-@pytest.mark.parametrize("T,order,window", [(1, 2, 2), (3, 2, 2), (20, 2, 2), (9, 1, 3), (15, 3, 1), (6, 0, 2)])
+@pytest.mark.parametrize("T,order,window",
+                         [(1, 2, 2), (3, 2, 2), (20, 2, 2), (9, 1, 3), (15, 3, 1), (6, 0, 2)])
 def test_add_deltas_matches_kaldi_loop(T, order, window, rng):
     c = rng.standard_normal((T, 4))
     out = add_deltas(c, order=order, window=window)

@@ -83,7 +83,8 @@ def test_dft_matrix_is_the_definition():
     np.testing.assert_allclose(F @ np.ones(8), [8, 0, 0, 0, 0], atol=1e-12)
 
 
-@pytest.mark.parametrize("kw", [dict(n_fft=512, hop_length=128), dict(n_fft=512, hop_length=160, win_length=400),
+@pytest.mark.parametrize("kw", [dict(n_fft=512, hop_length=128),
+                                dict(n_fft=512, hop_length=160, win_length=400),
                                 dict(n_fft=256, hop_length=64, window="hamming"),
                                 dict(n_fft=256, hop_length=128, window="rectangular", center=False)])
 def test_istft_inverts_stft(kw, rng):
