@@ -128,3 +128,16 @@ def test_real_speech_pocketsphinx():
         z, sr2 = sf.read(f, dtype="int16")
         assert sr == sr2 and y.ndim == 1
         np.testing.assert_array_equal(y, z.astype(np.float32) / 32768)
+
+
+def test_sphere_ulaw_matches_libsndfile(tmp_path):
+    # Every one of the 256 G.711 mu-law codes, decoded by us and by libsndfile.
+    head = ("NIST_1A\n   1024\nchannel_count -i 1\nsample_count -i 256\nsample_rate -i 8000\n"
+            "sample_n_bytes -i 1\nsample_coding -s4 ulaw\nend_head\n").encode()
+    p = tmp_path / "u.sph"
+    p.write_bytes(head + b" " * (1024 - len(head)) + np.arange(256, dtype=np.uint8).tobytes())
+    y, sr = load_audio(p)
+    z, _ = sf.read(p, dtype="float32")
+    assert sr == 8000 and sf.info(p).subtype == "ULAW"
+    np.testing.assert_array_equal(y, z)
+    assert y.min() == -32124 / 32768 and y.max() == 32124 / 32768
