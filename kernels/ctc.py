@@ -3,7 +3,7 @@
 NumPy twins (same arguments, same results): ``scratchasr.losses.ctc._ctc_forward_numpy`` and
 ``scratchasr.losses.ctc._ctc_backward_numpy``. Equation tags: docs/equations/ctc.md
 [ctc:extended] [ctc:log-softmax] [ctc:alpha-init] [ctc:alpha-rec] [ctc:loglik] [ctc:beta-init]
-[ctc:beta-rec] [ctc:occupancy] [ctc:grad].
+[ctc:beta-rec] [ctc:shifted-sum] [ctc:occupancy] [ctc:grad].
 
 Layout: ``logits (B, T, V)`` float32 or float64; the blank-extended label sequence of utterance b
 has ``2 * S_b + 1`` states, ``log_alpha``/``log_beta`` are ``(B, T, 2S + 1)`` float64. Only frames
@@ -21,6 +21,7 @@ import numpy as np
 from ._njit import njit, prange
 
 NEG_INF = -np.inf
+TINY = 1e-290  # below this a shifted linear-space sum may have lost digits to underflow
 
 
 @njit
@@ -76,21 +77,47 @@ def ctc_forward_kernel(logits, targets, logit_lengths, target_lengths, blank, ro
                 acc += np.exp(logits[b, t, v] - m)
             row_max[b, t] = m
             log_Z[b, t] = m + math.log(acc)
+        ext = np.empty(N, dtype=np.int64)  # l'_s [ctc:extended]
+        skip = np.zeros(N, dtype=np.bool_)  # skip[s]: s - 2 -> s allowed
+        for s in range(N):
+            ext[s] = _label(targets, b, s, blank)
+            skip[s] = _can_skip(targets, b, s, blank)
+        e = np.empty(N)  # exp(prev - M): the previous frame, shifted by its max, in linear space
+        w = np.empty(N)  # beta_{t+1}(s) + log p_{t+1}(l'_s)
         # alpha: forward variables, emission at t included
         for s in range(N):
             log_alpha[b, 0, s] = NEG_INF
         log_alpha[b, 0, 0] = logits[b, 0, blank] - log_Z[b, 0]  # [ctc:alpha-init]
         if N > 1:
-            log_alpha[b, 0, 1] = logits[b, 0, targets[b, 0]] - log_Z[b, 0]
+            log_alpha[b, 0, 1] = logits[b, 0, ext[1]] - log_Z[b, 0]
         for t in range(1, Tb):
+            # [ctc:shifted-sum] logsumexp of 2-3 predecessors as M + log(sum exp(a - M)), one shift M per
+            # frame: N exps + N logs per frame instead of a chain of log-adds per state. A state whose
+            # predecessors are all below e^-667 of the frame's best is redone exactly in log space.
+            M = NEG_INF
             for s in range(N):
-                a = log_alpha[b, t - 1, s]
+                M = max(M, log_alpha[b, t - 1, s])
+            if M == NEG_INF:  # nothing reachable (infeasible target): alpha stays -inf
+                for s in range(N):
+                    log_alpha[b, t, s] = NEG_INF
+                continue
+            for s in range(N):
+                e[s] = math.exp(log_alpha[b, t - 1, s] - M)
+            for s in range(N):
+                acc = e[s]
                 if s >= 1:
-                    a = _log_add(a, log_alpha[b, t - 1, s - 1])
-                if _can_skip(targets, b, s, blank):
-                    a = _log_add(a, log_alpha[b, t - 1, s - 2])
-                lab = _label(targets, b, s, blank)
-                log_alpha[b, t, s] = a + (logits[b, t, lab] - log_Z[b, t])  # [ctc:alpha-rec]
+                    acc += e[s - 1]
+                if skip[s]:
+                    acc += e[s - 2]
+                if acc > TINY:
+                    a = M + math.log(acc)
+                else:  # exact log-space fallback
+                    a = log_alpha[b, t - 1, s]
+                    if s >= 1:
+                        a = _log_add(a, log_alpha[b, t - 1, s - 1])
+                    if skip[s]:
+                        a = _log_add(a, log_alpha[b, t - 1, s - 2])
+                log_alpha[b, t, s] = a + (logits[b, t, ext[s]] - log_Z[b, t])  # [ctc:alpha-rec]
         ll = log_alpha[b, Tb - 1, N - 1]
         if N > 1:
             ll = _log_add(ll, log_alpha[b, Tb - 1, N - 2])  # [ctc:loglik]
@@ -102,15 +129,30 @@ def ctc_forward_kernel(logits, targets, logit_lengths, target_lengths, blank, ro
         if N > 1:
             log_beta[b, Tb - 1, N - 2] = 0.0
         for t in range(Tb - 2, -1, -1):
+            M = NEG_INF
             for s in range(N):
-                lab = _label(targets, b, s, blank)
-                a = log_beta[b, t + 1, s] + (logits[b, t + 1, lab] - log_Z[b, t + 1])
+                w[s] = log_beta[b, t + 1, s] + (logits[b, t + 1, ext[s]] - log_Z[b, t + 1])
+                M = max(M, w[s])
+            if M == NEG_INF:
+                for s in range(N):
+                    log_beta[b, t, s] = NEG_INF
+                continue
+            for s in range(N):
+                e[s] = math.exp(w[s] - M)
+            for s in range(N):
+                acc = e[s]
                 if s + 1 < N:
-                    lab1 = _label(targets, b, s + 1, blank)
-                    a = _log_add(a, log_beta[b, t + 1, s + 1] + (logits[b, t + 1, lab1] - log_Z[b, t + 1]))
-                if s + 2 < N and _can_skip(targets, b, s + 2, blank):
-                    lab2 = _label(targets, b, s + 2, blank)
-                    a = _log_add(a, log_beta[b, t + 1, s + 2] + (logits[b, t + 1, lab2] - log_Z[b, t + 1]))
+                    acc += e[s + 1]
+                if s + 2 < N and skip[s + 2]:
+                    acc += e[s + 2]
+                if acc > TINY:
+                    a = M + math.log(acc)
+                else:  # exact log-space fallback
+                    a = w[s]
+                    if s + 1 < N:
+                        a = _log_add(a, w[s + 1])
+                    if s + 2 < N and skip[s + 2]:
+                        a = _log_add(a, w[s + 2])
                 log_beta[b, t, s] = a  # [ctc:beta-rec]
         lb = NEG_INF
         for s in range(N):

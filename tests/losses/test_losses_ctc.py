@@ -279,3 +279,20 @@ def test_oracle_torch_ctc_loss(rng, zero_infinity, blank):
         np.testing.assert_allclose(loss, ref.detach().numpy(), rtol=1e-10)
         d = ctc_loss_backward(np.ones(B), cache)
         np.testing.assert_allclose(d, xt.grad.numpy(), rtol=1e-8, atol=1e-12)
+
+
+def test_extreme_logits_take_the_exact_fallback(rng):
+    """Logits of scale 400 make states of one frame differ by thousands of nats, so the kernel's
+    shifted linear-space sums underflow and it must fall back to exact log-space adds."""
+    x, y = _batch(rng, 3, 25, 6, 5, scale=400.0)
+    ll, tl = np.array([25, 18, 11]), np.array([5, 4, 5])
+    res = []
+    for backend in BACKENDS:
+        loss, cache = ctc_loss(x, y, ll, tl, reduction="none", backend=backend)
+        res.append((loss, ctc_loss_backward(np.ones(3), cache), cache.log_alpha, cache.log_beta))
+    assert np.all(np.isfinite(res[0][0]))
+    for a, b in zip(*res):  # log values are ~1e4 here, so round-off is ~1e-12 absolute
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-9)
+    xs, ys = x[:1, :5] / 100, y[:1, :2]  # and the brute force with log-probs in the hundreds
+    loss, _ = ctc_loss(xs * 60, ys, [5], [2], reduction="none")
+    np.testing.assert_allclose(loss[0], _brute_nll(xs[0] * 60, list(ys[0]), 0), rtol=1e-12)
