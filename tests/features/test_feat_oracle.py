@@ -229,3 +229,17 @@ def test_mfcc_conventions_match_python_speech_features():
         np.testing.assert_allclose(ceps, ref, rtol=1e-10, atol=1e-9)
     f = np.linspace(0, 8000, 50)
     np.testing.assert_allclose(hz_to_mel(f, htk=True), psf.base.hz2mel(f), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [100, 239, 400, 401, 561])
+@pytest.mark.parametrize("snip_edges", [True, False])
+def test_fbank_short_signals_match_kaldi_native_fbank(n, snip_edges):
+    """Shorter than, equal to and just over one frame: counts and the mirrored edges agree."""
+    knf = pytest.importorskip("kaldi_native_fbank")
+    x = (1000 * np.random.default_rng(n).standard_normal(n)).astype(np.float32)
+    kw = dict(snip_edges=snip_edges, use_energy=True)
+    ref = _knf_run(knf, _knf_opts(knf, "fbank", kw), x)
+    ours = fbank(x, **kw)
+    assert ours.shape == (ref.shape[0], 24)
+    if ref.size:
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-3)

@@ -41,7 +41,7 @@ def test_frame_signal_is_a_view_with_librosa_count():
         frame_signal(y[:5], 6, 4)
 
 
-@pytest.mark.parametrize("N", [1, 5, 399, 400, 401, 559, 560, 1000, 16000])
+@pytest.mark.parametrize("N", [1, 5, 80, 100, 239, 399, 400, 401, 559, 560, 1000, 16000])
 def test_kaldi_framing_counts_and_mirroring(N):
     y = np.arange(1, N + 1, dtype=np.float64)
     L, S = 400, 160
