@@ -9,6 +9,7 @@
 - ``kaldi``: :func:`fbank`, :func:`mfcc` (Kaldi's compute-fbank-feats / compute-mfcc-feats).
 - ``deltas``: :func:`add_deltas`; ``cmvn``: :func:`cmvn`, :class:`CmvnStats`;
   ``specaugment``: :func:`spec_augment`.
+- ``pipeline``: :func:`compute_features` (fbank + energy + deltas, the 123-dim TIMIT input).
 
 Equations: docs/equations/features.md. Walkthrough: docs/walkthroughs/features.md.
 """
@@ -17,6 +18,7 @@ from .audio import load_audio, read_sphere, read_sphere_header, write_sphere
 from .cmvn import CmvnStats, cmvn
 from .deltas import add_deltas, delta_filters
 from .kaldi import dct_matrix, fbank, lifter_coefficients, mfcc
+from .pipeline import compute_features
 from .mel import hz_to_mel, kaldi_mel_banks, mel_filterbank, mel_to_hz, melspectrogram, power_to_db
 from .specaugment import SpecAugmentMasks, apply_spec_augment, spec_augment
 from .stft import dft_matrix, istft, stft, stft_reference
@@ -24,7 +26,7 @@ from .windows import frame_signal, frames_kaldi, get_window, num_frames_kaldi
 
 __all__ = [
     "load_audio", "read_sphere", "read_sphere_header", "write_sphere",
-    "CmvnStats", "cmvn", "add_deltas", "delta_filters",
+    "compute_features", "CmvnStats", "cmvn", "add_deltas", "delta_filters",
     "dct_matrix", "fbank", "lifter_coefficients", "mfcc",
     "hz_to_mel", "kaldi_mel_banks", "mel_filterbank", "mel_to_hz", "melspectrogram", "power_to_db",
     "SpecAugmentMasks", "apply_spec_augment", "spec_augment",

@@ -119,3 +119,14 @@ def test_spec_augment_bad_input(rng):
         spec_augment(np.zeros((5, 3)), rng, max_time_ratio=2.0)
     y, m = spec_augment(np.ones((3, 2)), rng, time_warp=80)  # too short to warp: no warp, no crash
     assert m.warp_shift == 0 and y.shape == (3, 2)
+
+
+def test_compute_features_is_fbank_energy_deltas(rng):
+    from scratchasr.features import compute_features, fbank
+    y = (0.1 * rng.standard_normal(8000)).astype(np.float32)
+    f = compute_features(y, 16000)
+    assert f.shape == (1 + (8000 - 400) // 160, 123) and f.dtype == np.float32
+    base = fbank(y * 32768, num_mel_bins=40, use_energy=True)
+    np.testing.assert_array_equal(f[:, :41], base)
+    np.testing.assert_allclose(f, add_deltas(base), rtol=1e-6, atol=1e-5)
+    assert compute_features(y, 16000, delta_order=0, num_mel_bins=23, snip_edges=False).shape == (50, 24)

@@ -1,0 +1,37 @@
+"""The usual ASR input in one call: Kaldi log-mel fbank (+ log-energy) with deltas.
+
+Graves et al. 2013 and Chorowski et al. 2015 fed TIMIT models 40 log-mel filterbank energies plus the
+log-energy, with first and second deltas: 41 x 3 = 123 numbers per 10 ms frame. Normalise them
+afterwards with global statistics (:class:`scratchasr.features.CmvnStats`) accumulated on the
+training set.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .deltas import add_deltas
+from .kaldi import fbank
+
+
+def compute_features(y: np.ndarray, sample_rate: int, *, num_mel_bins: int = 40, use_energy: bool = True,
+                     delta_order: int = 2, delta_window: int = 2, int16_scale: bool = True,
+                     dither: float = 0.0, rng: Optional[np.random.Generator] = None,
+                     **fbank_options) -> np.ndarray:
+    """``(N,)`` waveform -> ``(n_frames, (num_mel_bins + use_energy) * (delta_order + 1))`` float32.
+
+    Args:
+        y: samples as returned by :func:`load_audio` (float in [-1, 1]).
+        sample_rate: Hz; passed to :func:`fbank` as ``sample_frequency``.
+        int16_scale: multiply by 32768 first, so the features (and ``dither``) are on Kaldi's scale.
+        fbank_options: any other :func:`fbank` option (``snip_edges``, ``low_freq``, ...).
+    """
+    if isinstance(y, np.ndarray) and y.dtype in (np.float32, np.float64) and int16_scale:
+        y = y * y.dtype.type(32768.0)
+    feats = fbank(y, sample_frequency=float(sample_rate), num_mel_bins=num_mel_bins, use_energy=use_energy,
+                  dither=dither, rng=rng, **fbank_options)
+    if delta_order == 0:
+        return feats
+    return add_deltas(feats, order=delta_order, window=delta_window)
