@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scratchasr.features import (dct_matrix, fbank, hz_to_mel, kaldi_mel_banks, lifter_coefficients,
                                  mel_filterbank, mel_to_hz, melspectrogram, mfcc, power_to_db)
@@ -199,3 +201,16 @@ def test_power_to_db_matches_definition():
     db = power_to_db(S, top_db=None)
     np.testing.assert_allclose(db, 10 * np.log10(np.maximum(S, 1e-10)))
     np.testing.assert_allclose(power_to_db(S, top_db=40.0).min(), 30.0 - 40.0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(400, 1400), seed=st.integers(0, 2**31 - 1), window=st.sampled_from(["povey", "hamming"]),
+       num_bins=st.integers(5, 30), low=st.floats(0.0, 300.0), high=st.floats(-2000.0, 0.0),
+       preemph=st.floats(0.0, 1.0), use_energy=st.booleans())
+def test_fbank_matches_kaldi_loop_property(n, seed, window, num_bins, low, high, preemph, use_energy):
+    x = 1000 * np.random.default_rng(seed).standard_normal(n)
+    ref = kaldi_fbank_loop(x, window=window, num_bins=num_bins, low=low, high=high, preemph=preemph,
+                           use_energy=use_energy)
+    ours = fbank(x, window_type=window, num_mel_bins=num_bins, low_freq=low, high_freq=high,
+                 preemphasis_coefficient=preemph, use_energy=use_energy)
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
