@@ -1,0 +1,136 @@
+"""The ``scratchasr`` command line: ``synth-timit``, ``train``, ``decode``, ``transcribe``.
+
+Each subcommand has a ``_add_<name>(subparsers)`` that declares its arguments and a ``_cmd_<name>(args)``
+that runs it and returns the exit code. ``main(argv)`` is the console-script entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from typing import Optional, Sequence
+
+
+def _voice_list(text: str) -> list[str]:
+    return [v for v in text.replace(",", " ").split() if v]
+
+
+# ------------------------------------------------------------------------------------------ synth-timit
+
+
+def _add_synth_timit(sub) -> None:
+    from .data.synth import SIZES, VOICES
+
+    keys = ", ".join(v.key for v in VOICES)
+    p = sub.add_parser(
+        "synth-timit", help="synthesise a license-free corpus in TIMIT's layout (festival + flite voices)",
+        description="Synthesise a corpus in TIMIT's exact on-disk layout (TRAIN/TEST, DR*, speaker folders, "
+                    "SPHERE .WAV, .PHN/.WRD/.TXT) from WordNet example sentences with festival and flite "
+                    "voices; read it with scratchasr.data.timit.read_corpus. See docs/data.md.")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="corpus root to create (must be new or empty)")
+    p.add_argument("--size", choices=list(SIZES), default="small",
+                   help="tiny: 8/4/4 utterances (tests); small: 800/80/64 (demo); full: TIMIT's 3696/400/192 "
+                        "(train/dev/core test). Default: small")
+    p.add_argument("--seed", type=int, default=0, help="seed for speakers, their parameters and sentences")
+    p.add_argument("--holdout-voices", type=_voice_list, default=[], metavar="V[,V...]",
+                   help=f"voices kept out of TRAIN (still in dev/core test); voices: {keys}")
+    p.add_argument("--voices", type=_voice_list, default=None, metavar="V[,V...]",
+                   help="use only these voices (default: every installed one)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of CPUs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_synth_timit)
+
+
+def _cmd_synth_timit(args) -> int:
+    from .data.synth import synth_timit
+
+    t0 = time.perf_counter()
+    try:
+        summary = synth_timit(args.out_dir, size=args.size, seed=args.seed, holdout_voices=args.holdout_voices,
+                              voices=args.voices, jobs=args.jobs, progress=not args.no_progress)
+    except (ValueError, FileExistsError, FileNotFoundError) as e:
+        print(f"scratchasr synth-timit: error: {e}", file=sys.stderr)
+        return 2
+    n = summary["utterances"]
+    print(f"wrote {args.out_dir}: train {n['train']}, dev {n['dev']}, core_test {n['core_test']} utterances, "
+          f"{summary['hours']:.2f} h of audio, voices {', '.join(summary['voices'])}"
+          f"{' (held out of train: ' + ', '.join(summary['holdout_voices']) + ')' if summary['holdout_voices'] else ''}"
+          f", {time.perf_counter() - t0:.1f} s")
+    dropped = summary["dropped"]
+    if dropped:
+        reasons = Counter(d["reason"].split(" (")[0] for d in dropped)
+        print(f"dropped {len(dropped)} utterance(s) that failed validation (replaced where a spare sentence "
+              f"was left): " + "; ".join(f"{r}: {c}" for r, c in reasons.most_common()) +
+              f". Details in {args.out_dir}/corpus.json")
+    else:
+        print("dropped 0 utterances")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ train
+# Placeholder until the recipe lands: the trainer's engineer replaces _add_train/_cmd_train.
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model from a config (not yet implemented)")
+    p.add_argument("config", metavar="CONFIG")
+    p.add_argument("overrides", nargs="*", metavar="--key=value")
+    p.set_defaults(func=_not_yet("train"))
+
+
+# ------------------------------------------------------------------------------------------ decode
+# Placeholder until the recipe lands: replace _add_decode/_cmd_decode.
+
+
+def _add_decode(sub) -> None:
+    p = sub.add_parser("decode", help="decode a data set and score PER (not yet implemented)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.set_defaults(func=_not_yet("decode"))
+
+
+# ------------------------------------------------------------------------------------------ transcribe
+# Placeholder until the recipe lands: replace _add_transcribe/_cmd_transcribe.
+
+
+def _add_transcribe(sub) -> None:
+    p = sub.add_parser("transcribe", help="transcribe audio files (not yet implemented)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("audio", nargs="+", metavar="AUDIO")
+    p.set_defaults(func=_not_yet("transcribe"))
+
+
+def _not_yet(name: str):
+    def run(args) -> int:
+        print(f"scratchasr {name}: error: not yet implemented", file=sys.stderr)
+        return 2
+    return run
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scratchasr", description="Speech recognition from first principles.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_synth_timit(sub)
+    _add_train(sub)
+    _add_decode(sub)
+    _add_transcribe(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "train":   # train takes free-form --key=value overrides
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:
+        args.overrides = list(args.overrides) + unknown
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The synthetic TIMIT-layout corpus: planning (pure) and a real tiny synthesis read back by read_corpus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from scratchasr.data import synth
+from scratchasr.data.phones import PHONES_61
+from scratchasr.data.timit import read_corpus
+from scratchasr.features import load_audio
+
+SENTENCES = [f"Sentence number {i} is here today." for i in range(20000)]
+VOICES = ["kal", "ked", "slt_hts", "awb", "rms", "slt"]
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "full"])
+def test_plan_sizes_and_disjointness(size):
+    speakers, jobs, spare = synth.plan_corpus(SENTENCES, VOICES, size=size, seed=3)
+    n_train, n_dev, n_core, per = synth.SIZES[size]
+    by_split = {sp: [s for s in speakers if s.split == sp] for sp in ("train", "dev", "core_test")}
+    assert [len(by_split[k]) for k in ("train", "dev", "core_test")] == [n_train, n_dev, n_core]
+    assert len({s.id for s in speakers}) == len(speakers)                  # speakers disjoint between splits
+    assert len(jobs) == (n_train + n_dev + n_core) * per
+    train_sent = {j.sentence_id for j in jobs if j.speaker.split == "train"}
+    test_sent = {j.sentence_id for j in jobs if j.speaker.split != "train"}
+    assert not train_sent & test_sent                                      # sentence sets disjoint
+    assert len({j.utt_id for j in jobs}) == len(jobs)
+    spare_ids = {f"SI{i + 1}" for g in spare for i, _ in spare[g]}
+    assert not spare_ids & (train_sent | test_sent)
+    if size == "full":   # TIMIT's sizes
+        assert sum(j.speaker.split == "train" for j in jobs) == 3696
+        assert sum(j.speaker.split == "dev" for j in jobs) == 400
+        assert sum(j.speaker.split == "core_test" for j in jobs) == 192
+    for s in speakers:
+        assert synth.TEMPO_RANGE[0] <= s.tempo <= synth.TEMPO_RANGE[1]
+        assert synth.WARP_RANGE[0] <= s.warp <= synth.WARP_RANGE[1]
+
+
+def test_plan_deterministic_and_holdout():
+    a = synth.plan_corpus(SENTENCES, VOICES, size="small", seed=5, holdout_voices=["slt", "kal"])
+    b = synth.plan_corpus(SENTENCES, VOICES, size="small", seed=5, holdout_voices=["slt", "kal"])
+    c = synth.plan_corpus(SENTENCES, VOICES, size="small", seed=6, holdout_voices=["slt", "kal"])
+    assert a == b and a != c
+    speakers = a[0]
+    assert not {s.voice for s in speakers if s.split == "train"} & {"slt", "kal"}
+    assert {"slt", "kal"} <= {s.voice for s in speakers if s.split != "train"}
+    with pytest.raises(ValueError, match="holdout_voices"):
+        synth.plan_corpus(SENTENCES, ["kal"], size="tiny", holdout_voices=["kal"])
+    with pytest.raises(ValueError, match="size"):
+        synth.plan_corpus(SENTENCES, VOICES, size="huge")
+    with pytest.raises(ValueError, match="voices"):
+        synth.plan_corpus(SENTENCES, ["nope"], size="tiny")
+    with pytest.raises(ValueError, match="too few"):
+        synth.plan_corpus(SENTENCES[:50], VOICES, size="small")
+
+
+def test_align_words_recovers_boundaries():
+    owner = synth._align_words([["dh", "ax"], ["k", "ae", "t"]], ["dh", "iy", "k", "ae", "t", "s"])
+    assert owner == [0, 0, 1, 1, 1, 1]
+
+
+def _needs_synth():
+    if not (shutil.which("festival") or shutil.which("flite")) or not synth.WORDNET_DIR.is_dir():
+        pytest.skip("festival/flite or wordnet-base not installed")
+    if not synth.available_voices():
+        pytest.skip("no synthesis voice installed")
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    _needs_synth()
+    root = tmp_path_factory.mktemp("synth") / "corpus"
+    summary = synth.synth_timit(root, size="tiny", seed=0, jobs=2, progress=False)
+    return root, summary
+
+
+def test_tiny_corpus_reads_back(tiny_corpus):
+    root, summary = tiny_corpus
+    n = summary["utterances"]
+    splits = json.loads((root / "splits.json").read_text())
+    for split in ("train", "dev", "core_test"):
+        utts = read_corpus(root, split)
+        assert len(utts) == n[split] and len(utts) >= synth.SIZES["tiny"][3]
+        if split != "train":
+            assert {u.speaker for u in utts} == set(splits[split])
+        for u in utts:
+            x, sr = load_audio(u.wav_path)
+            assert sr == 16000
+            assert u.phones[0][0] == 0 and u.phones[0][2] == "h#" and u.phones[-1][2] == "h#"
+            assert u.phones[-1][1] == x.size == u.sample_range[1]             # labels close the file
+            assert all(a < b for a, b, _ in u.phones)
+            assert all(p1[1] == p2[0] for p1, p2 in zip(u.phones, u.phones[1:]))  # contiguous
+            assert {p for _, _, p in u.phones} <= set(PHONES_61)
+            assert [w for _, _, w in u.words] == [t.strip(",.").lower() for t in u.text.split()]
+            assert all(u.phones[0][1] <= a < b <= u.phones[-1][0] for a, b, _ in u.words)
+    train_spk = {u.speaker for u in read_corpus(root, "train")}
+    test_spk = {u.speaker for u in read_corpus(root, "test")}
+    assert not train_spk & test_spk
+    train_text = {u.text for u in read_corpus(root, "train")}
+    assert not train_text & {u.text for u in read_corpus(root, "test")}
+
+
+def test_tiny_synthesis_deterministic(tmp_path):
+    _needs_synth()
+    voices = [v for v in ("kal", "slt") if v in synth.available_voices()]
+    a = synth.synth_timit(tmp_path / "a", size="tiny", seed=1, voices=voices, jobs=1, progress=False)
+    b = synth.synth_timit(tmp_path / "b", size="tiny", seed=1, voices=voices, jobs=2, progress=False)
+    assert a == b
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert files_a == files_b
+    for rel in files_a:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_refuses_nonempty_out_dir(tmp_path):
+    (tmp_path / "x").write_text("")
+    with pytest.raises(FileExistsError, match="out_dir"):
+        synth.synth_timit(tmp_path, size="tiny", progress=False)
