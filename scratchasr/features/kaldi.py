@@ -188,6 +188,9 @@ def fbank(waveform: np.ndarray, *, sample_frequency: float = 16000.0, frame_leng
     Args:
         waveform: ``(N,)`` float32/float64 samples, any scale (Kaldi's convention is int16 scale;
             a signal in [-1, 1] gives the same features shifted by ``ln(32768^2)`` per bin).
+            The arithmetic runs in this dtype. float32 is the fast path and, like Kaldi (itself
+            float32), its FFT rounding reaches ~1e-3 in the log of bins 1e7 below a frame's loudest;
+            float64 costs ~1.5x the time and agrees with Kaldi to ~5e-4 (Kaldi's own rounding).
         frame_length, frame_shift: milliseconds. snip_edges: only whole frames (True) or frames
             centred on ``i * shift + shift/2`` with mirrored edges (False).
         dither: Gaussian noise std added per frame (int16 scale); needs ``rng`` when non-zero.

@@ -105,13 +105,15 @@ def test_fbank_matches_kaldi_native_fbank(kw):
     knf = pytest.importorskip("kaldi_native_fbank")
     for name, x in SIGNALS.items():
         ref = _knf_run(knf, _knf_opts(knf, "fbank", kw), x)
-        ours = fbank(x, **kw)
-        assert ours.shape == ref.shape, name
-        if kw.get("use_log_fbank", True):
-            np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-3, err_msg=name)
-        else:   # linear mel energies (up to 1e13): 1e-3 absolute in the log domain is 1e-3 relative here
-            np.testing.assert_allclose(ours[:, 1:], ref[:, 1:], rtol=1e-3, atol=1e-3, err_msg=name)
-            np.testing.assert_allclose(ours[:, 0], ref[:, 0], atol=1e-3, err_msg=name)   # log-energy
+        for dtype in (np.float32, np.float64):          # our arithmetic runs in the input's dtype
+            ours = fbank(x.astype(dtype), **kw)
+            msg = f"{name}, {dtype.__name__} input"
+            assert ours.shape == ref.shape, msg
+            if kw.get("use_log_fbank", True):
+                np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-3, err_msg=msg)
+            else:   # linear mel energies (up to 1e13): 1e-3 in the log domain is 1e-3 relative here
+                np.testing.assert_allclose(ours[:, 1:], ref[:, 1:], rtol=1e-3, atol=1e-3, err_msg=msg)
+                np.testing.assert_allclose(ours[:, 0], ref[:, 0], atol=1e-3, err_msg=msg)   # log-energy
 
 
 MFCC_CASES = [
