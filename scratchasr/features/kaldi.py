@@ -12,8 +12,10 @@ Per frame, in Kaldi's order (``FeatureWindowFunction``/``ProcessWindow`` in
 7. MFCC only: orthonormal DCT-II, keep ``num_ceps``, multiply by the lifter; ``c0`` replaced by the
    log-energy when ``use_energy``.
 
-The fast path is the one the issue asks for: a strided view of the frames (no copy), vectorised
-per-frame arithmetic on a ``(n_frames, frame_length)`` array, one batched ``rfft`` and one matmul.
+The fast path: a strided view of the frames (no copy), then for each block of ``BLOCK`` frames
+vectorised per-frame arithmetic on a ``(BLOCK, frame_length)`` array, one batched ``rfft`` and one
+matmul with the mel matrix (blocks keep every temporary small; see ``BLOCK``). The DC removal of
+step 2 is applied after pre-emphasis, as the equivalent subtraction of ``(1 - k) * mean``.
 
 References: Kaldi ``src/feat/feature-{window,fbank,mfcc}.cc``, ``mel-computations.cc``; S. Davis and
 P. Mermelstein, IEEE TASSP 28(4), 1980 (MFCC); B.-H. Juang et al., IEEE TASSP 35(7), 1987 (lifter).
