@@ -248,12 +248,16 @@ def _job(spk: Speaker, index: int, text: str) -> Job:
 _FESTIVAL_DUMP = r"""
 (define (scratchasr_dump u fname)
   (let ((fd (fopen fname "w")) (k 0))
-    (mapcar (lambda (w)
-       (mapcar (lambda (syl) (mapcar (lambda (seg) (format fd "W %d %s %f\n" k (item.name seg) (item.feat seg "end")))
-                                     (item.daughters syl)))
-               (item.daughters (item.relation w 'SylStructure)))
-       (set! k (+ k 1)))
-     (utt.relation.items u 'Word))
+    (mapcar (lambda (tok)
+      (if (not (item.parent tok))   ; top-level tokens only (the list also holds their word daughters)
+       (begin
+        (mapcar (lambda (w)
+          (mapcar (lambda (syl) (mapcar (lambda (seg) (format fd "W %d %s %f\n" k (item.name seg) (item.feat seg "end")))
+                                        (item.daughters syl)))
+                  (item.daughters (item.relation w 'SylStructure))))
+          (item.daughters tok))
+        (set! k (+ k 1)))))
+     (utt.relation.items u 'Token))
     (mapcar (lambda (s) (format fd "S %s %f\n" (item.name s) (item.feat s "end"))) (utt.relation.items u 'Segment))
     (fclose fd)))
 """
@@ -262,7 +266,9 @@ _FESTIVAL_DUMP = r"""
 def _festival_batch(voice: Voice, jobs: list[Job], tmp: Path) -> dict[str, tuple]:
     """Run one festival process for several utterances of one voice: {utt_id: (wav path, segments)}.
 
-    Segments are ``[(end_seconds, phone, word_index or -1)]`` in order.
+    Segments are ``[(end_seconds, phone, token_index or -1)]`` in order. Words are walked through
+    festival's Token relation, so a token festival splits ("dictionary's" -> dictionary + 's) still
+    counts as the one word of the text.
     """
     lines = [f"({voice.name})", "(set! scratchasr_base_lr int_lr_params)", _FESTIVAL_DUMP]
     for j in jobs:
