@@ -8,3 +8,5 @@ from .attention import (causal_mask, chunk_mask, mha_backward, mha_forward, padd
 from .rel_attention import rel_mha_backward, rel_mha_forward, rel_positions  # noqa: E402,F401
 from .additive_attention import (additive_attention_backward, additive_attention_forward,  # noqa: E402,F401
                                  location_attention_backward, location_attention_forward)
+from .mocha import (hard_monotonic_attention, mocha_chunk_backward, mocha_chunk_forward,  # noqa: E402,F401
+                    monotonic_attention_backward, monotonic_attention_forward)
