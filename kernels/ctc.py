@@ -24,6 +24,30 @@ NEG_INF = -np.inf
 TINY = 1e-290  # below this a shifted linear-space sum may have lost digits to underflow
 
 
+LOG2E = 1.4426950408889634
+LN2_HI = 0.693145751953125  # ln 2 split in two (Cody-Waite): n * LN2_HI is exact for |n| < 2**11
+LN2_LO = 1.42860682030941723212e-6
+
+
+@njit
+def _exp_parts(z):
+    """exp(z) = p * 2**n for z <= 0 as plain arithmetic LLVM can vectorise [rnnt:exp-poly].
+
+    z = n ln2 + f with |f| <= ln2 / 2, exp(f) by its degree-12 Taylor polynomial (relative error
+    below 2e-16, float64). Returns p = 0 for z < -708 (exp(z) < 3e-308, the denormal range), so
+    exp(-inf) is exactly 0. The caller forms 2**n from exponent bits: ((n + 1023) << 52) as float64.
+    """
+    zc = max(z, -708.0)
+    n = np.floor(zc * LOG2E + 0.5)
+    f = zc - n * LN2_HI - n * LN2_LO
+    p = 1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6 + f * (1.0 / 24 + f * (1.0 / 120 + f * (1.0 / 720 + f * (
+        1.0 / 5040 + f * (1.0 / 40320 + f * (1.0 / 362880 + f * (1.0 / 3628800 + f * (1.0 / 39916800 + f * (
+            1.0 / 479001600))))))))))))
+    if z < -708.0:
+        p = 0.0
+    return p, n
+
+
 @njit
 def _log_add(a, b):
     """log(exp(a) + exp(b)) with -inf as log 0 (never NaN for two -inf)."""
@@ -67,16 +91,22 @@ def ctc_forward_kernel(logits, targets, logit_lengths, target_lengths, blank, ro
             log_like[b, 0] = 0.0 if Sb == 0 else NEG_INF
             log_like[b, 1] = log_like[b, 0]
             continue
+        bits = np.empty(max(V, 2 * Sb + 1), dtype=np.int64)  # scratch: 2**n for _exp_parts ...
+        ex = bits.view(np.float64)  # ... reinterpreted in place as the float64 exponentials
         for t in range(Tb):  # log-softmax normaliser [ctc:log-softmax]
             m = logits[b, t, 0]
             for v in range(1, V):
                 if logits[b, t, v] > m:
                     m = logits[b, t, v]
-            acc = 0.0  # float64 accumulation whatever the input dtype
+            m64 = np.float64(m)
+            acc = 0.0  # float64 exponentials and accumulation whatever the input dtype
             for v in range(V):
-                acc += np.exp(logits[b, t, v] - m)
+                p, n = _exp_parts(np.float64(logits[b, t, v]) - m64)
+                bits[v] = (np.int64(n) + 1023) << 52
+                ex[v] = p * ex[v]
+                acc += ex[v]
             row_max[b, t] = m
-            log_Z[b, t] = m + math.log(acc)
+            log_Z[b, t] = m64 + math.log(acc)
         ext = np.empty(N, dtype=np.int64)  # l'_s [ctc:extended]
         skip = np.zeros(N, dtype=np.bool_)  # skip[s]: s - 2 -> s allowed
         for s in range(N):
@@ -102,7 +132,9 @@ def ctc_forward_kernel(logits, targets, logit_lengths, target_lengths, blank, ro
                     log_alpha[b, t, s] = NEG_INF
                 continue
             for s in range(N):
-                e[s] = math.exp(log_alpha[b, t - 1, s] - M)
+                p, n = _exp_parts(log_alpha[b, t - 1, s] - M)
+                bits[s] = (np.int64(n) + 1023) << 52
+                e[s] = p * ex[s]
             for s in range(N):
                 acc = e[s]
                 if s >= 1:
@@ -138,7 +170,9 @@ def ctc_forward_kernel(logits, targets, logit_lengths, target_lengths, blank, ro
                     log_beta[b, t, s] = NEG_INF
                 continue
             for s in range(N):
-                e[s] = math.exp(w[s] - M)
+                p, n = _exp_parts(w[s] - M)
+                bits[s] = (np.int64(n) + 1023) << 52
+                e[s] = p * ex[s]
             for s in range(N):
                 acc = e[s]
                 if s + 1 < N:
@@ -176,11 +210,15 @@ def ctc_backward_kernel(logits, targets, logit_lengths, target_lengths, blank, r
         ll = log_like[b, 0]
         if scale[b] == 0.0 or ll == NEG_INF or Tb == 0:
             continue
-        g = np.empty(V)  # one float64 row per frame
+        bits = np.empty(V, dtype=np.int64)  # scratch: 2**n for _exp_parts ...
+        g = bits.view(np.float64)  # ... then, in place, one float64 gradient row per frame
         for t in range(Tb):
-            inv = math.exp(row_max[b, t] - log_Z[b, t])  # 1 / sum_v exp(x_v - m)
+            m64 = np.float64(row_max[b, t])
+            inv = math.exp(m64 - log_Z[b, t])  # 1 / sum_v exp(x_v - m)
             for v in range(V):
-                g[v] = np.exp(logits[b, t, v] - row_max[b, t]) * inv  # softmax [ctc:log-softmax]
+                p, n = _exp_parts(np.float64(logits[b, t, v]) - m64)
+                bits[v] = (np.int64(n) + 1023) << 52
+                g[v] = p * g[v] * inv  # softmax [ctc:log-softmax]
             for s in range(N):
                 gamma = math.exp(log_alpha[b, t, s] + log_beta[b, t, s] - ll)  # [ctc:occupancy]
                 g[_label(targets, b, s, blank)] -= gamma

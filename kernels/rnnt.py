@@ -25,6 +25,30 @@ from ._njit import njit, prange
 NEG_INF = -np.inf
 
 
+LOG2E = 1.4426950408889634
+LN2_HI = 0.693145751953125  # ln 2 split in two (Cody-Waite): n * LN2_HI is exact for |n| < 2**11
+LN2_LO = 1.42860682030941723212e-6
+
+
+@njit
+def _exp_parts(z):
+    """exp(z) = p * 2**n for z <= 0 as plain arithmetic LLVM can vectorise [rnnt:exp-poly].
+
+    z = n ln2 + f with |f| <= ln2 / 2, exp(f) by its degree-12 Taylor polynomial (relative error
+    below 2e-16, float64). Returns p = 0 for z < -708 (exp(z) < 3e-308, the denormal range), so
+    exp(-inf) is exactly 0. The caller forms 2**n from exponent bits: ((n + 1023) << 52) as float64.
+    """
+    zc = max(z, -708.0)
+    n = np.floor(zc * LOG2E + 0.5)
+    f = zc - n * LN2_HI - n * LN2_LO
+    p = 1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6 + f * (1.0 / 24 + f * (1.0 / 120 + f * (1.0 / 720 + f * (
+        1.0 / 5040 + f * (1.0 / 40320 + f * (1.0 / 362880 + f * (1.0 / 3628800 + f * (1.0 / 39916800 + f * (
+            1.0 / 479001600))))))))))))
+    if z < -708.0:
+        p = 0.0
+    return p, n
+
+
 @njit
 def _log_add(a, b):
     """log(exp(a) + exp(b)) with -inf as log 0 (never NaN for two -inf)."""
@@ -49,16 +73,22 @@ def rnnt_forward_kernel(logits, targets, logit_lengths, target_lengths, blank, r
     for b in prange(B):
         Tb = logit_lengths[b]
         Ub = target_lengths[b]
+        bits = np.empty(V, dtype=np.int64)  # scratch: 2**n for _exp_parts ...
+        ex = bits.view(np.float64)  # ... reinterpreted in place as the float64 exponentials
         for t in range(Tb):
             for u in range(Ub + 1):
                 m = logits[b, t, u, 0]  # normaliser of node (t, u) [rnnt:log-softmax]
                 for v in range(1, V):
                     if logits[b, t, u, v] > m:
                         m = logits[b, t, u, v]
-                acc = 0.0  # float64 accumulation; the exponential itself is in the input dtype
+                m64 = np.float64(m)
+                acc = 0.0  # float64 exponentials and accumulation whatever the input dtype
                 for v in range(V):
-                    acc += np.exp(logits[b, t, u, v] - m)
-                lz = m + math.log(acc)
+                    p, n = _exp_parts(np.float64(logits[b, t, u, v]) - m64)
+                    bits[v] = (np.int64(n) + 1023) << 52
+                    ex[v] = p * ex[v]
+                    acc += ex[v]
+                lz = m64 + math.log(acc)
                 row_max[b, t, u] = m
                 log_Z[b, t, u] = lz
                 log_blank[b, t, u] = logits[b, t, u, blank] - lz  # log blank(t, u)
@@ -106,6 +136,8 @@ def rnnt_backward_kernel(logits, targets, logit_lengths, target_lengths, blank, 
         ll = log_like[b, 0]
         sc = scale[b]
         live = sc != 0.0 and ll != NEG_INF
+        bits = np.empty(V, dtype=np.int64)  # scratch: 2**n for _exp_parts ...
+        ex = bits.view(np.float64)  # ... reinterpreted in place as exp(x_v - m)
         for t in range(T):
             for u in range(U1):
                 if not live or t >= Tb or u > Ub:  # padding (or nothing to propagate): exact zeros
@@ -125,11 +157,15 @@ def rnnt_backward_kernel(logits, targets, logit_lengths, target_lengths, blank, 
                 if u < Ub:
                     lab = targets[b, u]
                     g_emit = math.exp(la + log_emit[b, t, u] + log_beta[b, t, u + 1] - ll)
-                m = row_max[b, t, u]
+                m = np.float64(row_max[b, t, u])
+                for v in range(V):
+                    p, n = _exp_parts(np.float64(logits[b, t, u, v]) - m)
+                    bits[v] = (np.int64(n) + 1023) << 52
+                    ex[v] = p * ex[v]
                 coef = (occ + fastemit_lambda * g_emit) * math.exp(m - log_Z[b, t, u])  # / sum_v exp(x_v - m)
                 if clamp > 0.0:
                     for v in range(V):
-                        g = np.exp(logits[b, t, u, v] - m) * coef
+                        g = ex[v] * coef
                         if v == blank:
                             g -= g_blank
                         elif v == lab:
@@ -139,8 +175,8 @@ def rnnt_backward_kernel(logits, targets, logit_lengths, target_lengths, blank, 
                 else:
                     c2 = coef * sc
                     for v in range(V):  # branch-free hot loop: softmax * occupancy [rnnt:grad]
-                        dlogits[b, t, u, v] = np.exp(logits[b, t, u, v] - m) * c2
-                    dlogits[b, t, u, blank] = (np.exp(logits[b, t, u, blank] - m) * coef - g_blank) * sc
+                        dlogits[b, t, u, v] = ex[v] * c2
+                    dlogits[b, t, u, blank] = (ex[blank] * coef - g_blank) * sc
                     if lab >= 0:  # [rnnt:fastemit]
-                        g = np.exp(logits[b, t, u, lab] - m) * coef - (1.0 + fastemit_lambda) * g_emit
+                        g = ex[lab] * coef - (1.0 + fastemit_lambda) * g_emit
                         dlogits[b, t, u, lab] = g * sc

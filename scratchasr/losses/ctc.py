@@ -54,7 +54,8 @@ def _ctc_forward_numpy(logits, targets, logit_lengths, target_lengths, blank, ro
         x = logits[b, :Tb]  # (Tb, V), padding frames never read
         m = x.max(axis=1)  # (Tb,)
         row_max[b, :Tb] = m
-        log_Z[b, :Tb] = m + np.log(np.exp(x - m[:, None]).sum(axis=1, dtype=np.float64))  # [ctc:log-softmax]
+        m = m.astype(np.float64)  # exponentials and sums in float64 whatever the input dtype
+        log_Z[b, :Tb] = m + np.log(np.exp(x - m[:, None]).sum(axis=1))  # [ctc:log-softmax]
         ext, skip = _extended(targets[b, :Sb], blank)  # (N,), N = 2Sb+1
         N = ext.shape[0]
         log_y = x[:, ext].astype(np.float64) - log_Z[b, :Tb, None]  # (Tb, N) log p_t(l'_s)
@@ -92,8 +93,9 @@ def _ctc_backward_numpy(logits, targets, logit_lengths, target_lengths, blank, r
         if scale[b] == 0.0 or ll == NEG_INF or Tb == 0:
             continue
         x = logits[b, :Tb]  # (Tb, V)
-        inv = np.exp(row_max[b, :Tb] - log_Z[b, :Tb])  # (Tb,) 1 / sum_v exp(x - m)
-        g = np.exp(x - row_max[b, :Tb, None]) * inv[:, None]  # (Tb, V) softmax
+        m = row_max[b, :Tb].astype(np.float64)  # (Tb,)
+        inv = np.exp(m - log_Z[b, :Tb])  # (Tb,) 1 / sum_v exp(x - m)
+        g = np.exp(x - m[:, None]) * inv[:, None]  # (Tb, V) float64 softmax
         ext, _ = _extended(targets[b, :Sb], blank)
         N = ext.shape[0]
         gamma = np.exp(log_alpha[b, :Tb, :N] + log_beta[b, :Tb, :N] - ll)  # (Tb, N) [ctc:occupancy]

@@ -43,7 +43,8 @@ def _rnnt_forward_numpy(logits, targets, logit_lengths, target_lengths, blank, r
             x = logits[b, t, :Ub + 1]  # (Ub+1, V)
             m = x.max(axis=1)  # (Ub+1,)
             row_max[b, t, :Ub + 1] = m
-            lz = m + np.log(np.exp(x - m[:, None]).sum(axis=1, dtype=np.float64))  # [rnnt:log-softmax]
+            m = m.astype(np.float64)  # exponentials and sums in float64 whatever the input dtype
+            lz = m + np.log(np.exp(x - m[:, None]).sum(axis=1))  # [rnnt:log-softmax]
             log_Z[b, t, :Ub + 1] = lz
             log_blank[b, t, :Ub + 1] = x[:, blank] - lz  # log blank(t, u)
             log_emit[b, t, :Ub] = x[np.arange(Ub), y] - lz[:Ub]  # log y(t, u) = log P(y_{u+1} | t, u)
@@ -95,7 +96,7 @@ def _rnnt_backward_numpy(logits, targets, logit_lengths, target_lengths, blank, 
             g_blank = np.exp(la + log_blank[b, t, :Ub + 1] + next_beta - ll)  # (Ub+1,)
             g_emit = np.zeros(Ub + 1)  # (Ub+1,), 0 at u = Ub (no label left)
             g_emit[:Ub] = np.exp(la[:Ub] + log_emit[b, t, :Ub] + log_beta[b, t, 1:Ub + 1] - ll)
-            m = row_max[b, t, :Ub + 1]
+            m = row_max[b, t, :Ub + 1].astype(np.float64)
             coef = (occ + fastemit_lambda * g_emit) * np.exp(m - log_Z[b, t, :Ub + 1])  # [rnnt:fastemit]
             g = np.exp(logits[b, t, :Ub + 1] - m[:, None]) * coef[:, None]  # (Ub+1, V) float64
             g[:, blank] -= g_blank  # [rnnt:grad]
