@@ -10,3 +10,6 @@ from .additive_attention import (additive_attention_backward, additive_attention
                                  location_attention_backward, location_attention_forward)
 from .mocha import (hard_monotonic_attention, mocha_chunk_backward, mocha_chunk_forward,  # noqa: E402,F401
                     monotonic_attention_backward, monotonic_attention_forward)
+from .mocha_energy import (chunk_energy_backward, chunk_energy_forward,  # noqa: E402,F401
+                           monotonic_energy_backward, monotonic_energy_forward,
+                           monotonic_probability_backward, monotonic_probability_forward)
