@@ -12,4 +12,5 @@ from .kaldi_dir import DataDirUtterance, read_data_dir
 from .phones import PHONES_39, PHONES_48, PHONES_61, fold_phones
 from .timit import Utterance, read_corpus
 
-__all__ = ["timit", "read_data_dir", "DataDirUtterance", "Utterance", "read_corpus", "fold_phones", "PHONES_61", "PHONES_48", "PHONES_39"]
+__all__ = ["timit", "read_data_dir", "DataDirUtterance", "Utterance", "read_corpus", "fold_phones",
+           "PHONES_61", "PHONES_48", "PHONES_39"]

@@ -252,8 +252,9 @@ _FESTIVAL_DUMP = r"""
       (if (not (item.parent tok))   ; top-level tokens only (the list also holds their word daughters)
        (begin
         (mapcar (lambda (w)
-          (mapcar (lambda (syl) (mapcar (lambda (seg) (format fd "W %d %s %f\n" k (item.name seg) (item.feat seg "end")))
-                                        (item.daughters syl)))
+          (mapcar (lambda (syl)
+                    (mapcar (lambda (seg) (format fd "W %d %s %f\n" k (item.name seg) (item.feat seg "end")))
+                            (item.daughters syl)))
                   (item.daughters (item.relation w 'SylStructure))))
           (item.daughters tok))
         (set! k (+ k 1)))))

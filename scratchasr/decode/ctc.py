@@ -111,12 +111,15 @@ def ctc_prefix_beam_search_utterance(log_probs: np.ndarray, *, beam_size: int = 
         raise ValueError(f"lm: expected a model over {V} token ids, got vocab_size {lm.vocab_size}")
     lp = _log_softmax(lp)
     use_lm = lm is not None and lm_weight != 0.0
+    # plain Python floats: indexing numpy scalars in the inner loop would dominate the run time
+    rows = lp.tolist()
+    lm_rows = (lm_weight * lm.log_probs).tolist() if use_lm else None    # [history][token], <s> row V
 
     # Each prefix carries (log p_b, log p_nb, fusion): paths ending in blank / in its last token, and
     # the accumulated lm_weight * log P_lm + bonus * len of the prefix (a constant per prefix).
     beams: dict[tuple, tuple[float, float, float]] = {(): (0.0, NEG_INF, 0.0)}    # [ctc-decode:prefix-init]
     for t in range(T):
-        row = lp[t]
+        row = rows[t]
         symbols = [c for c in range(V) if c != blank and (token_threshold is None or row[c] >= token_threshold)]
         nxt: dict[tuple, list] = {}
 
@@ -139,7 +142,7 @@ def ctc_prefix_beam_search_utterance(log_probs: np.ndarray, *, beam_size: int = 
                     continue                                               # no path: no new prefix
                 add = insertion_bonus
                 if use_lm:
-                    add += lm_weight * lm.score(last, c)                   # [ctc-decode:fusion]
+                    add += lm_rows[V if last is None else last][c]         # [ctc-decode:fusion]
                 e = slot(prefix + (c,), fus + add)
                 e[1] = _log_add(e[1], src + row[c])                        # [ctc-decode:prefix-extend]
         ranked = sorted(nxt.items(), key=lambda kv: (-(_log_add(kv[1][0], kv[1][1]) + kv[1][2]), kv[0]))
