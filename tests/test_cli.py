@@ -35,3 +35,16 @@ def test_synth_timit_refuses_nonempty_dir(tmp_path, capsys):
 def test_unknown_argument_rejected():
     with pytest.raises(SystemExit):
         main(["synth-timit", "OUT", "--sise", "tiny"])
+
+
+def test_synth_timit_end_to_end_one_voice(tmp_path, capsys):
+    from scratchasr.data import synth
+    from scratchasr.data.timit import read_corpus
+
+    if "kal" not in synth.available_voices() or not synth.WORDNET_DIR.is_dir():
+        pytest.skip("festival kal_diphone voice or wordnet-base not installed")
+    out = tmp_path / "corpus"
+    assert main(["synth-timit", str(out), "--size", "tiny", "--voices", "kal", "--jobs", "1", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "train 8, dev 4, core_test 4" in printed and "dropped 0" in printed
+    assert {u.speaker[1:4] for u in read_corpus(out, "core_test")} == {"KAL"}
