@@ -29,7 +29,7 @@ LN2_HI = 0.693145751953125  # ln 2 split in two (Cody-Waite): n * LN2_HI is exac
 LN2_LO = 1.42860682030941723212e-6
 
 
-@njit
+@njit(fastmath={"nsz", "arcp", "contract"})  # no "reassoc": it would merge the two halves of ln 2
 def _exp_parts(z):
     """exp(z) = p * 2**n for z <= 0 as plain arithmetic LLVM can vectorise [rnnt:exp-poly].
 
