@@ -1,1 +1,2 @@
 """The module layer: ``Module`` with ``params``/``grads`` dicts and thin wrappers that call ops."""
+from .mocha import MochaDecoder  # noqa: E402,F401
