@@ -104,6 +104,16 @@ def _ctc_backward_numpy(logits, targets, logit_lengths, target_lengths, blank, r
         dlogits[b, :Tb] = g * scale[b]  # [ctc:grad]
 
 
+def _prepare(logits, targets, logit_lengths, target_lengths, blank):
+    """Validate the inputs shared by ctc_loss and ctc_align; return contiguous int64/float arrays."""
+    logits = float_array("logits", logits, ndim=3)
+    B, T, V = logits.shape
+    blank = check_blank(blank, V)
+    targets, target_lengths = check_targets(targets, target_lengths, B, None, V, blank)
+    logit_lengths = np.ascontiguousarray(lengths_array("logit_lengths", logit_lengths, B, T))
+    return np.ascontiguousarray(logits), targets, logit_lengths, target_lengths, blank
+
+
 # One cache per call of ctc_loss; arrays are the caller's (logits) or freshly allocated, never written later.
 class CTCCache(NamedTuple):
     logits: np.ndarray  # (B, T, V) the caller's logits, not copied (recomputing softmax needs them)
@@ -121,18 +131,8 @@ class CTCCache(NamedTuple):
     backend: str
 
 
-def _prepare(logits, targets, logit_lengths, target_lengths, blank):
-    logits = float_array("logits", logits, ndim=3)
-    B, T, V = logits.shape
-    blank = check_blank(blank, V)
-    targets, target_lengths = check_targets(targets, target_lengths, B, None, V, blank)
-    logit_lengths = np.ascontiguousarray(lengths_array("logit_lengths", logit_lengths, B, T))
-    return np.ascontiguousarray(logits), targets, logit_lengths, target_lengths, blank
-
-
-def ctc_loss(logits: np.ndarray, targets: np.ndarray, logit_lengths: np.ndarray,
-             target_lengths: np.ndarray, *,
-             blank: int = 0, reduction: str = "sum", zero_infinity: bool = False,
+def ctc_loss(logits: np.ndarray, targets: np.ndarray, logit_lengths: np.ndarray, target_lengths: np.ndarray,
+             *, blank: int = 0, reduction: str = "sum", zero_infinity: bool = False,
              backend: Optional[str] = None):
     """CTC negative log-likelihood from unnormalised logits (log-softmax fused) [ctc:loglik].
 
