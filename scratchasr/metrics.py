@@ -17,7 +17,8 @@ then an insertion (the rule of most textbook Levenshtein backtraces). The total 
 depends on the rule, only its split does. NIST sclite weights its alignment differently by default
 (insertion 3, deletion 3, substitution 4), so it may report a deletion plus an insertion where we report
 one substitution, and then counts one more error than the Levenshtein distance; jiwer (RapidFuzz) uses
-unit costs like us, so its totals match ours.
+unit costs like us, so its totals match ours, but its split of ties comes from RapidFuzz's bit-parallel
+backtrace (Hyyro 2004), which is not documented, and may differ from ours.
 
 References: Levenshtein 1966; Wagner & Fischer 1974 ("The string-to-string correction problem").
 """
