@@ -212,10 +212,14 @@ def plan_corpus(sentences: Sequence[str], voices: Sequence[str], *, size: str = 
     speakers: list[Speaker] = []
     for split, n, pool_voices in (("train", n_train, train_voices), ("dev", n_dev, list(voices)),
                                   ("core_test", n_core, list(voices))):
-        # voices round-robin from a seeded rotation, so every voice gets its share in each split
+        # voices round-robin from a seeded rotation, so every voice gets its share in each split;
+        # held-out voices come first in dev/core test so that even tiny test sets contain them
         offset = int(rng.integers(len(pool_voices)))
+        rotation = pool_voices[offset:] + pool_voices[:offset]
+        if split != "train":
+            rotation = [v for v in rotation if v in holdout_voices] + [v for v in rotation if v not in holdout_voices]
         for k in range(n):
-            key = pool_voices[(k + offset) % len(pool_voices)]
+            key = rotation[k % len(rotation)]
             v = VOICE_BY_KEY[key]
             idx = counters.get(key, 0)
             counters[key] = idx + 1

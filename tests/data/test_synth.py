@@ -47,6 +47,9 @@ def test_plan_deterministic_and_holdout():
     speakers = a[0]
     assert not {s.voice for s in speakers if s.split == "train"} & {"slt", "kal"}
     assert {"slt", "kal"} <= {s.voice for s in speakers if s.split != "train"}
+    tiny = synth.plan_corpus(SENTENCES, VOICES, size="tiny", seed=5, holdout_voices=["slt", "kal"])[0]
+    for split in ("dev", "core_test"):   # even 2-speaker test sets hold the held-out voices
+        assert {s.voice for s in tiny if s.split == split} == {"slt", "kal"}
     with pytest.raises(ValueError, match="holdout_voices"):
         synth.plan_corpus(SENTENCES, ["kal"], size="tiny", holdout_voices=["kal"])
     with pytest.raises(ValueError, match="size"):
