@@ -296,3 +296,16 @@ def test_extreme_logits_take_the_exact_fallback(rng):
     xs, ys = x[:1, :5] / 100, y[:1, :2]  # and the brute force with log-probs in the hundreds
     loss, _ = ctc_loss(xs * 60, ys, [5], [2], reduction="none")
     np.testing.assert_allclose(loss[0], _brute_nll(xs[0] * 60, list(ys[0]), 0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_masked_vocabulary_minus_inf_logits(rng, backend):
+    """Logits of -inf (a masked symbol) are log 0: same loss as without the symbol, zero gradient there."""
+    x, y = _batch(rng, 2, 8, 6, 3)
+    y[y == 5] = 1
+    x[..., 5] = -np.inf
+    loss, cache = ctc_loss(x, y, [8, 6], [3, 2], reduction="none", backend=backend)
+    d = ctc_loss_backward(np.ones(2), cache)
+    ref, _ = ctc_loss(x[..., :5], y, [8, 6], [3, 2], reduction="none", backend=backend)
+    np.testing.assert_allclose(loss, ref, rtol=1e-12)
+    assert not np.any(np.isnan(d)) and np.all(d[..., 5] == 0.0)

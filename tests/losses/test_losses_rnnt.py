@@ -299,3 +299,17 @@ def test_oracle_torch_autograd_lattice(rng, lam, clamp):
                                 backend=backend)
         np.testing.assert_allclose(loss, ref.detach().numpy(), rtol=1e-10)
         np.testing.assert_allclose(rnnt_loss_backward(np.ones(B), cache), g_ref, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_masked_vocabulary_minus_inf_logits(rng, backend):
+    """Logits of -inf (a masked symbol) are log 0: finite loss, zero gradient there, never NaN."""
+    x, y = _batch(rng, 2, 5, 3, 6)
+    y[y == 5] = 1
+    x[..., 5] = -np.inf
+    Tl, Ul = np.array([5, 3]), np.array([3, 2])
+    loss, cache = rnnt_loss(x, y, Tl, Ul, reduction="none", backend=backend)
+    d = rnnt_loss_backward(np.ones(2), cache)
+    ref, _ = rnnt_loss(x[..., :5], y, Tl, Ul, reduction="none", backend=backend)
+    np.testing.assert_allclose(loss, ref, rtol=1e-12)
+    assert not np.any(np.isnan(d)) and np.all(d[..., 5] == 0.0)
