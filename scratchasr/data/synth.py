@@ -289,7 +289,10 @@ def _festival_batch(voice: Voice, jobs: list[Job], tmp: Path) -> dict[str, tuple
         lines.append(f'(scratchasr_dump u "{tmp / (j.utt_id + ".lab")}")')
     script = tmp / "batch.scm"
     script.write_text("\n".join(lines) + "\n")
-    subprocess.run(["festival", "-b", str(script)], capture_output=True, timeout=600)
+    try:
+        subprocess.run(["festival", "-b", str(script)], capture_output=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        pass  # whatever was written before the hang is validated below; the rest is reported as dropped
     out = {}
     for j in jobs:
         wav, lab = tmp / (j.utt_id + ".wav"), tmp / (j.utt_id + ".lab")
@@ -349,17 +352,20 @@ def _align_words(word_phones: list[list[str]], seg_phones: list[str]) -> list[in
 def _flite_one(voice: Voice, job: Job, tmp: Path) -> Optional[tuple]:
     s = job.speaker
     wav = tmp / (job.utt_id + ".wav")
-    r = subprocess.run(["flite", "-voice", voice.name, "-psdur", "--setf", f"duration_stretch={s.tempo}",
-                        "--setf", f"int_f0_target_mean={voice.base_f0 * s.f0:.1f}", "-t", job.text,
-                        "-o", str(wav)], capture_output=True, text=True, timeout=120)
+    try:
+        r = subprocess.run(["flite", "-voice", voice.name, "-psdur", "--setf", f"duration_stretch={s.tempo}",
+                            "--setf", f"int_f0_target_mean={voice.base_f0 * s.f0:.1f}", "-t", job.text,
+                            "-o", str(wav)], capture_output=True, text=True, timeout=120)
+        t2p = subprocess.run(["t2p", ", ".join(job.words) + "."], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None
     if r.returncode != 0 or not wav.is_file():
         return None
     segs = []
     for item in r.stdout.split():
         name, _, end = item.rpartition(":")
         segs.append((float(end), name))
-    # pronunciations word by word: commas make t2p put a pause between words
-    t2p = subprocess.run(["t2p", ", ".join(job.words) + "."], capture_output=True, text=True, timeout=60)
+    # pronunciations word by word (t2p above): commas make t2p put a pause between words
     groups, cur = [], []
     for p in t2p.stdout.split():
         if p == "pau":

@@ -123,3 +123,42 @@ def test_refuses_nonempty_out_dir(tmp_path):
     (tmp_path / "x").write_text("")
     with pytest.raises(FileExistsError, match="out_dir"):
         synth.synth_timit(tmp_path, size="tiny", progress=False)
+
+
+def _fake_job(words=("she", "bib")):
+    spk = synth.Speaker(id="MKAL000", voice="kal", split="train", dialect="DR1", tempo=1.0, f0=1.0, warp=1.0)
+    return synth.Job(utt_id="MKAL000_SI1", speaker=spk, sentence_id="SI1", text="She bib.", words=list(words))
+
+
+def _fake_wav(path, seconds, sr=16000):
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 220 * t), sr, subtype="PCM_16")
+    return path
+
+
+SEGS = [(0.10, "pau", -1), (0.20, "sh", 0), (0.30, "iy", 0), (0.35, "b", 1), (0.45, "ih", 1), (0.50, "b", 1),
+        (0.60, "pau", -1)]
+
+
+def test_to_timit_labels_and_validation(tmp_path):
+    y, phones, words = synth._to_timit(_fake_job(), _fake_wav(tmp_path / "ok.wav", 0.61), SEGS)
+    assert y.dtype.name == "int16" and y.size == 9760
+    assert phones[0] == (0, 1600, "h#") and phones[-1] == (8000, 9760, "h#")   # last label closes the file
+    assert words == [(1600, 4800, "she"), (4800, 8000, "bib")]
+    # festival's failure mode: exit 0, labels written, audio truncated -> dropped with the reason
+    with pytest.raises(ValueError, match="truncated audio"):
+        synth._to_timit(_fake_job(), _fake_wav(tmp_path / "short.wav", 0.3), SEGS)
+    with pytest.raises(ValueError, match="past its labels"):
+        synth._to_timit(_fake_job(), _fake_wav(tmp_path / "long.wav", 1.5), SEGS)
+    with pytest.raises(ValueError, match="no TIMIT symbol"):
+        synth._to_timit(_fake_job(), tmp_path / "ok.wav", SEGS[:2] + [(0.30, "@@", 0)] + SEGS[3:])
+    with pytest.raises(ValueError, match="words timed"):
+        synth._to_timit(_fake_job(("she", "bib", "extra")), tmp_path / "ok.wav", SEGS)
+    # a warp of 1.05 shortens the audio and its labels by the same factor
+    job = _fake_job()
+    job.speaker.warp = 1.05
+    y2, phones2, _ = synth._to_timit(job, tmp_path / "ok.wav", SEGS)
+    assert abs(y2.size - 9760 / 1.05) <= 2 and abs(phones2[1][0] - 1600 / 1.05) <= 1
