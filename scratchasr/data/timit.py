@@ -99,8 +99,9 @@ def speaker_list(name: str) -> list[str]:
     return [line.strip().upper() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _split_speakers(corpus: Path, split: str) -> list[str]:
-    splits_file = _child(corpus, SPLITS_FILE) or _child(corpus.parent, SPLITS_FILE)
+def _split_speakers(root: Path, corpus: Path, split: str) -> list[str]:
+    """The split's speakers: from splits.json in the corpus folder (or the root given) if present."""
+    splits_file = _child(corpus, SPLITS_FILE) or _child(root, SPLITS_FILE)
     if splits_file is None:
         return speaker_list(split)
     try:
@@ -199,14 +200,15 @@ def read_corpus(root: str | os.PathLike, split: str) -> list[Utterance]:
     """
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {list(SPLITS)}, got {split!r}")
-    corpus = _corpus_dirs(Path(root))
+    root = Path(root)
+    corpus = _corpus_dirs(root)
     part = _child(corpus, "train" if split == "train" else "test")
     if part is None or not part.is_dir():
         raise FileNotFoundError(f"root: {corpus} has no {'TRAIN' if split == 'train' else 'TEST'}/ folder "
                                 f"(needed for split {split!r})")
     speakers = _speaker_dirs(part)
     if split in ("dev", "core_test"):
-        wanted = _split_speakers(corpus, split)
+        wanted = _split_speakers(root, corpus, split)
         missing = [s for s in wanted if s not in speakers]
         if missing:
             raise ValueError(f"split {split!r}: {len(missing)} of its {len(wanted)} speakers are not under {part} "
