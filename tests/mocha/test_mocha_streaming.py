@@ -73,3 +73,23 @@ def test_nothing_fires_waits_for_the_end(rng):
     assert all(f == -1 for f in dec.frames)
     off = mocha_hard_decode(params, enc[None], chunk_size=2, sos=0, eos=1, max_len=3)
     assert off.labels[0] == dec.labels
+
+
+def test_streaming_equals_offline_trained_toy_model():
+    """A decoder trained briefly on the toy task of docs/walkthroughs/mocha_toy.py (its attention moves)."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "docs" / "walkthroughs" / "mocha_toy.py"
+    spec = importlib.util.spec_from_file_location("mocha_toy", path)
+    toy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(toy)
+    model = toy.train_toy(steps=150, lr=0.03)
+    enc, lengths, _, _, _, _ = toy.make_batch(np.random.default_rng(5), 8)
+    off = mocha_hard_decode(model.params, enc, lengths, chunk_size=model.chunk_size, sos=toy.SOS, eos=toy.EOS,
+                            max_len=10)
+    for b in range(8):
+        L = lengths[b]
+        for splits in ([1] * L, [L // 2, L - L // 2]):
+            dec, _ = _stream(model.params, enc[b, :L], model.chunk_size, [s for s in splits if s], sos=toy.SOS,
+                             eos=toy.EOS, max_len=10)
+            assert dec.labels == off.labels[b] and dec.frames == off.frames[b]
