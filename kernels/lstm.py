@@ -21,22 +21,25 @@ from ._njit import njit, prange
 
 
 @njit(parallel=True)
-def lstm_cell_forward_kernel(a, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
+def lstm_cell_forward_kernel(t, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
     """One LSTM step for a batch. Twin: ``scratchasr.ops.lstm._cell_forward_numpy``.
 
-    a (B, 4H) pre-activations [lstm:preact]; h_prev, c_prev (B, H); valid (B,) uint8.
+    t (B, 4H) = tanh(s * a) with a the pre-activations [lstm:preact] and s = 1/2 on the sigmoid
+    blocks i, f, o and 1 on g: the caller evaluates this one tanh with NumPy's SIMD tanh, because
+    Numba (without SVML) calls scalar exp/tanh, which cost more than the whole recurrent GEMM.
+    Then sigmoid(x) = (1 + tanh(x / 2)) / 2 [lstm:gates]. h_prev, c_prev (B, H); valid (B,) uint8.
     Fills gates (B, 4H) (activated i, f, g, o), h, c, tanh_c (B, H) (carried states) and
     y (B, H) (emitted output, zero at padded rows).
     """
-    B = a.shape[0]
+    B = t.shape[0]
     H = h_prev.shape[1]
     for b in prange(B):
         if valid[b]:
             for j in range(H):
-                gi = 1.0 / (1.0 + math.exp(-a[b, j]))  # [lstm:gates]
-                gf = 1.0 / (1.0 + math.exp(-a[b, H + j]))
-                gg = math.tanh(a[b, 2 * H + j])
-                go = 1.0 / (1.0 + math.exp(-a[b, 3 * H + j]))
+                gi = 0.5 + 0.5 * t[b, j]  # [lstm:gates]
+                gf = 0.5 + 0.5 * t[b, H + j]
+                gg = t[b, 2 * H + j]
+                go = 0.5 + 0.5 * t[b, 3 * H + j]
                 cc = gf * c_prev[b, j] + gi * gg  # [lstm:cell]
                 tc = math.tanh(cc)
                 hh = go * tc  # [lstm:hidden]

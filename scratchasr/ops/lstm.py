@@ -32,21 +32,25 @@ BACKENDS = (None, "numpy", "numba")
 
 # ----------------------------------------------------------------------------- NumPy twins
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # Stable for both signs: exp of a non-positive number only.
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+def _gate_scale(H: int, dtype) -> np.ndarray:
+    """(4H,) s = 1/2 on the sigmoid blocks i, f, o and 1 on g, so that tanh(s * a) gives every gate
+    from one vectorised tanh: sigmoid(x) = (1 + tanh(x / 2)) / 2 [lstm:gates]."""
+    s = np.full(4 * H, 0.5, dtype=dtype)
+    s[2 * H:3 * H] = 1.0
+    return s
 
 
-def _cell_forward_numpy(a, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
-    """NumPy twin of ``kernels.lstm.lstm_cell_forward_kernel`` (same arguments, fills the same outputs)."""
+def _cell_forward_numpy(t, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
+    """NumPy twin of ``kernels.lstm.lstm_cell_forward_kernel`` (same arguments, fills the same outputs).
+
+    t (B, 4H) = tanh(s * a), see ``_gate_scale``."""
     H = h_prev.shape[1]
     m = valid.astype(bool)[:, None]  # (B, 1)
-    a = np.where(m, a, 0)  # padded rows are never read (NaN-safe)
-    gi = _sigmoid(a[:, :H])  # [lstm:gates]
-    gf = _sigmoid(a[:, H:2 * H])
-    gg = np.tanh(a[:, 2 * H:3 * H])
-    go = _sigmoid(a[:, 3 * H:])
+    t = np.where(m, t, 0)  # padded rows are never read (NaN-safe)
+    gi = 0.5 + 0.5 * t[:, :H]  # [lstm:gates]
+    gf = 0.5 + 0.5 * t[:, H:2 * H]
+    gg = t[:, 2 * H:3 * H]
+    go = 0.5 + 0.5 * t[:, 3 * H:]
     cc = gf * c_prev + gi * gg  # [lstm:cell]
     tc = np.tanh(cc)
     hh = go * tc  # [lstm:hidden]
@@ -117,10 +121,11 @@ def lstm_step_forward(x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, W_i
     dtype = same_dtype(x=x, h_prev=h_prev, c_prev=c_prev, W_ih=W_ih, W_hh=W_hh, b=b)
     fwd, _ = _cells(backend)
     a = x @ W_ih.T + h_prev @ W_hh.T + b  # (B, 4H) [lstm:preact]
+    t = np.tanh(a * _gate_scale(H, dtype))  # every gate's one transcendental, vectorised [lstm:gates]
     valid = np.ones(B, dtype=np.uint8)
     gates = np.empty((B, 4 * H), dtype)
     h, c, tanh_c, y = (np.empty((B, H), dtype) for _ in range(4))
-    fwd(a, np.ascontiguousarray(h_prev), np.ascontiguousarray(c_prev), valid, gates, h, c, tanh_c, y)
+    fwd(t, np.ascontiguousarray(h_prev), np.ascontiguousarray(c_prev), valid, gates, h, c, tanh_c, y)
     return h, c, LSTMStepCache(x, h_prev, c_prev, W_ih, W_hh, gates, tanh_c, backend)
 
 
@@ -201,17 +206,23 @@ def lstm_forward(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: n
     xs = np.where(mask.T[:, :, None], xs.transpose(1, 0, 2), 0).astype(dtype, copy=False)  # (T, B, D)
     valid = np.ascontiguousarray(mask.T, dtype=np.uint8)  # (T, B)
 
-    xproj = (xs.reshape(T * B, D) @ W_ih.T + b).reshape(T, B, 4 * H)  # ONE GEMM [lstm:preact]
+    # The gate scale s (see _gate_scale) is folded into the weights: s * a = x (s W_ih)^T + h (s W_hh)^T + s b.
+    s = _gate_scale(H, dtype)
+    xproj = (xs.reshape(T * B, D) @ (W_ih * s[:, None]).T + b * s).reshape(T, B, 4 * H)  # ONE GEMM [lstm:preact]
+    W_hh_s = W_hh * s[:, None]  # (4H, H) C-contiguous
     hs = np.empty((T + 1, B, H), dtype)
     cs = np.empty((T + 1, B, H), dtype)
     hs[0], cs[0] = h0, c0
     gates = np.empty((T, B, 4 * H), dtype)
     tanh_c = np.empty((T, B, H), dtype)
     y = np.empty((T, B, H), dtype)
-    WhhT = np.ascontiguousarray(W_hh.T)  # (H, 4H)
+    rT = np.empty((4 * H, B), dtype)  # recurrent term, transposed: W (B-column) is BLAS's faster layout here
+    st = np.empty((B, 4 * H), dtype)  # tanh(s * a_t)
     for t in range(T):
-        a = xproj[t] + hs[t] @ WhhT  # (B, 4H): the only GEMM inside the loop [lstm:preact]
-        fwd(a, hs[t], cs[t], valid[t], gates[t], hs[t + 1], cs[t + 1], tanh_c[t], y[t])
+        np.matmul(W_hh_s, hs[t].T, out=rT)  # (4H, B): the only GEMM inside the loop [lstm:preact]
+        np.add(xproj[t], rT.T, out=st)
+        np.tanh(st, out=st)  # one vectorised tanh for all four gates [lstm:gates]
+        fwd(st, hs[t], cs[t], valid[t], gates[t], hs[t + 1], cs[t + 1], tanh_c[t], y[t])
 
     out = y.transpose(1, 0, 2)  # (B, T, H)
     if reverse:
