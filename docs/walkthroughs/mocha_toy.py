@@ -1,8 +1,10 @@
 """A toy monotonic transduction task and a tiny MoChA decoder trained on it (walkthrough + tests).
 
-Each utterance is a label sequence y_1..y_U over {2, ..., V-1} (0 = sos, 1 = eos); its "encoder
-output" holds each label for 2-4 frames as a noisy one-hot vector. The decoder must read the frames
-left to right and emit y followed by eos: a task monotonic attention can solve exactly.
+Each utterance is a label sequence y_1..y_U over {2, ..., V-1} (0 = sos, 1 = eos) without immediate
+repeats; its "encoder output" (D = V + 1) holds each label for 2-4 frames as a noisy one-hot vector,
+plus an onset feature on the first frame of each segment (what a real encoder learns to provide).
+The decoder must read the frames left to right and emit y followed by eos: a task monotonic
+attention can solve exactly (fire at the next onset whose label differs from the previous output).
 
     .venv/bin/python docs/walkthroughs/mocha_toy.py      # trains, prints loss and hard-decoding accuracy
 """
@@ -18,20 +20,27 @@ SOS, EOS = 0, 1
 
 
 def make_batch(rng: np.random.Generator, B: int, V: int = 6, max_labels: int = 4, noise: float = 0.3):
-    """-> enc (B, T, V), lengths (B,), prev (B, U+1), targets (B, U+1), label_lengths (B,), refs."""
-    refs = [list(rng.integers(2, V, size=rng.integers(2, max_labels + 1))) for _ in range(B)]
+    """-> enc (B, T, V + 1), lengths (B,), prev (B, U+1), targets (B, U+1), label_lengths (B,), refs."""
+    refs = []
+    for _ in range(B):
+        n_labels = int(rng.integers(2, max_labels + 1))
+        r = [int(rng.integers(2, V))]
+        while len(r) < n_labels:
+            r.append(int((r[-1] - 2 + rng.integers(1, V - 2)) % (V - 2) + 2))  # any label but the last one
+        refs.append(r)
     segs = [[int(rng.integers(2, 5)) for _ in r] for r in refs]
     lengths = np.array([sum(s) for s in segs])
     T, U1 = int(lengths.max()), max(len(r) for r in refs) + 1
-    enc = np.zeros((B, T, V))
+    enc = np.zeros((B, T, V + 1))
     prev = np.full((B, U1), EOS, dtype=np.int64)
     targets = np.full((B, U1), EOS, dtype=np.int64)
     for b, (r, s) in enumerate(zip(refs, segs)):
         t = 0
         for y, n in zip(r, s):
             enc[b, t:t + n, y] = 1.0
+            enc[b, t, V] = 1.0  # onset
             t += n
-        enc[b, :t] += noise * rng.standard_normal((t, V))
+        enc[b, :t] += noise * rng.standard_normal((t, V + 1))
         prev[b, :len(r) + 1] = [SOS] + r
         targets[b, :len(r) + 1] = r + [EOS]
     label_lengths = np.array([len(r) + 1 for r in refs])
@@ -56,7 +65,7 @@ def train_toy(steps: int = 300, seed: int = 0, V: int = 6, chunk_size: int = 2, 
               verbose: bool = False) -> MochaDecoder:
     """Adam on the toy task; returns the trained decoder (in eval mode)."""
     rng = np.random.default_rng(seed)
-    dec = MochaDecoder(enc_dim=V, vocab=V, embed_dim=8, hidden=24, att_dim=12, chunk_size=chunk_size,
+    dec = MochaDecoder(enc_dim=V + 1, vocab=V, embed_dim=8, hidden=24, att_dim=12, chunk_size=chunk_size,
                        noise_std=noise_std, r_init=r_init, seed=seed)
     mom = {k: np.zeros_like(v) for k, v in dec.params.items()}
     vel = {k: np.zeros_like(v) for k, v in dec.params.items()}

@@ -30,6 +30,7 @@ __all__ = ["mocha_hard_decode", "MochaStreamingDecoder", "HardDecodeResult"]
 class HardDecodeResult(NamedTuple):
     labels: List[List[int]]  # per utterance, eos excluded
     frames: List[List[int]]  # attended frame t_i per emitted label (-1: attended nothing)
+    attention: List[np.ndarray]  # per utterance (n_emitted, T): the hard chunk weights of each label
 
 
 def _output(P, s, cell, y_prev, c):
@@ -56,7 +57,7 @@ def mocha_hard_decode(params: Dict[str, np.ndarray], enc: np.ndarray, lengths=No
     s, cell = np.zeros((B, H)), np.zeros((B, H))
     y = np.full(B, sos, dtype=np.int64)
     t = np.zeros(B, dtype=np.int64)
-    labels, frames = [[] for _ in range(B)], [[] for _ in range(B)]
+    labels, frames, att = [[] for _ in range(B)], [[] for _ in range(B)], [[] for _ in range(B)]
     done = np.zeros(B, dtype=bool)
     for _ in range(max_len):
         e, _ = monotonic_energy_forward(s, keys_m, P["W_qm"], P["v_m"], P["g"], P["r"], lengths=lengths)
@@ -70,9 +71,10 @@ def mocha_hard_decode(params: Dict[str, np.ndarray], enc: np.ndarray, lengths=No
             else:
                 labels[b].append(int(y[b]))
                 frames[b].append(int(t[b]))
+                att[b].append(beta[b])
         if done.all():
             break
-    return HardDecodeResult(labels, frames)
+    return HardDecodeResult(labels, frames, [np.array(a).reshape(len(a), T) for a in att])
 
 
 class MochaStreamingDecoder:

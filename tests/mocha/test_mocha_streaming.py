@@ -47,6 +47,11 @@ def test_streaming_equals_offline_random_models(seed):
             dec, _ = _stream(params, enc[b, :L], w, splits, sos=0, eos=1, max_len=12)
             assert dec.labels == off.labels[b]
             assert dec.frames == off.frames[b]
+        att = off.attention[b]
+        assert att.shape == (len(off.labels[b]), T)
+        for row, t in zip(att, off.frames[b]):  # a softmax over the chunk ending at t, or nothing
+            assert (t < 0 and not row.any()) or (abs(row.sum() - 1) < 1e-12 and row[t] > 0 and not row[t + 1:].any()
+                                                  and not row[:max(0, t - w + 1)].any())
     # the scenario is not degenerate: some labels attend a frame and some attend nothing, somewhere
     assert any(len(x) for x in off.labels)
 
@@ -83,7 +88,7 @@ def test_streaming_equals_offline_trained_toy_model():
     spec = importlib.util.spec_from_file_location("mocha_toy", path)
     toy = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(toy)
-    model = toy.train_toy(steps=150, lr=0.03)
+    model = toy.train_toy(steps=300, lr=0.03)
     enc, lengths, _, _, _, _ = toy.make_batch(np.random.default_rng(5), 8)
     off = mocha_hard_decode(model.params, enc, lengths, chunk_size=model.chunk_size, sos=toy.SOS, eos=toy.EOS,
                             max_len=10)
