@@ -32,7 +32,8 @@ def parallel_error_table():
     a = rng.dirichlet(np.ones(200), size=64)
     exact, _ = monotonic_attention_forward(p, a)
     par, _ = monotonic_attention_forward(p, a, mode="parallel")
-    print(f"random p ~ U(0,1), random alpha_prev, B=64, T=200: max abs error {np.abs(par - exact).max():.2e}, "
+    print(f"random p ~ U(0,1), random alpha_prev, B=64, T=200: "
+          f"max abs error {np.abs(par - exact).max():.2e}, "
           f"max |alpha| {exact.max():.2f}")
 
 

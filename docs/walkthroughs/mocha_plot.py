@@ -1,6 +1,6 @@
 """Plot the training-time expected alignment against the test-time hard alignment (toy MoChA model).
 
-    .venv/bin/python docs/walkthroughs/mocha_plot.py [--steps=1500] [--out=docs/walkthroughs/mocha_alignments.png]
+    .venv/bin/python docs/walkthroughs/mocha_plot.py [--steps=1500] [--out=PATH.png]
 
 Trains the toy decoder of mocha_toy.py, then for one held-out utterance draws
 (1) alpha: the expected monotonic alignment (teacher forcing, no noise), (2) beta: the expected
@@ -34,14 +34,15 @@ def main(argv):
     enc, lengths, prev, targets, label_lengths, refs = toy.make_batch(np.random.default_rng(11), 16)
     b = int(np.argmax(label_lengths))  # the longest utterance of the batch
     T = int(lengths[b])
-    enc, lengths, prev, label_lengths = enc[b:b + 1, :T], lengths[b:b + 1], prev[b:b + 1], label_lengths[b:b + 1]
+    enc, lengths = enc[b:b + 1, :T], lengths[b:b + 1]
+    prev, label_lengths = prev[b:b + 1], label_lengths[b:b + 1]
     refs = [refs[b]]
     model.eval()
     model.forward(enc, lengths, prev, label_lengths)
     U = int(label_lengths[0])
     alpha, beta = model.last_alphas[0, :U], model.last_betas[0, :U]
-    hard = mocha_hard_decode(model.params, enc, lengths, chunk_size=model.chunk_size, sos=toy.SOS, eos=toy.EOS,
-                             max_len=U + 2)
+    hard = mocha_hard_decode(model.params, enc, lengths, chunk_size=model.chunk_size, sos=toy.SOS,
+                             eos=toy.EOS, max_len=U + 2)
     H = np.zeros((U, T))  # one row per output step, as alpha (eos and later steps attend nothing here)
     n = min(U, len(hard.frames[0]))
     H[:n] = hard.attention[0][:n]

@@ -56,7 +56,8 @@ def cross_entropy(logits, targets, label_lengths):
     picked = np.take_along_axis(logp, targets[..., None], -1)[..., 0]
     loss = -(picked * m).sum() / B
     dlogits = np.exp(logp)
-    np.put_along_axis(dlogits, targets[..., None], np.take_along_axis(dlogits, targets[..., None], -1) - 1, -1)
+    picked_p = np.take_along_axis(dlogits, targets[..., None], -1)
+    np.put_along_axis(dlogits, targets[..., None], picked_p - 1, -1)  # softmax - one-hot
     return loss, dlogits * m[..., None] / B
 
 

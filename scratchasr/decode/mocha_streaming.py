@@ -41,8 +41,8 @@ def _output(P, s, cell, y_prev, c):
     return s, cell, logits.argmax(axis=1)
 
 
-def mocha_hard_decode(params: Dict[str, np.ndarray], enc: np.ndarray, lengths=None, *, chunk_size: int, sos: int,
-                      eos: int, max_len: int = 200) -> HardDecodeResult:
+def mocha_hard_decode(params: Dict[str, np.ndarray], enc: np.ndarray, lengths=None, *, chunk_size: int,
+                      sos: int, eos: int, max_len: int = 200) -> HardDecodeResult:
     """Offline greedy hard-MoChA decoding of a batch. enc (B, T, D), lengths (B,) -> HardDecodeResult."""
     w = positive_int("chunk_size", chunk_size)
     float_array("enc", enc, ndim=3)
@@ -85,7 +85,8 @@ class MochaStreamingDecoder:
     (s, cell), the previous label, the previously attended frame t and the scan position.
     """
 
-    def __init__(self, params: Dict[str, np.ndarray], *, chunk_size: int, sos: int, eos: int, max_len: int = 200):
+    def __init__(self, params: Dict[str, np.ndarray], *, chunk_size: int, sos: int, eos: int,
+                 max_len: int = 200):
         self.P = params
         self.w = positive_int("chunk_size", chunk_size)
         self.eos, self.max_len = eos, positive_int("max_len", max_len)
@@ -125,8 +126,8 @@ class MochaStreamingDecoder:
         if self.t >= 0:
             while self.scan < n:  # frames t..scan-1 already failed for this query
                 j = self.scan
-                e, _ = monotonic_energy_forward(self.s, self.keys_m[None, j:j + 1], P["W_qm"], P["v_m"], P["g"],
-                                                P["r"])
+                e, _ = monotonic_energy_forward(self.s, self.keys_m[None, j:j + 1], P["W_qm"], P["v_m"],
+                                                P["g"], P["r"])
                 if e[0, 0] >= 0:  # p >= 0.5 [mocha:hard]
                     lo = max(0, j - self.w + 1)
                     u, _ = chunk_energy_forward(self.s, self.keys_c[None, lo:j + 1], P["W_qc"], P["v_c"])

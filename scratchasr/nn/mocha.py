@@ -81,8 +81,8 @@ class DecoderCache(NamedTuple):
 
 
 def decoder_forward(params: Dict[str, np.ndarray], enc: np.ndarray, lengths, prev_labels, *, chunk_size: int,
-                    mode: str = "recursive", noise_std: float = 0.0, rng: Optional[np.random.Generator] = None,
-                    label_lengths=None):
+                    mode: str = "recursive", noise_std: float = 0.0,
+                    rng: Optional[np.random.Generator] = None, label_lengths=None):
     """Teacher-forced MoChA decoder over U steps.
 
     enc (B, T, D) encoder outputs; lengths (B,) >= 1; prev_labels (B, U) int (sos then the reference
@@ -96,7 +96,8 @@ def decoder_forward(params: Dict[str, np.ndarray], enc: np.ndarray, lengths, pre
     U = prev_labels.shape[1]
     V = params["W_o"].shape[0]
     if prev_labels.size and (prev_labels.min() < 0 or prev_labels.max() >= V):
-        raise ValueError(f"prev_labels: expected values in [0, {V}), got [{prev_labels.min()}, {prev_labels.max()}]")
+        raise ValueError(f"prev_labels: expected values in [0, {V}), "
+                         f"got [{prev_labels.min()}, {prev_labels.max()}]")
     out_valid = length_mask(lengths_array("label_lengths", label_lengths, B, U), U)
     valid = length_mask(lengths, T)
     enc = np.where(valid[:, :, None], enc, 0)  # NaN in padding never reaches the arithmetic
@@ -151,7 +152,8 @@ def decoder_backward(dlogits: np.ndarray, params: Dict[str, np.ndarray], cache: 
         dsc = dz @ P["W_o"]  # (B, H + D)
         ds = ds + dsc[:, :H]
         dc = dsc[:, H:]
-        dx, ds, dcell, dW_ih, dW_hh, db = lstm_step_backward(ds, dcell, st.lstm_cache)  # [mocha:decoder-state]
+        # [mocha:decoder-state] backward
+        dx, ds, dcell, dW_ih, dW_hh, db = lstm_step_backward(ds, dcell, st.lstm_cache)
         G["W_ih"] += dW_ih
         G["W_hh"] += dW_hh
         G["b"] += db

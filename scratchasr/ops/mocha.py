@@ -29,7 +29,7 @@ DENOM_FLOOR = 1e-10
 """Lower clip of the cumulative-product denominator in the parallel form (TF, j-min/MoChA-pytorch#4)."""
 
 
-# ----------------------------------------------------------------------------- NumPy twins of kernels/mocha.py
+# ----------------------------------------------------------------------------- NumPy twins (kernels/mocha.py)
 
 def _recursive_forward_numpy(p, alpha_prev, lengths, alpha, q):
     """Twin of ``kernels.mocha.monotonic_recursive_forward_kernel``: fills alpha, q (B, T)."""
@@ -148,7 +148,8 @@ def monotonic_attention_forward(p: np.ndarray, alpha_prev: np.ndarray, *, mode: 
     B, T = p64.shape
     if mode == "recursive":
         alpha, q = np.empty((B, T)), np.empty((B, T))
-        _impl(backend, _recursive_forward_numpy, "monotonic_recursive_forward_kernel")(p64, a64, lengths, alpha, q)
+        fwd = _impl(backend, _recursive_forward_numpy, "monotonic_recursive_forward_kernel")
+        fwd(p64, a64, lengths, alpha, q)
         cache = MonotonicAttentionCache(mode, p64, a64, lengths, valid, q, None, None, dtype, backend)
         return alpha.astype(dtype, copy=False), cache
     tiny = np.finfo(np.float64).tiny
@@ -174,10 +175,11 @@ def monotonic_attention_backward(dalpha: np.ndarray, cache: MonotonicAttentionCa
     da = np.ascontiguousarray(np.where(valid, dalpha, 0.0), dtype=np.float64)
     if mode == "recursive":
         dp, dalpha_prev = np.empty((B, T)), np.empty((B, T))
-        _impl(backend, _recursive_backward_numpy, "monotonic_recursive_backward_kernel")(da, p, q, lengths, dp,
-                                                                                          dalpha_prev)
+        bwd = _impl(backend, _recursive_backward_numpy, "monotonic_recursive_backward_kernel")
+        bwd(da, p, q, lengths, dp, dalpha_prev)
         return dp.astype(dtype, copy=False), dalpha_prev.astype(dtype, copy=False)
-    # Parallel form: alpha = p * cp * S, S = cumsum(a / d), d = clip(cp, floor, 1), cp = exp(excl-cumsum(log x)).
+    # Parallel form: alpha = p * cp * S, S = cumsum(a / d), d = clip(cp, floor, 1),
+    # cp = exp(exclusive-cumsum(log x)), x = 1 - p.
     tiny = np.finfo(np.float64).tiny
     d = np.clip(cp, DENOM_FLOOR, 1.0)
     dp = da * cp * S  # direct path through p_j [mocha:dparallel]
@@ -226,13 +228,17 @@ def mocha_chunk_forward(alpha: np.ndarray, u: np.ndarray, *, chunk_size: int, le
 
 
 def mocha_chunk_backward(dbeta: np.ndarray, cache: MochaChunkCache) -> Tuple[np.ndarray, np.ndarray]:
-    """dbeta (B, T) -> dalpha (B, T), du (B, T); zero at padded frames. [mocha:dalpha-chunk] [mocha:du-chunk]"""
+    """dbeta (B, T) -> dalpha (B, T), du (B, T); zero at padded frames.
+
+    [mocha:dalpha-chunk] [mocha:du-chunk]
+    """
     alpha, S, beta, lengths, valid, w, dtype, backend = cache
     B, T = alpha.shape
     float_array("dbeta", dbeta, shape=(B, T))
     db = np.ascontiguousarray(np.where(valid, dbeta, 0.0), dtype=np.float64)
     dalpha, du = np.empty((B, T)), np.empty((B, T))
-    _impl(backend, _chunk_backward_numpy, "mocha_chunk_backward_kernel")(db, alpha, S, beta, lengths, w, dalpha, du)
+    bwd = _impl(backend, _chunk_backward_numpy, "mocha_chunk_backward_kernel")
+    bwd(db, alpha, S, beta, lengths, w, dalpha, du)
     return dalpha.astype(dtype, copy=False), du.astype(dtype, copy=False)
 
 

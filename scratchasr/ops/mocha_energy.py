@@ -155,7 +155,8 @@ def monotonic_probability_forward(e: np.ndarray, *, noise_std: float = 0.0,
     noise = None
     if noise_std > 0:
         if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng: expected a numpy.random.Generator when noise_std > 0, got {type(rng).__name__}")
+            raise TypeError(f"rng: expected a numpy.random.Generator when noise_std > 0, "
+                            f"got {type(rng).__name__}")
         noise = (noise_std * rng.standard_normal((B, T))).astype(e.dtype)
     x = np.where(valid, e if noise is None else e + noise, 0)
     p = np.where(valid, sigmoid(x), 0).astype(e.dtype, copy=False)  # [mocha:prob-noise]

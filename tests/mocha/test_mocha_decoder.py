@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratchasr.nn.mocha import PARAM_NAMES, MochaDecoder, decoder_backward, decoder_forward, init_mocha_params
+from scratchasr.nn.mocha import (PARAM_NAMES, MochaDecoder, decoder_backward, decoder_forward,
+                                 init_mocha_params)
 from scratchasr.testing import gradcheck
 
 # a whole block over several steps: STYLE 1e-6; atol above the float64 round-off floor

@@ -281,7 +281,8 @@ def _run_parity(fns, rng):
     p, a, u, L = _parity_inputs(rng)
     B, T = p.shape
     outs = {}
-    for name, f1, f2 in (("numpy", ops._recursive_forward_numpy, ops._recursive_backward_numpy), ("k", fwd_r, bwd_r)):
+    for name, f1, f2 in (("numpy", ops._recursive_forward_numpy, ops._recursive_backward_numpy),
+                         ("k", fwd_r, bwd_r)):
         alpha, q = np.empty((B, T)), np.empty((B, T))
         f1(p, a, L, alpha, q)
         dp, da = np.empty((B, T)), np.empty((B, T))
@@ -303,7 +304,8 @@ def test_kernels_match_numpy_twins(rng):
 
 
 def test_kernel_python_bodies_match_twins(rng):
-    _run_parity((km.monotonic_recursive_forward_kernel.py_func, km.monotonic_recursive_backward_kernel.py_func,
+    _run_parity((km.monotonic_recursive_forward_kernel.py_func,
+                 km.monotonic_recursive_backward_kernel.py_func,
                  km.mocha_chunk_forward_kernel.py_func, km.mocha_chunk_backward_kernel.py_func), rng)
 
 
@@ -313,7 +315,8 @@ def test_parity_under_disable_jit():
             "t.test_alpha_matches_paper_summation(2, 5, [5, 3], 'recursive', 'numba'); print('ok')")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
 
 
