@@ -1,3 +1,4 @@
 """The module layer: ``Module`` with ``params``/``grads`` dicts and thin wrappers that call ops."""
 from .mocha import MochaDecoder  # noqa: E402,F401
 from .lstm import LSTM, from_torch_state_dict  # noqa: E402,F401
+from .attention import MultiHeadAttention, RelPositionMultiHeadAttention  # noqa: E402,F401

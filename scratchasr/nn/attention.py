@@ -1,0 +1,140 @@
+"""Multi-head attention modules (absolute and relative positions) over ``scratchasr.ops`` pairs.
+
+``MultiHeadAttention`` wraps ``ops.attention.mha_forward/backward`` (Vaswani et al. 2017, PyTorch
+``nn.MultiheadAttention`` layout); ``RelPositionMultiHeadAttention`` wraps
+``ops.rel_attention.rel_mha_forward/backward`` (Transformer-XL / Conformer). Equations:
+docs/equations/attention.md. Each keeps ``params``/``grads`` dicts and a cache stack.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+
+from .._validate import positive_int
+from ..ops.attention import mha_backward, mha_forward
+from ..ops.rel_attention import rel_mha_backward, rel_mha_forward, rel_positions
+
+__all__ = ["MultiHeadAttention", "RelPositionMultiHeadAttention"]
+
+
+def _xavier(rng, shape, dtype):
+    limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+    return rng.uniform(-limit, limit, shape).astype(dtype)
+
+
+class _Base:
+    params: Dict[str, np.ndarray]
+
+    def _init_common(self, embed_dim, num_heads, seed, dtype, names):
+        self.E = positive_int("embed_dim", embed_dim)
+        self.H = positive_int("num_heads", num_heads)
+        if self.E % self.H:
+            raise ValueError(f"num_heads: expected a divisor of embed_dim {self.E}, got {self.H}")
+        rng = np.random.default_rng(seed)
+        self.params = {}
+        for n in names:
+            self.params[n] = _xavier(rng, (self.E, self.E), dtype) if n.startswith("W") else np.zeros(self.E, dtype)
+        self.training = True
+        self._caches: list = []
+        return rng
+
+    def _finish(self):
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def train(self, mode: bool = True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        if self._caches:
+            raise RuntimeError(f"zero_grad: {len(self._caches)} forward cache(s) never consumed by backward")
+        for g in self.grads.values():
+            g[...] = 0
+
+    def _pop(self):
+        if not self._caches:
+            raise RuntimeError("backward: no cache left; call forward in training mode first")
+        return self._caches.pop()
+
+
+class MultiHeadAttention(_Base):
+    """``forward(x_q (B, Tq, E), x_kv=None, mask=None) -> (B, Tq, E)``; ``x_kv=None`` is self-attention.
+
+    ``backward(dout) -> dx`` for self-attention, ``(dx_q, dx_kv)`` for cross-attention.
+    """
+
+    NAMES = ("W_q", "b_q", "W_k", "b_k", "W_v", "b_v", "W_o", "b_o")
+
+    def __init__(self, embed_dim: int, num_heads: int, *, seed: int = 0, dtype=np.float32):
+        self._init_common(embed_dim, num_heads, seed, dtype, self.NAMES)
+        self._finish()
+
+    def load_torch_state_dict(self, state_dict) -> "MultiHeadAttention":
+        """From ``torch.nn.MultiheadAttention(...).state_dict()``: in_proj_weight (3E, E) split in q, k, v."""
+        sd = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state_dict.items()}
+        W, b = np.split(sd["in_proj_weight"], 3), np.split(sd["in_proj_bias"], 3)
+        new = dict(W_q=W[0], W_k=W[1], W_v=W[2], b_q=b[0], b_k=b[1], b_v=b[2], W_o=sd["out_proj.weight"],
+                   b_o=sd["out_proj.bias"])
+        for k, v in new.items():
+            if v.shape != self.params[k].shape:
+                raise ValueError(f"state_dict: {k} has shape {v.shape}, expected {self.params[k].shape}")
+            self.params[k] = v.astype(self.params[k].dtype)
+        return self
+
+    def forward(self, x_q: np.ndarray, x_kv: Optional[np.ndarray] = None, mask: Optional[np.ndarray] = None):
+        self_attention = x_kv is None
+        out, cache = mha_forward(x_q, x_q if self_attention else x_kv, *(self.params[n] for n in self.NAMES),
+                                 num_heads=self.H, mask=mask)
+        if self.training:
+            self._caches.append((cache, self_attention))
+        return out
+
+    __call__ = forward
+
+    def backward(self, dout: np.ndarray):
+        cache, self_attention = self._pop()
+        g = mha_backward(dout, cache)
+        for n, d in zip(self.NAMES, g[2:]):
+            self.grads[n] += d
+        return g[0] + g[1] if self_attention else (g[0], g[1])
+
+
+class RelPositionMultiHeadAttention(_Base):
+    """Relative-position self-attention: ``forward(x (B, T, E), mask=None) -> (B, T, E)``, ``backward(dout) -> dx``.
+
+    The sinusoidal relative encodings are fixed (not trained); ``W_pos``, ``pos_bias_u``,
+    ``pos_bias_v`` are (as in ESPnet's ``RelPositionMultiHeadedAttention``).
+    """
+
+    NAMES = ("W_q", "b_q", "W_k", "b_k", "W_v", "b_v", "W_pos", "pos_bias_u", "pos_bias_v", "W_o", "b_o")
+
+    def __init__(self, embed_dim: int, num_heads: int, *, seed: int = 0, dtype=np.float32):
+        rng = self._init_common(embed_dim, num_heads, seed, dtype,
+                                [n for n in self.NAMES if not n.startswith("pos_bias")])
+        dk = self.E // self.H
+        for n in ("pos_bias_u", "pos_bias_v"):
+            self.params[n] = _xavier(rng, (self.H, dk), dtype)
+        self.params = {n: self.params[n] for n in self.NAMES}
+        self._finish()
+
+    def forward(self, x: np.ndarray, mask: Optional[np.ndarray] = None) -> np.ndarray:
+        pos = rel_positions(x.shape[1], self.E, dtype=x.dtype)
+        p = self.params
+        out, cache = rel_mha_forward(x, pos, *(p[n] for n in self.NAMES), num_heads=self.H, mask=mask)
+        if self.training:
+            self._caches.append(cache)
+        return out
+
+    __call__ = forward
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        g = rel_mha_backward(dout, self._pop())
+        # g = dx, dpos (fixed encodings: dropped), then the parameters in NAMES order
+        for n, d in zip(self.NAMES, g[2:]):
+            self.grads[n] += d
+        return g[0]
