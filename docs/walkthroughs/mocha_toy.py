@@ -67,7 +67,7 @@ def train_toy(steps: int = 300, seed: int = 0, V: int = 6, chunk_size: int = 2, 
     """Adam on the toy task; returns the trained decoder (in eval mode)."""
     rng = np.random.default_rng(seed)
     dec = MochaDecoder(enc_dim=V + 1, vocab=V, embed_dim=8, hidden=24, att_dim=12, chunk_size=chunk_size,
-                       noise_std=noise_std, r_init=r_init, seed=seed)
+                       noise_std=noise_std, r_init=r_init, seed=seed, dtype=np.float64)
     mom = {k: np.zeros_like(v) for k, v in dec.params.items()}
     vel = {k: np.zeros_like(v) for k, v in dec.params.items()}
     for it in range(1, steps + 1):

@@ -49,12 +49,15 @@ def mocha_hard_decode(params: Dict[str, np.ndarray], enc: np.ndarray, lengths=No
     B, T, D = enc.shape
     lengths = lengths_array("lengths", lengths, B, T, allow_zero=False)
     P = params
+    dtype = P["W_hh"].dtype
+    if enc.dtype != dtype:
+        raise TypeError(f"enc: expected the parameters' dtype {dtype}, got {enc.dtype}")
     valid = np.arange(T)[None, :] < lengths[:, None]
     enc = np.where(valid[:, :, None], enc, 0)
     keys_m = enc @ P["W_hm"].T + P["b_m"]
     keys_c = enc @ P["W_hc"].T + P["b_c"]
     H = P["W_hh"].shape[1]
-    s, cell = np.zeros((B, H)), np.zeros((B, H))
+    s, cell = np.zeros((B, H), dtype), np.zeros((B, H), dtype)
     y = np.full(B, sos, dtype=np.int64)
     t = np.zeros(B, dtype=np.int64)
     labels, frames, att = [[] for _ in range(B)], [[] for _ in range(B)], [[] for _ in range(B)]
@@ -92,10 +95,11 @@ class MochaStreamingDecoder:
         self.eos, self.max_len = eos, positive_int("max_len", max_len)
         H = params["W_hh"].shape[1]
         D = params["W_hm"].shape[1]
-        self.enc = np.zeros((0, D))
-        self.keys_m = np.zeros((0, params["W_hm"].shape[0]))
-        self.keys_c = np.zeros((0, params["W_hc"].shape[0]))
-        self.s, self.cell = np.zeros((1, H)), np.zeros((1, H))
+        dtype = self.dtype = params["W_hh"].dtype
+        self.enc = np.zeros((0, D), dtype)
+        self.keys_m = np.zeros((0, params["W_hm"].shape[0]), dtype)
+        self.keys_c = np.zeros((0, params["W_hc"].shape[0]), dtype)
+        self.s, self.cell = np.zeros((1, H), dtype), np.zeros((1, H), dtype)
         self.y_prev = np.array([sos])
         self.t = 0  # previously attended frame (0 before the first step, -1 once attention stopped)
         self.scan = 0  # next frame to test at the current step (frames t..scan-1 did not fire)
@@ -109,6 +113,8 @@ class MochaStreamingDecoder:
         if self.ended:
             raise RuntimeError("push: the input has already been finished")
         float_array("frames", frames, shape=(None, self.enc.shape[1]))
+        if frames.dtype != self.dtype:
+            raise TypeError(f"frames: expected the parameters' dtype {self.dtype}, got {frames.dtype}")
         P = self.P
         self.enc = np.concatenate([self.enc, frames])
         self.keys_m = np.concatenate([self.keys_m, frames @ P["W_hm"].T + P["b_m"]])
@@ -138,7 +144,7 @@ class MochaStreamingDecoder:
             if not self.ended:
                 return False, None  # the frame that fires may still come
             self.t = -1  # no frame fired before the end: attend nothing from now on
-        return True, np.zeros((1, self.enc.shape[1]))
+        return True, np.zeros((1, self.enc.shape[1]), self.dtype)
 
     def _advance(self) -> List[int]:
         new: List[int] = []

@@ -43,7 +43,7 @@ PARAM_NAMES = ("embed", "W_ih", "W_hh", "b", "W_hm", "b_m", "W_qm", "v_m", "g", 
 
 
 def init_mocha_params(rng: np.random.Generator, *, enc_dim: int, vocab: int, embed_dim: int, hidden: int,
-                      att_dim: int, r_init: float = -4.0) -> Dict[str, np.ndarray]:
+                      att_dim: int, r_init: float = -4.0, dtype=np.float32) -> Dict[str, np.ndarray]:
     """Uniform(+-1/sqrt(fan_in)) weights (PyTorch's LSTM/Linear default), g = sqrt(1/A), r = r_init."""
     D, V, E, H, A = enc_dim, vocab, embed_dim, hidden, att_dim
 
@@ -51,12 +51,13 @@ def init_mocha_params(rng: np.random.Generator, *, enc_dim: int, vocab: int, emb
         k = 1 / np.sqrt(fan_in)
         return rng.uniform(-k, k, size=shape)
 
-    return {"embed": rng.standard_normal((V, E)) * 0.3,
+    params = {"embed": rng.standard_normal((V, E)) * 0.3,
             "W_ih": U((4 * H, E + D), H), "W_hh": U((4 * H, H), H), "b": U((4 * H,), H),
             "W_hm": U((A, D), D), "b_m": U((A,), D), "W_qm": U((A, H), H), "v_m": U((A,), A),
             "g": np.array(np.sqrt(1.0 / A)), "r": np.array(float(r_init)),
             "W_hc": U((A, D), D), "b_c": U((A,), D), "W_qc": U((A, H), H), "v_c": U((A,), A),
             "W_o": U((V, H + D), H + D), "b_o": U((V,), H + D)}
+    return {k: np.asarray(v, dtype=dtype) for k, v in params.items()}
 
 
 class StepCache(NamedTuple):
@@ -100,16 +101,19 @@ def decoder_forward(params: Dict[str, np.ndarray], enc: np.ndarray, lengths, pre
                          f"got [{prev_labels.min()}, {prev_labels.max()}]")
     out_valid = length_mask(lengths_array("label_lengths", label_lengths, B, U), U)
     valid = length_mask(lengths, T)
-    enc = np.where(valid[:, :, None], enc, 0)  # NaN in padding never reaches the arithmetic
     P = params
+    dtype = P["W_hh"].dtype
+    if enc.dtype != dtype:
+        raise TypeError(f"enc: expected the parameters' dtype {dtype}, got {enc.dtype}")
+    enc = np.where(valid[:, :, None], enc, 0)  # NaN in padding never reaches the arithmetic
     H = P["W_hh"].shape[1]
     keys_m = enc @ P["W_hm"].T + P["b_m"]  # (B, T, A) computed once for all steps
     keys_c = enc @ P["W_hc"].T + P["b_c"]
-    s, cell = np.zeros((B, H)), np.zeros((B, H))
-    alpha = np.zeros((B, T))
+    s, cell = np.zeros((B, H), dtype), np.zeros((B, H), dtype)
+    alpha = np.zeros((B, T), dtype)
     alpha[:, 0] = 1.0  # a_0: one-hot on the first frame
-    steps, logits = [], np.zeros((B, U, V))
-    alphas, betas = np.zeros((B, U, T)), np.zeros((B, U, T))
+    steps, logits = [], np.zeros((B, U, V), dtype)
+    alphas, betas = np.zeros((B, U, T), dtype), np.zeros((B, U, T), dtype)
     for i in range(U):
         e, ec = monotonic_energy_forward(s, keys_m, P["W_qm"], P["v_m"], P["g"], P["r"], lengths=lengths)
         p, pc = monotonic_probability_forward(e, noise_std=noise_std, rng=rng, lengths=lengths)
@@ -140,8 +144,8 @@ def decoder_backward(dlogits: np.ndarray, params: Dict[str, np.ndarray], cache: 
     H = P["W_hh"].shape[1]
     E = P["embed"].shape[1]
     float_array("dlogits", dlogits, shape=(B, U, P["W_o"].shape[0]))
-    G = {k: np.zeros_like(v, dtype=np.float64) for k, v in P.items()}
-    denc = np.zeros((B, T, D))
+    G = {k: np.zeros_like(v) for k, v in P.items()}
+    denc = np.zeros((B, T, D), enc.dtype)
     dkeys_m, dkeys_c = np.zeros((B, T, P["W_hm"].shape[0])), np.zeros((B, T, P["W_hc"].shape[0]))
     ds, dcell, dalpha_next = np.zeros((B, H)), np.zeros((B, H)), np.zeros((B, T))
     for i in range(U - 1, -1, -1):
@@ -190,12 +194,12 @@ class MochaDecoder:
 
     def __init__(self, *, enc_dim: int, vocab: int, embed_dim: int = 16, hidden: int = 32, att_dim: int = 16,
                  chunk_size: int = 2, noise_std: float = 1.0, r_init: float = -4.0, mode: str = "recursive",
-                 seed: int = 0):
+                 seed: int = 0, dtype=np.float32):
         self.chunk_size = positive_int("chunk_size", chunk_size)
         self.noise_std, self.mode = float(noise_std), mode
         rng = np.random.default_rng(seed)
         self.params = init_mocha_params(rng, enc_dim=enc_dim, vocab=vocab, embed_dim=embed_dim, hidden=hidden,
-                                        att_dim=att_dim, r_init=r_init)
+                                        att_dim=att_dim, r_init=r_init, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.noise_rng = np.random.default_rng(seed + 1)
         self.training = True

@@ -15,7 +15,8 @@ RTOL, ATOL = 1e-6, 1e-9
 
 def _setup(seed, B=2, T=6, D=3, V=5, U=4, w=2):
     rng = np.random.default_rng(seed)
-    params = init_mocha_params(rng, enc_dim=D, vocab=V, embed_dim=3, hidden=4, att_dim=3, r_init=-0.5)
+    params = init_mocha_params(rng, enc_dim=D, vocab=V, embed_dim=3, hidden=4, att_dim=3, r_init=-0.5,
+                               dtype=np.float64)
     enc = rng.standard_normal((B, T, D))
     prev = rng.integers(0, V, size=(B, U))
     return params, enc, prev
@@ -58,7 +59,8 @@ def test_padding_nan_does_not_leak_and_alignment_mass():
 
 def test_module_mechanics():
     rng = np.random.default_rng(0)
-    dec = MochaDecoder(enc_dim=3, vocab=5, embed_dim=3, hidden=4, att_dim=3, chunk_size=2, noise_std=1.0)
+    dec = MochaDecoder(enc_dim=3, vocab=5, embed_dim=3, hidden=4, att_dim=3, chunk_size=2, noise_std=1.0,
+                       dtype=np.float64)
     enc = rng.standard_normal((2, 6, 3))
     prev = rng.integers(0, 5, size=(2, 3))
     lengths = np.array([6, 5])
@@ -77,3 +79,21 @@ def test_module_mechanics():
     dec.backward(np.zeros_like(a))
     with pytest.raises(ValueError, match="prev_labels"):
         dec(enc, lengths, prev + 10)
+
+
+def test_float32_decoder_and_dtype_check():
+    rng = np.random.default_rng(2)
+    dec = MochaDecoder(enc_dim=3, vocab=5, embed_dim=3, hidden=4, att_dim=3)  # float32 by default
+    enc = rng.standard_normal((2, 6, 3)).astype(np.float32)
+    prev = rng.integers(0, 5, size=(2, 3))
+    out = dec(enc, np.array([6, 4]), prev)
+    assert out.dtype == np.float32
+    denc = dec.backward(np.ones_like(out))
+    assert denc.dtype == np.float32 and all(g.dtype == np.float32 for g in dec.grads.values())
+    P64 = {k: v.astype(np.float64) for k, v in dec.params.items()}
+    ref, _ = decoder_forward(P64, enc.astype(np.float64), np.array([6, 4]), prev, chunk_size=2,
+                             noise_std=1.0, rng=np.random.default_rng(1))
+    # the module draws its training noise from default_rng(seed + 1) = default_rng(1): same noise
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-4)
+    with pytest.raises(TypeError, match="enc"):
+        dec(enc.astype(np.float64), np.array([6, 4]), prev)

@@ -35,7 +35,7 @@ def test_streaming_equals_offline_random_models(seed):
     rng = np.random.default_rng(seed)
     D, V, w = 4, 6, int(rng.integers(1, 4))
     params = init_mocha_params(rng, enc_dim=D, vocab=V, embed_dim=3, hidden=5, att_dim=4,
-                               r_init=float(rng.uniform(-1, 1)))
+                               r_init=float(rng.uniform(-1, 1)), dtype=np.float64)
     params["g"] = np.array(3.0)  # energies of both signs, so some frames fire and some do not
     B, T = 3, 15
     enc = 2 * rng.standard_normal((B, T, D))
@@ -60,7 +60,8 @@ def test_streaming_equals_offline_random_models(seed):
 def test_streaming_emits_before_the_end(rng):
     """A label is emitted as soon as its frame has arrived (the frame fires immediately here)."""
     D, V = 3, 5
-    params = init_mocha_params(rng, enc_dim=D, vocab=V, embed_dim=2, hidden=3, att_dim=3, r_init=5.0)
+    params = init_mocha_params(rng, enc_dim=D, vocab=V, embed_dim=2, hidden=3, att_dim=3, r_init=5.0,
+                               dtype=np.float64)
     params["g"] = np.array(0.0)  # e = r = 5 > 0 everywhere: every step attends the current frame
     params["b_o"] = np.array([0.0, -50, 50, 0, 0])  # always label 2, never eos
     enc = rng.standard_normal((10, D))
@@ -72,7 +73,8 @@ def test_streaming_emits_before_the_end(rng):
 
 def test_nothing_fires_waits_for_the_end(rng):
     D, V = 3, 5
-    params = init_mocha_params(rng, enc_dim=D, vocab=V, embed_dim=2, hidden=3, att_dim=3, r_init=-50.0)
+    params = init_mocha_params(rng, enc_dim=D, vocab=V, embed_dim=2, hidden=3, att_dim=3, r_init=-50.0,
+                               dtype=np.float64)
     enc = rng.standard_normal((6, D))
     dec, emitted_at = _stream(params, enc, 2, [2, 2, 2], sos=0, eos=1, max_len=3)
     assert all(a is None for a in emitted_at)  # undecidable until the input ends
