@@ -83,22 +83,31 @@ def _sinusoid(pos: np.ndarray, E: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- masked softmax
 
 def masked_softmax(s: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:
-    """Softmax over the last axis restricted to ``mask``; fully masked rows give all zeros [attn:softmax]."""
+    """Softmax over the last axis restricted to ``mask``; fully masked rows give all zeros [attn:softmax].
+
+    ``s`` is not modified; the temporaries are updated in place (one pass each, no extra copies).
+    """
     if mask is None:
-        m = s.max(axis=-1, keepdims=True)
-        e = np.exp(s - m)
-        return e / e.sum(axis=-1, keepdims=True)
+        e = s - s.max(axis=-1, keepdims=True)  # every exponent <= 0
+        np.exp(e, out=e)
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
     s = np.where(mask, s, -np.inf)  # masked scores never reach exp
     m = s.max(axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)  # all-masked row: any finite shift
-    e = np.where(mask, np.exp(s - m), 0)
-    z = e.sum(axis=-1, keepdims=True)
-    return e / np.where(z > 0, z, 1)
+    m[~np.isfinite(m)] = 0  # all-masked row: any finite shift
+    s -= m
+    np.exp(s, out=s)  # exp(-inf) = 0 at masked keys
+    z = s.sum(axis=-1, keepdims=True)
+    z[z == 0] = 1  # all-masked row stays 0
+    s /= z
+    return s
 
 
 def masked_softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
     """``ds = p * (dp - sum_j dp_j p_j)`` [attn:dsoftmax]; zero wherever ``p`` is zero (masked keys)."""
-    return p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
+    ds = dp - np.einsum("...j,...j->...", dp, p)[..., None]
+    ds *= p
+    return ds
 
 
 # ----------------------------------------------------------------------------- SDPA
@@ -139,7 +148,7 @@ def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.
     same_dtype(q=q, k=k, v=v)
     mask = _check_mask(mask, (B, H, Tq, Tk))
     scale = 1.0 / np.sqrt(d)
-    s = (q @ k.swapaxes(-1, -2)) * q.dtype.type(scale)  # (B, H, Tq, Tk) [attn:scores]
+    s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk) [attn:scores] (scale the smaller array)
     p = masked_softmax(s, mask)  # [attn:softmax]
     out = p @ v  # (B, H, Tq, dv) [attn:out]
     return out, SDPACache(q, k, v, p, scale)
@@ -151,9 +160,10 @@ def sdpa_backward(dout: np.ndarray, cache: SDPACache) -> Tuple[np.ndarray, np.nd
     float_array("dout", dout, shape=p.shape[:3] + (v.shape[3],))
     dv = p.swapaxes(-1, -2) @ dout  # (B, H, Tk, dv) [attn:dout]
     dp = dout @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
-    ds = masked_softmax_backward(dp, p) * p.dtype.type(scale)  # [attn:dsoftmax] zero at masked keys
-    dq = ds @ k  # [attn:dscores]
-    dk = ds.swapaxes(-1, -2) @ q
+    ds = masked_softmax_backward(dp, p)  # [attn:dsoftmax] zero at masked keys
+    sc = p.dtype.type(scale)
+    dq = (ds @ k) * sc  # [attn:dscores] (the 1/sqrt(d) applied to the smaller arrays)
+    dk = (ds.swapaxes(-1, -2) @ q) * sc
     return dq, dk, dv
 
 
