@@ -1,7 +1,7 @@
 """Hard monotonic chunkwise attention decoding: offline (whole utterance) and streaming (frames in chunks).
 
-References: Raffel et al. 2017 §2.1 (test-time hard monotonic attention, linear time, online);
-Chiu & Raffel 2018 §2.2 (the chunk softmax at test time). Equations: docs/equations/mocha.md
+References: Raffel et al. 2017 (test-time hard monotonic attention, linear time, online);
+Chiu & Raffel 2018 (the chunk softmax at test time). Equations: docs/equations/mocha.md
 [mocha:hard] [mocha:hard-chunk].
 
 Greedy label choice (argmax of the logits, then fed back). Step i first decides where to attend

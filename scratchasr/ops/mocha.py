@@ -1,8 +1,8 @@
 """Monotonic attention and monotonic chunkwise attention (MoChA): expected alignments and chunk weights.
 
 References: Raffel, Luong, Liu, Weiss & Eck 2017, "Online and linear-time attention by enforcing
-monotonic alignments" (ICML, arXiv:1704.00784), eqs. 9-14 and the closed form of its section 2.3;
-Chiu & Raffel 2018, "Monotonic chunkwise attention" (ICLR, arXiv:1712.05382), eqs. 6-11 and the
+monotonic alignments" (ICML, arXiv:1704.00784): expected alignment, its recursive and closed forms;
+Chiu & Raffel 2018, "Monotonic chunkwise attention" (ICLR, arXiv:1712.05382) and the
 authors' notebook craffel/mocha Demo.ipynb. Equations and hand-derived backward passes:
 docs/equations/mocha.md; walkthrough: docs/walkthroughs/mocha.md.
 

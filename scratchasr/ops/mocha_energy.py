@@ -1,8 +1,8 @@
 """Energies of monotonic attention and MoChA, and the noisy selection probability, one step at a time.
 
-References: Raffel et al. 2017 §2.4 and appendix (practitioner's guide: weight-normalised energy
+References: Raffel et al. 2017, appendix (practitioner's guide: weight-normalised energy
 with scalar gain ``g`` and offset ``r``, pre-sigmoid Gaussian noise in training); Salimans &
-Kingma 2016 (weight normalisation); Chiu & Raffel 2018 §2.2 (the chunk energy is a plain additive
+Kingma 2016 (weight normalisation); Chiu & Raffel 2018 (the chunk energy is a plain additive
 energy, without ``g`` and ``r``). Equations and backward: docs/equations/mocha.md.
 
 As in ``ops/additive_attention.py``, the memory projection ``keys = h W_h^T + b`` does not change

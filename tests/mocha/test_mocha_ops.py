@@ -22,7 +22,7 @@ RTOL, ATOL = 1e-6, 1e-9  # STYLE: sequence ops 1e-6; atol just above float64 rou
 # ----------------------------------------------------------------------------- oracles from the papers
 
 def naive_alpha(p, a, L):
-    """Raffel et al. 2017 eq. 9: alpha_j = p_j sum_{k<=j} a_k prod_{l=k}^{j-1} (1 - p_l)."""
+    """Raffel et al. 2017: alpha_j = p_j sum_{k<=j} a_k prod_{l=k}^{j-1} (1 - p_l)."""
     out = np.zeros(len(p))
     for j in range(L):
         s = 0.0
@@ -36,7 +36,7 @@ def naive_alpha(p, a, L):
 
 
 def naive_beta(alpha, u, w, L):
-    """Chiu & Raffel 2018 eq. 10: beta_j = sum_{k=j}^{j+w-1} alpha_k exp(u_j) / sum_{l=k-w+1}^{k} exp(u_l)."""
+    """Chiu & Raffel 2018: beta_j = sum_{k=j}^{j+w-1} alpha_k exp(u_j) / sum_{l=k-w+1}^{k} exp(u_l)."""
     out = np.zeros(len(alpha))
     shift = u[:L].max()  # one global shift is harmless here (|u| small or checked separately)
     for j in range(L):
