@@ -154,6 +154,14 @@ def lstm_step_backward(dh: np.ndarray, dc: Optional[np.ndarray], cache: LSTMStep
 
 # ----------------------------------------------------------------------------- sequence
 
+def _reorder(a: np.ndarray, rev_index: np.ndarray) -> np.ndarray:
+    """a (B, T, ...) gathered along time with ``rev_index`` [lstm:reverse]; a plain flip when all lengths are T."""
+    T = a.shape[1]
+    if T > 0 and np.all(rev_index[:, 0] == T - 1):  # every sequence is full length
+        return a[:, ::-1]
+    return np.take_along_axis(a, rev_index[:, :, None], axis=1)
+
+
 def _reverse_index(lengths: np.ndarray, T: int) -> np.ndarray:
     """(B, T) gather index that reverses each sequence within its length and leaves padding in place.
 
@@ -201,7 +209,7 @@ def lstm_forward(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: n
 
     mask = length_mask(lengths, T)  # (B, T)
     rev_index = _reverse_index(lengths, T) if reverse else None
-    xs = np.take_along_axis(x, rev_index[:, :, None], axis=1) if reverse else x
+    xs = _reorder(x, rev_index) if reverse else x
     # Time-major copy with padded steps zeroed, so NaN padding cannot reach dW_ih = da^T x.
     xs = np.where(mask.T[:, :, None], xs.transpose(1, 0, 2), 0).astype(dtype, copy=False)  # (T, B, D)
     valid = np.ascontiguousarray(mask.T, dtype=np.uint8)  # (T, B)
@@ -226,7 +234,7 @@ def lstm_forward(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: n
 
     out = y.transpose(1, 0, 2)  # (B, T, H)
     if reverse:
-        out = np.take_along_axis(out, rev_index[:, :, None], axis=1)  # back to input order
+        out = _reorder(out, rev_index)  # back to input order
     out = np.ascontiguousarray(out)
     cache = LSTMCache(xs, lengths, valid, W_ih, W_hh, hs, cs, gates, tanh_c, rev_index, backend)
     return out, (hs[T].copy(), cs[T].copy()), cache
@@ -251,15 +259,19 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
     _, bwd = _cells(backend)
 
     if rev_index is not None:
-        dh = np.take_along_axis(dh, rev_index[:, :, None], axis=1)  # into processing order
+        dh = _reorder(dh, rev_index)  # into processing order
     dy = np.ascontiguousarray(dh.transpose(1, 0, 2), dtype=dtype)  # (T, B, H) a copy: dh is never written
     da = np.empty((T, B, 4 * H), dtype)
     dc_prev = np.empty((B, H), dtype)
     dh_pass = np.empty((B, H), dtype)
     W_hh_c = np.ascontiguousarray(W_hh)
+    dh_bufs = (np.empty((B, H), dtype), np.empty((B, H), dtype))  # dh_carry alternates between two buffers
     for t in range(T - 1, -1, -1):
         bwd(dy[t], dh_carry, dc_carry, gates[t], cs[t], tanh_c[t], valid[t], da[t], dc_prev, dh_pass)
-        dh_carry = da[t] @ W_hh_c + dh_pass  # (B, H) the only GEMM inside the loop [lstm:dhprev]
+        dh_new = dh_bufs[t % 2]  # never the buffer dh_carry currently points to
+        np.matmul(da[t], W_hh_c, out=dh_new)  # (B, H) the only GEMM inside the loop [lstm:dhprev]
+        dh_new += dh_pass
+        dh_carry = dh_new
         dc_carry, dc_prev = dc_prev, dc_carry  # swap buffers (dc_prev is overwritten next step)
 
     da2 = da.reshape(T * B, 4 * H)
@@ -268,5 +280,5 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
     db = da2.sum(0)
     dx = (da2 @ W_ih).reshape(T, B, D).transpose(1, 0, 2)  # [lstm:dinput] zero where da = 0 (padding)
     if rev_index is not None:
-        dx = np.take_along_axis(dx, rev_index[:, :, None], axis=1)
+        dx = _reorder(dx, rev_index)
     return np.ascontiguousarray(dx), dh_carry, dc_carry.copy(), dW_ih, dW_hh, db

@@ -222,3 +222,16 @@ def test_bad_input_raises(rng):
     _, _, cache = lstm_forward(x, None, h0, c0, W_ih, W_hh, b)
     with pytest.raises(ValueError, match="dh"):
         lstm_backward(np.zeros((2, 5, 3)), cache)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_full_length_and_empty_time(rng, reverse):
+    """All sequences full length (the flip fast path) equals the gather path; T = 0 is allowed."""
+    x, h0, c0, W_ih, W_hh, b = _params(rng, 2, 4, 3, 3)
+    y, (hn, cn), cache = lstm_forward(x, np.array([4, 4]), h0, c0, W_ih, W_hh, b, reverse=reverse)
+    y_ref, hn_ref, cn_ref = _naive(x, np.array([4, 4]), h0, c0, W_ih, W_hh, b, reverse)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-14)
+    y0, (hn0, cn0), cache0 = lstm_forward(x[:, :0], np.array([0, 0]), h0, c0, W_ih, W_hh, b, reverse=reverse)
+    assert y0.shape == (2, 0, 3) and np.array_equal(hn0, h0) and np.array_equal(cn0, c0)
+    g = lstm_backward(np.zeros((2, 0, 3)), cache0, np.ones((2, 3)), None)
+    assert g[0].shape == (2, 0, 3) and np.all(g[1] == 1) and np.all(g[3] == 0)
