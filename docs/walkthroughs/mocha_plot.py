@@ -1,6 +1,6 @@
 """Plot the training-time expected alignment against the test-time hard alignment (toy MoChA model).
 
-    .venv/bin/python docs/walkthroughs/mocha_plot.py [--steps=1500] [--out=PATH.png]
+    .venv/bin/python docs/walkthroughs/mocha_plot.py [--steps=3000] [--out=PATH.png]
 
 Trains the toy decoder of mocha_toy.py, then for one held-out utterance draws
 (1) alpha: the expected monotonic alignment (teacher forcing, no noise), (2) beta: the expected
@@ -27,9 +27,9 @@ from scratchasr.decode.mocha_streaming import mocha_hard_decode  # noqa: E402
 
 def main(argv):
     opts = dict(a[2:].split("=", 1) for a in argv if a.startswith("--"))
-    steps = int(opts.get("steps", 1500))
+    steps = int(opts.get("steps", 3000))
     out = opts.get("out", str(Path(__file__).resolve().parent / "mocha_alignments.png"))
-    model = toy.train_toy(steps=steps, lr=0.03)
+    model = toy.train_toy(steps=steps, lr=0.03, r_init=-4.0)  # r = -4 as recommended by Raffel et al.
     print(f"toy model after {steps} steps: hard-decoding sequence accuracy {toy.accuracy(model):.3f}")
     enc, lengths, prev, targets, label_lengths, refs = toy.make_batch(np.random.default_rng(11), 16)
     b = int(np.argmax(label_lengths))  # the longest utterance of the batch
