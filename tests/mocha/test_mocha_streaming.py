@@ -44,9 +44,11 @@ def test_streaming_equals_offline_random_models(seed):
     for b in range(B):
         L = lengths[b]
         for splits in ([L], [1] * L, _random_splits(rng, L) if L > 1 else [1]):
-            dec, _ = _stream(params, enc[b, :L], w, splits, sos=0, eos=1, max_len=12)
+            dec, emitted_at = _stream(params, enc[b, :L], w, splits, sos=0, eos=1, max_len=12)
             assert dec.labels == off.labels[b]
             assert dec.frames == off.frames[b]
+            if splits == [1] * L:  # frame by frame: each label leaves with the frame that decides it
+                assert emitted_at == [t + 1 if t >= 0 else None for t in dec.frames]
         att = off.attention[b]
         assert att.shape == (len(off.labels[b]), T)
         for row, t in zip(att, off.frames[b]):  # a softmax over the chunk ending at t, or nothing
@@ -95,9 +97,12 @@ def test_streaming_equals_offline_trained_toy_model():
     enc, lengths, _, _, _, _ = toy.make_batch(np.random.default_rng(5), 8)
     off = mocha_hard_decode(model.params, enc, lengths, chunk_size=model.chunk_size, sos=toy.SOS, eos=toy.EOS,
                             max_len=10)
+    assert any(t >= 0 for fr in off.frames for t in fr)  # some labels are decided before the input ends
     for b in range(8):
         L = lengths[b]
         for splits in ([1] * L, [L // 2, L - L // 2]):
-            dec, _ = _stream(model.params, enc[b, :L], model.chunk_size, [s for s in splits if s],
+            dec, emitted_at = _stream(model.params, enc[b, :L], model.chunk_size, [s for s in splits if s],
                              sos=toy.SOS, eos=toy.EOS, max_len=10)
             assert dec.labels == off.labels[b] and dec.frames == off.frames[b]
+            if splits == [1] * L:
+                assert emitted_at == [t + 1 if t >= 0 else None for t in dec.frames]
