@@ -22,9 +22,12 @@ def _setup(seed, B=2, T=6, D=3, V=5, U=4, w=2):
     return params, enc, prev
 
 
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize("mode,w,noise,max_full", [("recursive", 3, 1.0, 40),
-                                                   pytest.param("recursive", 2, 0.0, 1000, marks=pytest.mark.slow),
-                                                   pytest.param("parallel", 1, 0.0, 1000, marks=pytest.mark.slow)])
+                                                   pytest.param("recursive", 2, 0.0, 1000, marks=SLOW),
+                                                   pytest.param("parallel", 1, 0.0, 1000, marks=SLOW)])
 def test_decoder_gradcheck(mode, w, noise, max_full):
     """max_full=40: tensors above 40 elements get 3 directions + ~10 coordinates; 1000: every element."""
     params, enc, prev = _setup(w)
