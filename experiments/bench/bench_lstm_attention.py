@@ -54,8 +54,8 @@ def make_weights(rng):
     for layer in range(LAYERS):
         d_in = D if layer == 0 else 2 * H
         k = 1 / np.sqrt(H)
-        params.append([tuple(rng.uniform(-k, k, s).astype(np.float32) for s in [(4 * H, d_in), (4 * H, H), (4 * H,)])
-                       for _ in range(2)])
+        shapes = [(4 * H, d_in), (4 * H, H), (4 * H,)]
+        params.append([tuple(rng.uniform(-k, k, s).astype(np.float32) for s in shapes) for _ in range(2)])
     return params
 
 
@@ -94,18 +94,19 @@ def main():
     Whh = np.ascontiguousarray(WT.T)  # (4H, H): the layout the forward loop uses, W_hh @ h^T
     t_step = median_time(lambda: [Whh @ hs.T for _ in range(100)], args.repeats) / 100
     step_gflops = 2 * B * H * 4 * H / t_step / 1e9
-    print(f"numpy fp32 GEMM 1024^3: {peak:.1f} GFLOP/s; recurrent step (1024x256)@(256x8): {step_gflops:.1f} GFLOP/s")
+    print(f"numpy fp32 GEMM 1024^3: {peak:.1f} GFLOP/s; "
+          f"recurrent step (1024x256)@(256x8): {step_gflops:.1f} GFLOP/s")
 
     x = rng.standard_normal((B, T, D)).astype(np.float32)
     lengths = np.full(B, T)
     params = make_weights(rng)
-    fwd_flops, total_flops = lstm_flops()
+    _, total_flops = lstm_flops()
     res = {}
     for backend in ("numba", "numpy"):
         res[backend] = median_time(lambda: ours_bilstm(x, lengths, params, backend), args.repeats)
-        print(f"ours BiLSTM fwd+bwd ({backend}): {res[backend] * 1e3:.1f} ms = "
-              f"{total_flops / res[backend] / 1e9:.1f} GFLOP/s ({100 * total_flops / res[backend] / 1e9 / peak:.0f}% of "
-              f"GEMM peak)")
+        gflops = total_flops / res[backend] / 1e9
+        print(f"ours BiLSTM fwd+bwd ({backend}): {res[backend] * 1e3:.1f} ms = {gflops:.1f} GFLOP/s "
+              f"({100 * gflops / peak:.0f}% of GEMM peak)")
 
     # SDPA
     q, k, v = (rng.standard_normal((8, 4, 300, 64)).astype(np.float32) for _ in range(3))

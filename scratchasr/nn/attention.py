@@ -35,7 +35,8 @@ class _Base:
         rng = np.random.default_rng(seed)
         self.params = {}
         for n in names:
-            self.params[n] = _xavier(rng, (self.E, self.E), dtype) if n.startswith("W") else np.zeros(self.E, dtype)
+            is_matrix = n.startswith("W")
+            self.params[n] = _xavier(rng, (self.E, self.E), dtype) if is_matrix else np.zeros(self.E, dtype)
         self.training = True
         self._caches: list = []
         return rng
@@ -76,7 +77,8 @@ class MultiHeadAttention(_Base):
 
     def load_torch_state_dict(self, state_dict) -> "MultiHeadAttention":
         """From ``torch.nn.MultiheadAttention(...).state_dict()``: in_proj_weight (3E, E) split in q, k, v."""
-        sd = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state_dict.items()}
+        sd = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+              for k, v in state_dict.items()}
         W, b = np.split(sd["in_proj_weight"], 3), np.split(sd["in_proj_bias"], 3)
         new = dict(W_q=W[0], W_k=W[1], W_v=W[2], b_q=b[0], b_k=b[1], b_v=b[2], W_o=sd["out_proj.weight"],
                    b_o=sd["out_proj.bias"])
@@ -105,7 +107,9 @@ class MultiHeadAttention(_Base):
 
 
 class RelPositionMultiHeadAttention(_Base):
-    """Relative-position self-attention: ``forward(x (B, T, E), mask=None) -> (B, T, E)``, ``backward(dout) -> dx``.
+    """Relative-position self-attention.
+
+    ``forward(x (B, T, E), mask=None) -> (B, T, E)``, ``backward(dout) -> dx``.
 
     The sinusoidal relative encodings are fixed (not trained); ``W_pos``, ``pos_bias_u``,
     ``pos_bias_v`` are (as in ESPnet's ``RelPositionMultiHeadedAttention``).

@@ -31,7 +31,8 @@ def _suffix(direction: int) -> str:
 
 
 def init_lstm_params(rng: np.random.Generator, *, input_size: int, hidden_size: int, num_layers: int = 1,
-                     bidirectional: bool = False, proj_size: int = 0, dtype=np.float32) -> Dict[str, np.ndarray]:
+                     bidirectional: bool = False, proj_size: int = 0, dtype=np.float32
+                     ) -> Dict[str, np.ndarray]:
     """Uniform(+-1/sqrt(H)) weights as ``torch.nn.LSTM``; the single bias is the sum of two such draws."""
     H, dirs = hidden_size, 2 if bidirectional else 1
     k = 1.0 / np.sqrt(H)
@@ -134,7 +135,8 @@ def from_torch_state_dict(state_dict, *, num_layers: int, bidirectional: bool) -
     ``W_ih_l{k}`` = ``weight_ih_l{k}``, ``W_hh_l{k}`` = ``weight_hh_l{k}``,
     ``b_l{k}`` = ``bias_ih_l{k} + bias_hh_l{k}`` (the two biases only ever appear summed).
     """
-    sd = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state_dict.items()}
+    sd = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+          for k, v in state_dict.items()}
     if any(k.startswith("weight_hr") for k in sd):
         raise ValueError("state_dict: recurrent projection (proj_size > 0, weight_hr_*) is not supported")
     params = {}
@@ -170,8 +172,9 @@ class LSTM:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
         self.dropout, self.backend = float(dropout), backend
         rng = np.random.default_rng(seed)
-        self.params = init_lstm_params(rng, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
-                                       bidirectional=bidirectional, proj_size=proj_size, dtype=dtype)
+        self.params = init_lstm_params(rng, input_size=input_size, hidden_size=hidden_size,
+                                       num_layers=num_layers, bidirectional=bidirectional,
+                                       proj_size=proj_size, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.dropout_rng = np.random.default_rng(seed + 1)
         self.training = True
@@ -207,7 +210,8 @@ class LSTM:
             masks = [(self.dropout_rng.random((B, T, F)) < keep).astype(x.dtype) / x.dtype.type(keep)
                      for _ in range(self.num_layers - 1)]
         y, cache = lstm_stack_forward(self.params, x, lengths, num_layers=self.num_layers,
-                                      bidirectional=self.bidirectional, dropout_masks=masks, backend=self.backend)
+                                      bidirectional=self.bidirectional, dropout_masks=masks,
+                                      backend=self.backend)
         if self.training:
             self._caches.append(cache)
         return y

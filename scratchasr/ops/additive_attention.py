@@ -76,8 +76,8 @@ def _step_forward(query, keys, values, lengths, W_q, w, alpha_prev, F, U, smooth
     else:
         alpha = masked_softmax(e, valid)  # [attn:softmax]
     context = np.einsum("bt,btd->bd", alpha, values)  # (B, Dv) [attn:context]
-    cache = AdditiveAttentionCache(query, values, valid, W_q, w, z, alpha.astype(query.dtype, copy=False), sig,
-                                   windows, f, F, U)
+    alpha = alpha.astype(query.dtype, copy=False)
+    cache = AdditiveAttentionCache(query, values, valid, W_q, w, z, alpha, sig, windows, f, F, U)
     return context, cache.alpha, cache
 
 
@@ -91,7 +91,8 @@ def _step_backward(dcontext, cache, dalpha):
     dalpha = dalpha + np.einsum("btd,bd->bt", values, dcontext)
     if sig is not None:
         Z = sig.sum(axis=1, keepdims=True)
-        dsig = (dalpha - np.sum(dalpha * alpha, axis=1, keepdims=True)) / np.where(Z > 0, Z, 1)  # [attn:dsmooth]
+        dsig = (dalpha - np.sum(dalpha * alpha, axis=1, keepdims=True))  # [attn:dsmooth]
+        dsig /= np.where(Z > 0, Z, 1)
         de = np.where(valid, dsig * sig * (1 - sig), 0)
     else:
         de = masked_softmax_backward(dalpha, alpha)  # [attn:dsoftmax]
@@ -132,9 +133,10 @@ def additive_attention_backward(dcontext: np.ndarray, cache: AdditiveAttentionCa
     return _step_backward(dcontext, cache, dalpha)
 
 
-def location_attention_forward(query: np.ndarray, keys: np.ndarray, values: np.ndarray, alpha_prev: np.ndarray,
-                               lengths, W_q: np.ndarray, w: np.ndarray, F: np.ndarray, U: np.ndarray, *,
-                               smoothing: bool = False) -> Tuple[np.ndarray, np.ndarray, AdditiveAttentionCache]:
+def location_attention_forward(query: np.ndarray, keys: np.ndarray, values: np.ndarray,
+                               alpha_prev: np.ndarray, lengths, W_q: np.ndarray, w: np.ndarray, F: np.ndarray,
+                               U: np.ndarray, *, smoothing: bool = False
+                               ) -> Tuple[np.ndarray, np.ndarray, AdditiveAttentionCache]:
     """Location-aware attention for one decoder step (Chorowski et al. 2015).
 
     As ``additive_attention_forward`` plus alpha_prev (B, T) the previous step's weights, F (C, K)

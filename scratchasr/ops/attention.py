@@ -47,7 +47,7 @@ def causal_mask(Tq: int, Tk: Optional[int] = None) -> np.ndarray:
 
 
 def chunk_mask(T: int, chunk_size: int, *, left_chunks: int = -1) -> np.ndarray:
-    """Chunked streaming mask ``(1, 1, T, T)``: a frame sees its own chunk and ``left_chunks`` chunks before it.
+    """Chunked streaming mask ``(1, 1, T, T)``: a frame sees its own chunk and ``left_chunks`` before it.
 
     ``left_chunks=-1`` means unlimited left context (WeNet's ``num_decoding_left_chunks=-1``).
     No frame ever sees a later chunk, so outputs of chunk c do not depend on frames after chunk c.
@@ -124,12 +124,14 @@ def _check_mask(mask, shape) -> Optional[np.ndarray]:
     if mask is None:
         return None
     if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
-        raise TypeError(f"mask: expected a boolean numpy.ndarray, got {getattr(mask, 'dtype', type(mask).__name__)}")
+        got = getattr(mask, 'dtype', type(mask).__name__)
+        raise TypeError(f"mask: expected a boolean numpy.ndarray, got {got}")
     try:
         if np.broadcast_shapes(mask.shape, shape) != tuple(shape):
             raise ValueError
     except ValueError:
-        raise ValueError(f"mask: expected a shape broadcastable to {tuple(shape)}, got {mask.shape}") from None
+        raise ValueError(f"mask: expected a shape broadcastable to {tuple(shape)}, "
+                         f"got {mask.shape}") from None
     return mask
 
 
@@ -148,14 +150,16 @@ def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.
     same_dtype(q=q, k=k, v=v)
     mask = _check_mask(mask, (B, H, Tq, Tk))
     scale = 1.0 / np.sqrt(d)
-    s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk) [attn:scores] (scale the smaller array)
+    s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk) [attn:scores], scale on the smaller q
     p = masked_softmax(s, mask)  # [attn:softmax]
     out = p @ v  # (B, H, Tq, dv) [attn:out]
     return out, SDPACache(q, k, v, p, scale)
 
 
 def sdpa_backward(dout: np.ndarray, cache: SDPACache) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Backward of ``sdpa_forward``: dout (B, H, Tq, dv) -> dq, dk, dv. [attn:dout] [attn:dsoftmax] [attn:dscores]"""
+    """Backward of ``sdpa_forward``: dout (B, H, Tq, dv) -> dq, dk, dv.
+
+    [attn:dout] [attn:dsoftmax] [attn:dscores]"""
     q, k, v, p, scale = cache
     float_array("dout", dout, shape=p.shape[:3] + (v.shape[3],))
     dv = p.swapaxes(-1, -2) @ dout  # (B, H, Tk, dv) [attn:dout]

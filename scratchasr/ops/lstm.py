@@ -155,7 +155,9 @@ def lstm_step_backward(dh: np.ndarray, dc: Optional[np.ndarray], cache: LSTMStep
 # ----------------------------------------------------------------------------- sequence
 
 def _reorder(a: np.ndarray, rev_index: np.ndarray) -> np.ndarray:
-    """a (B, T, ...) gathered along time with ``rev_index`` [lstm:reverse]; a plain flip when all lengths are T."""
+    """a (B, T, ...) gathered along time with ``rev_index`` [lstm:reverse].
+
+    A plain flip when every length is T."""
     T = a.shape[1]
     if T > 0 and np.all(rev_index[:, 0] == T - 1):  # every sequence is full length
         return a[:, ::-1]
@@ -214,9 +216,11 @@ def lstm_forward(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: n
     xs = np.where(mask.T[:, :, None], xs.transpose(1, 0, 2), 0).astype(dtype, copy=False)  # (T, B, D)
     valid = np.ascontiguousarray(mask.T, dtype=np.uint8)  # (T, B)
 
-    # The gate scale s (see _gate_scale) is folded into the weights: s * a = x (s W_ih)^T + h (s W_hh)^T + s b.
+    # The gate scale s (see _gate_scale) is folded into the weights:
+    # s * a = x (s W_ih)^T + h (s W_hh)^T + s b.
     s = _gate_scale(H, dtype)
-    xproj = (xs.reshape(T * B, D) @ (W_ih * s[:, None]).T + b * s).reshape(T, B, 4 * H)  # ONE GEMM [lstm:preact]
+    xproj = xs.reshape(T * B, D) @ (W_ih * s[:, None]).T + b * s  # ONE GEMM for all steps [lstm:preact]
+    xproj = xproj.reshape(T, B, 4 * H)
     W_hh_s = W_hh * s[:, None]  # (4H, H) C-contiguous
     hs = np.empty((T + 1, B, H), dtype)
     cs = np.empty((T + 1, B, H), dtype)
@@ -254,8 +258,11 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
     H = hs.shape[2]
     dtype = hs.dtype
     float_array("dh", dh, shape=(B, T, H))
-    dh_carry = np.zeros((B, H), dtype) if dh_n is None else float_array("dh_n", dh_n, shape=(B, H)).astype(dtype)
-    dc_carry = np.zeros((B, H), dtype) if dc_n is None else float_array("dc_n", dc_n, shape=(B, H)).astype(dtype)
+    # astype copies, so the carried buffers below never alias dh_n / dc_n
+    dh_carry = np.zeros((B, H), dtype) if dh_n is None else \
+        float_array("dh_n", dh_n, shape=(B, H)).astype(dtype)
+    dc_carry = np.zeros((B, H), dtype) if dc_n is None else \
+        float_array("dc_n", dc_n, shape=(B, H)).astype(dtype)
     _, bwd = _cells(backend)
 
     if rev_index is not None:

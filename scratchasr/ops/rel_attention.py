@@ -21,7 +21,7 @@ __all__ = ["rel_positions", "rel_shift_index", "rel_mha_forward", "rel_mha_backw
 
 
 def rel_positions(T: int, E: int, *, dtype=np.float64) -> np.ndarray:
-    """Sinusoidal relative encodings ``(2T - 1, E)``; row r encodes the distance ``T - 1 - r`` [attn:sinusoid]."""
+    """Sinusoidal relative encodings ``(2T - 1, E)``; row r encodes distance ``T - 1 - r`` [attn:sinusoid]."""
     T = positive_int("T", T)
     E = positive_int("E", E, minimum=2)
     if E % 2:
@@ -60,9 +60,9 @@ class RelMHACache(NamedTuple):
 
 
 def rel_mha_forward(x: np.ndarray, pos: np.ndarray, W_q: np.ndarray, b_q: np.ndarray, W_k: np.ndarray,
-                    b_k: np.ndarray, W_v: np.ndarray, b_v: np.ndarray, W_pos: np.ndarray, pos_bias_u: np.ndarray,
-                    pos_bias_v: np.ndarray, W_o: np.ndarray, b_o: np.ndarray, *, num_heads: int,
-                    mask: Optional[np.ndarray] = None) -> Tuple[np.ndarray, RelMHACache]:
+                    b_k: np.ndarray, W_v: np.ndarray, b_v: np.ndarray, W_pos: np.ndarray,
+                    pos_bias_u: np.ndarray, pos_bias_v: np.ndarray, W_o: np.ndarray, b_o: np.ndarray, *,
+                    num_heads: int, mask: Optional[np.ndarray] = None) -> Tuple[np.ndarray, RelMHACache]:
     """Relative-position multi-head self-attention.
 
     x (B, T, E); pos (2T - 1, E) from ``rel_positions``; W_* (E, E), b_* (E,); W_pos (E, E) (no bias);

@@ -68,7 +68,8 @@ def test_matches_naive_and_masks_padding(rng, smoothing):
         bad[i][1, 4:] = np.nan
     ctx2, alpha2, cache2 = location_attention_forward(*bad, smoothing=smoothing)
     np.testing.assert_array_equal(ctx2, ctx)
-    grads = location_attention_backward(rng.standard_normal(ctx.shape), cache2, rng.standard_normal(alpha.shape))
+    grads = location_attention_backward(rng.standard_normal(ctx.shape), cache2,
+                                        rng.standard_normal(alpha.shape))
     assert all(np.all(np.isfinite(g)) for g in grads)
     for g in grads[1:4]:
         assert np.all(g[1, 4:] == 0)

@@ -109,7 +109,8 @@ def test_mha_gradcheck(rng, cross):
 def test_sdpa_vs_torch(rng, mask_kind):
     torch = pytest.importorskip("torch")
     q, k, v = _qkv(rng, 2, 3, 5, 6, 4, 3)
-    mask = {"none": None, "causal": causal_mask(5, 6), "padding": padding_mask(np.array([6, 3]), 6)}[mask_kind]
+    mask = {"none": None, "causal": causal_mask(5, 6),
+            "padding": padding_mask(np.array([6, 3]), 6)}[mask_kind]
     tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
     tout = torch.nn.functional.scaled_dot_product_attention(
         tq, tk, tv, attn_mask=None if mask is None else torch.tensor(mask))

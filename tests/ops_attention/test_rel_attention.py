@@ -46,7 +46,9 @@ def test_matches_naive_double_loop(rng):
             for i in range(T):
                 for j in range(T):
                     r = T - 1 - (i - j)  # the row of distance i - j
-                    S[i, j] = ((q[b, i, sl] + u[h]) @ k[b, j, sl] + (q[b, i, sl] + vb[h]) @ p[r, sl]) / np.sqrt(dk)
+                    content = (q[b, i, sl] + u[h]) @ k[b, j, sl]
+                    position = (q[b, i, sl] + vb[h]) @ p[r, sl]
+                    S[i, j] = (content + position) / np.sqrt(dk)
             A = np.exp(S - S.max(1, keepdims=True))
             A /= A.sum(1, keepdims=True)
             ref[b, :, sl] = A @ v[b, :, sl]

@@ -12,7 +12,8 @@ from scratchasr.testing import gradcheck
 @pytest.mark.parametrize("bidirectional,proj,dropout", [(True, 0, False), (False, 3, True), (True, 3, True)])
 def test_stack_gradcheck(rng, bidirectional, proj, dropout):
     B, T, D, H, layers = 2, 5, 3, 3, 2
-    params = init_lstm_params(rng, input_size=D, hidden_size=H, num_layers=layers, bidirectional=bidirectional,
+    params = init_lstm_params(rng, input_size=D, hidden_size=H, num_layers=layers,
+                              bidirectional=bidirectional,
                               proj_size=proj, dtype=np.float64)
     names = list(params)
     x = rng.standard_normal((B, T, D))
@@ -21,7 +22,8 @@ def test_stack_gradcheck(rng, bidirectional, proj, dropout):
     masks = [(rng.random((B, T, F)) < 0.7) / 0.7] if dropout else None
 
     def fwd(x, *ps):
-        return lstm_stack_forward(dict(zip(names, ps)), x, lengths, num_layers=layers, bidirectional=bidirectional,
+        return lstm_stack_forward(dict(zip(names, ps)), x, lengths, num_layers=layers,
+                                  bidirectional=bidirectional,
                                   dropout_masks=masks)
 
     def bwd(dy, cache):
@@ -88,7 +90,7 @@ def test_vs_torch_packed(rng, num_layers, bidirectional):
 
 @pytest.mark.oracle
 def test_final_states_vs_torch(rng):
-    """lstm_forward's (h_n, c_n) and their gradients equal torch's for ragged packed input, both directions."""
+    """lstm_forward's (h_n, c_n) and their gradients equal torch's (ragged packed input, both directions)."""
     torch = pytest.importorskip("torch")
     from scratchasr.ops.lstm import lstm_backward, lstm_forward
     B, T, D, H = 3, 6, 3, 4
@@ -104,7 +106,8 @@ def test_final_states_vs_torch(rng):
     torch.autograd.backward([thn, tcn], [torch.tensor(dhn), torch.tensor(dcn)])
     dx = 0
     for d, suf in enumerate(("", "_reverse")):
-        W_ih, W_hh, b = sd["weight_ih_l0" + suf], sd["weight_hh_l0" + suf], sd["bias_ih_l0" + suf] + sd["bias_hh_l0" + suf]
+        W_ih, W_hh = sd["weight_ih_l0" + suf], sd["weight_hh_l0" + suf]
+        b = sd["bias_ih_l0" + suf] + sd["bias_hh_l0" + suf]
         _, (hn, cn), cache = lstm_forward(x, lengths, h0[d], c0[d], W_ih, W_hh, b, reverse=bool(d))
         np.testing.assert_allclose(hn, thn[d].detach().numpy(), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(cn, tcn[d].detach().numpy(), rtol=1e-10, atol=1e-12)
