@@ -2,3 +2,4 @@
 from .mocha import MochaDecoder  # noqa: E402,F401
 from .lstm import LSTM, from_torch_state_dict  # noqa: E402,F401
 from .attention import MultiHeadAttention, RelPositionMultiHeadAttention  # noqa: E402,F401
+from .module import Module, ModuleList  # noqa: E402
