@@ -2,6 +2,16 @@
 
 Each module holds a few ops, their NamedTuple caches and tags into ``docs/equations/``.
 """
+from .linear import linear_backward, linear_forward  # noqa: E402,F401
+from .activations import (glu_backward, glu_forward, relu_backward, relu_forward, sigmoid,  # noqa: E402,F401
+                          sigmoid_backward, sigmoid_forward, swish_backward, swish_forward, tanh_backward,
+                          tanh_forward)
+from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward  # noqa: E402,F401
+from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward  # noqa: E402,F401
+from .conv import (conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward,  # noqa: E402,F401
+                   conv_out_lengths)
+from .pooling import mean_pool_backward, mean_pool_forward  # noqa: E402,F401
+from .embedding import embedding_backward, embedding_forward  # noqa: E402,F401
 from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward  # noqa: E402,F401
 from .attention import (causal_mask, chunk_mask, mha_backward, mha_forward, padding_mask,  # noqa: E402,F401
                         sdpa_backward, sdpa_forward, sinusoidal_positions)
@@ -13,3 +23,9 @@ from .mocha import (hard_monotonic_attention, mocha_chunk_backward, mocha_chunk_
 from .mocha_energy import (chunk_energy_backward, chunk_energy_forward,  # noqa: E402,F401
                            monotonic_energy_backward, monotonic_energy_forward,
                            monotonic_probability_backward, monotonic_probability_forward)
+from .linear import linear_backward, linear_forward  # noqa: E402,F401
+from .activations import (glu_backward, glu_forward, relu_backward, relu_forward, sigmoid,  # noqa: E402,F401
+                          sigmoid_backward, sigmoid_forward, swish_backward, swish_forward, tanh_backward,
+                          tanh_forward)
+from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward  # noqa: E402,F401
+from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward  # noqa: E402,F401
