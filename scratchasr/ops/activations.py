@@ -118,7 +118,7 @@ def glu_forward(x: np.ndarray, axis: int = -1) -> Tuple[np.ndarray, GLUCache]:
 
 
 def glu_backward(dy: np.ndarray, cache: GLUCache):
-    """``(dx,)``: ``da = dy s`` and ``dg = dy a s (1 - s)``, concatenated back along ``axis`` [ops:glu-back]."""
+    """``(dx,)``: ``da = dy s``, ``dg = dy a s (1 - s)`` concatenated back along ``axis`` [ops:glu-back]."""
     a, s, axis = cache
     dy = float_array("dy", dy, shape=a.shape)
     da = dy * s  # [ops:glu-back]

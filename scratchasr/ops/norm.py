@@ -92,7 +92,8 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, lengt
     running_mean = float_array("running_mean", running_mean, ndim=1, shape=(C,))
     running_var = float_array("running_var", running_var, ndim=1, shape=(C,))
     same_dtype(x=x, gamma=gamma, beta=beta)
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)) or not 0 <= momentum <= 1:
+    if (isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating))
+            or not 0 <= momentum <= 1):
         raise ValueError(f"momentum: expected a float in [0, 1], got {momentum!r}")
     eps = _eps(eps)
     lengths = lengths_array("lengths", lengths, B, T)
@@ -118,7 +119,7 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, lengt
 
 
 def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache):
-    """``(dx, dgamma, dbeta)``. Training: ``dx = rstd/N (N g - sum g - xhat sum(g xhat))`` on valid frames."""
+    """``(dx, dgamma, dbeta)``; training: ``dx = rstd/N (N g - sum g - xhat sum(g xhat))`` at valid frames."""
     xhat, rstd, gamma, mask, n, training = cache
     dy = float_array("dy", dy, shape=xhat.shape)
     dy = np.where(mask, dy, 0)  # padded outputs pass no gradient
@@ -126,8 +127,9 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache):
     dbeta = np.sum(dy, axis=(0, 1))  # [ops:batch-norm-back]
     g = dy * gamma  # dL/dxhat, 0 at padded frames
     if training:
-        dx = rstd / n * (n * g - g.sum(axis=(0, 1)) - xhat * np.sum(g * xhat, axis=(0, 1)))  # [ops:batch-norm-back]
-        dx = np.where(mask, dx, 0)  # the bracket is nonzero at padded frames; they never entered the statistics
+        sum_g, sum_gx = g.sum(axis=(0, 1)), np.sum(g * xhat, axis=(0, 1))  # (C,) sums over valid frames
+        dx = rstd / n * (n * g - sum_g - xhat * sum_gx)  # [ops:batch-norm-back]
+        dx = np.where(mask, dx, 0)  # the bracket is nonzero at padding, which never entered the statistics
     else:
         dx = g * rstd  # [ops:batch-norm-back] running statistics are constants
     return dx, dgamma, dbeta

@@ -38,7 +38,8 @@ def test_linear_matches_formula_and_lengths(rng):
     dx, dW, db = linear_backward(rng.standard_normal(y.shape), cache)
     assert np.all(dx[1, 3:] == 0) and np.all(np.isfinite(dW))
     xc = np.where(np.isnan(x), 0, x)
-    rep = gradcheck(lambda x, W, b: linear_forward(x, W, b, lengths=lengths), linear_backward, [xc, W, b], rtol=1e-7, eps=EPS)
+    rep = gradcheck(lambda x, W, b: linear_forward(x, W, b, lengths=lengths), linear_backward, [xc, W, b],
+                    rtol=1e-7, eps=EPS)
     assert rep.ok, str(rep)
 
 
@@ -90,7 +91,8 @@ def test_sigmoid_extremes_and_values(rng):
     x = np.array([-1000.0, -30.0, 0.0, 30.0, 1000.0])
     with np.errstate(over="raise", invalid="raise"):  # underflow to 0 is fine
         y, _ = sigmoid_forward(x)
-    np.testing.assert_allclose(y, [0.0, 1 / (1 + np.exp(30)), 0.5, 1 / (1 + np.exp(-30)), 1.0], rtol=1e-14, atol=0)
+    want = [0.0, 1 / (1 + np.exp(30)), 0.5, 1 / (1 + np.exp(-30)), 1.0]
+    np.testing.assert_allclose(y, want, rtol=1e-14, atol=0)
     s, _ = swish_forward(x)
     assert np.all(np.isfinite(s))
 
@@ -155,3 +157,18 @@ def test_gradcheck_catches_a_wrong_backward(rng):
     def bad_backward(dy, cache):
         return tuple(2 * g for g in tanh_backward(dy, cache))
     assert not gradcheck(tanh_forward, bad_backward, [rng.standard_normal(4)], rtol=1e-7, eps=EPS).ok
+
+
+def test_float32_in_float32_out(rng):
+    """No silent up-casting: float32 inputs give float32 outputs and gradients."""
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    W, b = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    y, cache = linear_forward(x, W, b, lengths=np.array([3, 1]))
+    assert y.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in linear_backward(np.ones_like(y), cache))
+    for fwd, bwd in list(ACTS.values()) + [(relu_forward, relu_backward), (glu_forward, glu_backward),
+                                           (softmax_forward, softmax_backward),
+                                           (log_softmax_forward, log_softmax_backward)]:
+        y, cache = fwd(x)
+        (dx,) = bwd(np.ones_like(y), cache)
+        assert y.dtype == np.float32 and dx.dtype == np.float32, fwd.__name__

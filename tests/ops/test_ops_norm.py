@@ -143,3 +143,23 @@ def test_batch_norm_torch_oracle_on_valid_frames(rng):
         np.testing.assert_allclose(dbeta, bn.bias.grad.numpy(), rtol=1e-10)
         np.testing.assert_allclose(nm, bn.running_mean.numpy(), rtol=1e-12)
         np.testing.assert_allclose(nv, bn.running_var.numpy(), rtol=1e-12)
+
+
+def test_norms_float32_and_wrong_backward_detected(rng):
+    x = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    g, b = np.ones(3, np.float32), np.zeros(3, np.float32)
+    y, cache = layer_norm_forward(x, g, b)
+    assert y.dtype == np.float32
+    assert all(d.dtype == np.float32 for d in layer_norm_backward(np.ones_like(y), cache))
+    y, _, cache = batch_norm_forward(x, g, b, [4, 2], running_mean=np.zeros(3, np.float32),
+                                     running_var=np.ones(3, np.float32))
+    assert y.dtype == np.float32
+    assert all(d.dtype == np.float32 for d in batch_norm_backward(np.ones_like(y), cache))
+
+    def no_centering(dy, cache):  # forgets the -mean(g) term of the backward: must be caught
+        dx, dgamma, dbeta = layer_norm_backward(dy, cache)
+        gdy = dy * cache.gamma
+        return dx + cache.rstd * gdy.mean(-1, keepdims=True), dgamma, dbeta
+    x64 = rng.standard_normal((3, 5))
+    params = [x64, rng.standard_normal(5), rng.standard_normal(5)]
+    assert not gradcheck(layer_norm_forward, no_centering, params, rtol=1e-7, eps=EPS).ok
