@@ -6,12 +6,16 @@ from .linear import linear_backward, linear_forward  # noqa: E402,F401
 from .activations import (glu_backward, glu_forward, relu_backward, relu_forward, sigmoid,  # noqa: E402,F401
                           sigmoid_backward, sigmoid_forward, swish_backward, swish_forward, tanh_backward,
                           tanh_forward)
-from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward  # noqa: E402,F401
-from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward  # noqa: E402,F401
+from .softmax import (log_softmax_backward, log_softmax_forward, softmax_backward,  # noqa: E402,F401
+                      softmax_forward)
+from .norm import (batch_norm_backward, batch_norm_forward, layer_norm_backward,  # noqa: E402,F401
+                   layer_norm_forward)
 from .conv import (conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward,  # noqa: E402,F401
-                   conv_out_lengths)
-from .pooling import mean_pool_backward, mean_pool_forward  # noqa: E402,F401
+                   conv_out_lengths, conv_output_lengths)
+from .pooling import (masked_mean_backward, masked_mean_forward, mean_pool_backward,  # noqa: E402,F401
+                      mean_pool_forward)
 from .embedding import embedding_backward, embedding_forward  # noqa: E402,F401
+from .dropout import dropout_backward, dropout_forward, dropout_mask  # noqa: E402,F401
 from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward  # noqa: E402,F401
 from .attention import (causal_mask, chunk_mask, mha_backward, mha_forward, padding_mask,  # noqa: E402,F401
                         sdpa_backward, sdpa_forward, sinusoidal_positions)
@@ -23,9 +27,3 @@ from .mocha import (hard_monotonic_attention, mocha_chunk_backward, mocha_chunk_
 from .mocha_energy import (chunk_energy_backward, chunk_energy_forward,  # noqa: E402,F401
                            monotonic_energy_backward, monotonic_energy_forward,
                            monotonic_probability_backward, monotonic_probability_forward)
-from .linear import linear_backward, linear_forward  # noqa: E402,F401
-from .activations import (glu_backward, glu_forward, relu_backward, relu_forward, sigmoid,  # noqa: E402,F401
-                          sigmoid_backward, sigmoid_forward, swish_backward, swish_forward, tanh_backward,
-                          tanh_forward)
-from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward  # noqa: E402,F401
-from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward  # noqa: E402,F401

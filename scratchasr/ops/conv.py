@@ -1,0 +1,208 @@
+"""1-D and 2-D convolutions by im2col + one matmul, with sequence lengths.
+
+Equations: docs/equations/ops.md, [ops:conv1d] ... [ops:conv2d-back]. Weights in PyTorch layout
+(cross-correlation, as torch.nn.Conv1d/Conv2d). Layouts:
+
+- conv1d: x (B, T, C_in) batch-first (time before channels, like the rest of the library);
+  weight (C_out, C_in / groups, K). Depthwise convolution is ``groups == C_in``.
+- conv2d: x (B, C, T, F) channels-first as torch.nn.Conv2d (time is axis 2, frequency axis 3);
+  weight (C_out, C_in, KT, KF). Enough for Conformer's 2x (3x3, stride 2) subsampling.
+
+Lengths: frames at or past ``lengths[b]`` are zeroed before the convolution, so they act exactly
+like zero padding of the shorter sequence and never influence a valid output; output frames at or
+past ``out_lengths[b] = floor((L + 2p - d (K - 1) - 1) / s) + 1`` are set to zero and get no gradient.
+The im2col gather uses an index array; backward scatters back with one strided add per kernel tap
+(a loop over K, never over time).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from .._validate import float_array, length_mask, lengths_array, positive_int, same_dtype
+
+__all__ = ["conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward", "conv_out_lengths",
+           "conv_output_lengths", "Conv1dCache", "Conv2dCache"]
+
+
+def conv_out_lengths(lengths: np.ndarray, kernel_size: int, stride: int = 1, padding: int = 0,
+                     dilation: int = 1) -> np.ndarray:
+    """``floor((L + 2p - d (K - 1) - 1) / s) + 1``, clipped at 0 (an empty input gives no frame)."""
+    L = np.asarray(lengths, dtype=np.int64)
+    out = (L + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1  # [ops:conv-lengths]
+    return np.where(L > 0, np.maximum(out, 0), 0)
+
+
+conv_output_lengths = conv_out_lengths  # the longer name, as used by the module layer
+
+
+def _pair(name, v, minimum):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name}: expected an int or a pair of ints, got {v!r}")
+        return positive_int(name, v[0], minimum=minimum), positive_int(name, v[1], minimum=minimum)
+    v = positive_int(name, v, minimum=minimum)
+    return v, v
+
+
+class Conv1dCache(NamedTuple):
+    cols: np.ndarray  # (G, B*T_out, K*C_in/G) im2col matrix of the masked, padded input
+    weight: np.ndarray  # (C_out, C_in/G, K) the weight
+    out_mask: np.ndarray  # (B, T_out, 1) valid output frames, as x.dtype
+    in_mask: np.ndarray  # (B, T, 1) valid input frames, as x.dtype
+    idx: np.ndarray  # (T_out, K) int, padded-input time index t*s + k*d read by output t, tap k
+    padding: int  # p
+    has_bias: bool  # whether bias was given
+
+
+def conv1d_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray] = None, *, lengths=None,
+                   stride: int = 1, padding: int = 0, dilation: int = 1, groups: int = 1):
+    """``y[b, t, o] = bias[o] + sum_{k, c} w[o, c, k] x[b, t s - p + k d, g(o) C_in/G + c]``.
+
+    x : (B, T, C_in); weight : (C_out, C_in / groups, K); bias : (C_out,) or None;
+    lengths : (B,) or None. Returns ``(y (B, T_out, C_out), out_lengths (B,), cache)``.
+    """
+    x = float_array("x", x, ndim=3)
+    B, T, C_in = x.shape
+    weight = float_array("weight", weight, ndim=3)
+    C_out, cg, K = weight.shape
+    G = positive_int("groups", groups)
+    s = positive_int("stride", stride)
+    d = positive_int("dilation", dilation)
+    p = positive_int("padding", padding, minimum=0)
+    if C_in % G or C_out % G:
+        raise ValueError(f"groups: expected a divisor of C_in={C_in} and C_out={C_out}, got {G}")
+    if cg != C_in // G:
+        raise ValueError(f"weight: expected shape ({C_out}, {C_in // G}, K) for C_in={C_in}, groups={G}, "
+                         f"got {weight.shape}")
+    if bias is not None:
+        bias = float_array("bias", bias, ndim=1, shape=(C_out,))
+    same_dtype(x=x, weight=weight, bias=bias)
+    lengths = lengths_array("lengths", lengths, B, T)
+    T_out = (T + 2 * p - d * (K - 1) - 1) // s + 1  # [ops:conv-lengths]
+    if T_out < 1:
+        raise ValueError(f"x: T={T} is too short for kernel {K}, dilation {d}, padding {p}")
+    out_lengths = conv_out_lengths(lengths, K, s, p, d)
+    in_mask = length_mask(lengths, T)[..., None].astype(x.dtype)  # (B, T, 1)
+    out_mask = length_mask(out_lengths, T_out)[..., None].astype(x.dtype)  # (B, T_out, 1)
+    xp = np.zeros((B, T + 2 * p, C_in), dtype=x.dtype)
+    xp[:, p:p + T] = np.where(in_mask > 0, x, 0.0)  # padding frames become zeros (NaN-safe)
+    idx = np.arange(T_out)[:, None] * s + np.arange(K)[None, :] * d  # (T_out, K)
+    cols = xp[:, idx, :]  # (B, T_out, K, C_in) im2col gather  [ops:conv1d]
+    cols = cols.reshape(B * T_out, K, G, cg).transpose(2, 0, 1, 3).reshape(G, B * T_out, K * cg)
+    Wm = weight.reshape(G, C_out // G, cg, K).transpose(0, 3, 2, 1).reshape(G, K * cg, C_out // G)
+    y = cols @ Wm  # (G, B*T_out, C_out/G): one batched matmul  [ops:conv1d]
+    y = y.transpose(1, 0, 2).reshape(B, T_out, C_out)
+    if bias is not None:
+        y = y + bias  # [ops:conv1d]
+    y = y * out_mask  # output frames past out_lengths are zero
+    return y, out_lengths, Conv1dCache(cols, weight, out_mask, in_mask, idx, p, bias is not None)
+
+
+def conv1d_backward(dout: np.ndarray, cache: Conv1dCache):
+    """``(dx (B, T, C_in), dweight (C_out, C_in/G, K), dbias (C_out,))``  [ops:conv1d-back].
+
+    dbias is left out when the forward had no bias.
+    """
+    cols, weight, out_mask, in_mask, idx, p, has_bias = cache
+    C_out, cg, K = weight.shape
+    G = cols.shape[0]
+    B, T_out = out_mask.shape[:2]
+    T = in_mask.shape[1]
+    dout = float_array("dout", dout, shape=(B, T_out, C_out))
+    dy = np.where(out_mask > 0, dout, 0.0)  # (B, T_out, C_out) invalid outputs were constant 0
+    dyg = dy.reshape(B * T_out, G, C_out // G).transpose(1, 0, 2)  # (G, B*T_out, C_out/G)
+    dWm = cols.transpose(0, 2, 1) @ dyg  # (G, K*cg, C_out/G)  [ops:conv1d-back]
+    dweight = dWm.reshape(G, K, cg, C_out // G).transpose(0, 3, 2, 1).reshape(C_out, cg, K)
+    Wm = weight.reshape(G, C_out // G, cg, K).transpose(0, 3, 2, 1).reshape(G, K * cg, C_out // G)
+    dcols = dyg @ Wm.transpose(0, 2, 1)  # (G, B*T_out, K*cg)  [ops:conv1d-back]
+    dcols = dcols.reshape(G, B, T_out, K, cg).transpose(1, 2, 3, 0, 4).reshape(B, T_out, K, G * cg)
+    dxp = np.zeros((B, T + 2 * p, G * cg), dtype=dcols.dtype)
+    for k in range(K):  # scatter-add col2im: tap k of output t came from padded time idx[t, k]
+        dxp[:, idx[:, k], :] += dcols[:, :, k, :]  # idx[:, k] has no repeats (stride >= 1)  [ops:conv1d-back]
+    dx = dxp[:, p:p + T] * in_mask  # padded input frames were replaced by zeros: no gradient
+    if not has_bias:
+        return dx, dweight
+    return dx, dweight, dy.sum(axis=(0, 1))  # [ops:conv1d-back]
+
+
+class Conv2dCache(NamedTuple):
+    cols: np.ndarray  # (B*T_out*F_out, C_in*KT*KF) im2col matrix
+    weight: np.ndarray  # (C_out, C_in, KT, KF)
+    out_mask: np.ndarray  # (B, 1, T_out, 1) valid output frames, as x.dtype
+    in_mask: np.ndarray  # (B, 1, T, 1) valid input frames, as x.dtype
+    idx_t: np.ndarray  # (T_out, KT) int, padded time index read by output t, tap kt
+    idx_f: np.ndarray  # (F_out, KF) int, padded frequency index read by output f, tap kf
+    padding: Tuple[int, int]  # (pT, pF)
+    in_shape: Tuple[int, int, int, int]  # (B, C_in, T, F)
+    has_bias: bool
+
+
+def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray] = None, *, lengths=None,
+                   stride=1, padding=0):
+    """``y[b, o, t, f] = bias[o] + sum_{c, i, j} w[o, c, i, j] x[b, c, t sT - pT + i, f sF - pF + j]``.
+
+    x : (B, C_in, T, F) channels-first; weight : (C_out, C_in, KT, KF); bias : (C_out,) or None;
+    lengths : (B,) valid frames along T; stride, padding : int or (time, freq) pair.
+    Returns ``(y (B, C_out, T_out, F_out), out_lengths (B,), cache)``.
+    """
+    x = float_array("x", x, ndim=4)
+    B, C_in, T, F = x.shape
+    weight = float_array("weight", weight, ndim=4)
+    C_out, _, KT, KF = weight.shape
+    if weight.shape[1] != C_in:
+        raise ValueError(f"weight: expected shape ({C_out}, {C_in}, KT, KF) for C_in={C_in}, "
+                         f"got {weight.shape}")
+    if bias is not None:
+        bias = float_array("bias", bias, ndim=1, shape=(C_out,))
+    same_dtype(x=x, weight=weight, bias=bias)
+    sT, sF = _pair("stride", stride, 1)
+    pT, pF = _pair("padding", padding, 0)
+    lengths = lengths_array("lengths", lengths, B, T)
+    T_out, F_out = (T + 2 * pT - KT) // sT + 1, (F + 2 * pF - KF) // sF + 1  # [ops:conv-lengths]
+    if T_out < 1 or F_out < 1:
+        raise ValueError(f"x: (T, F)=({T}, {F}) is too small for kernel ({KT}, {KF}) "
+                         f"with padding ({pT}, {pF})")
+    out_lengths = conv_out_lengths(lengths, KT, sT, pT)
+    in_mask = length_mask(lengths, T)[:, None, :, None].astype(x.dtype)  # (B, 1, T, 1)
+    out_mask = length_mask(out_lengths, T_out)[:, None, :, None].astype(x.dtype)  # (B, 1, T_out, 1)
+    xp = np.zeros((B, C_in, T + 2 * pT, F + 2 * pF), dtype=x.dtype)
+    xp[:, :, pT:pT + T, pF:pF + F] = np.where(in_mask > 0, x, 0.0)  # frames past the length become zeros
+    idx_t = np.arange(T_out)[:, None] * sT + np.arange(KT)[None, :]  # (T_out, KT)
+    idx_f = np.arange(F_out)[:, None] * sF + np.arange(KF)[None, :]  # (F_out, KF)
+    # im2col: cols[b, c, t, i, f, j] = xp[b, c, t sT + i, f sF + j]
+    cols = xp[:, :, idx_t[:, :, None, None], idx_f[None, None, :, :]]  # (B, C, T_out, KT, F_out, KF)
+    cols = cols.transpose(0, 2, 4, 1, 3, 5).reshape(B * T_out * F_out, C_in * KT * KF)
+    y = cols @ weight.reshape(C_out, -1).T  # (B*T_out*F_out, C_out): one matmul  [ops:conv2d]
+    if bias is not None:
+        y = y + bias  # [ops:conv2d]
+    y = y.reshape(B, T_out, F_out, C_out).transpose(0, 3, 1, 2) * out_mask  # (B, C_out, T_out, F_out)
+    return y, out_lengths, Conv2dCache(cols, weight, out_mask, in_mask, idx_t, idx_f, (pT, pF),
+                                       (B, C_in, T, F), bias is not None)
+
+
+def conv2d_backward(dout: np.ndarray, cache: Conv2dCache):
+    """``(dx (B, C_in, T, F), dweight (C_out, C_in, KT, KF), dbias (C_out,))``  [ops:conv2d-back].
+
+    dbias is left out when the forward had no bias.
+    """
+    cols, weight, out_mask, in_mask, idx_t, idx_f, (pT, pF), (B, C_in, T, F), has_bias = cache
+    C_out, _, KT, KF = weight.shape
+    T_out, F_out = idx_t.shape[0], idx_f.shape[0]
+    dout = float_array("dout", dout, shape=(B, C_out, T_out, F_out))
+    dy = np.where(out_mask > 0, dout, 0.0)  # invalid output frames were constant 0
+    dym = dy.transpose(0, 2, 3, 1).reshape(B * T_out * F_out, C_out)
+    dweight = (dym.T @ cols).reshape(weight.shape)  # [ops:conv2d-back]
+    dcols = (dym @ weight.reshape(C_out, -1)).reshape(B, T_out, F_out, C_in, KT, KF)  # [ops:conv2d-back]
+    dxp = np.zeros((B, C_in, T + 2 * pT, F + 2 * pF), dtype=dcols.dtype)
+    for i in range(KT):  # col2im: one strided scatter-add per kernel tap (i, j)
+        for j in range(KF):
+            ti, fj = idx_t[:, i], idx_f[:, j]
+            tap = dcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)  # (B, C_in, T_out, F_out)
+            dxp[:, :, ti[:, None], fj[None, :]] += tap  # no repeated (t, f) within one tap  [ops:conv2d-back]
+    dx = dxp[:, :, pT:pT + T, pF:pF + F] * in_mask
+    if not has_bias:
+        return dx, dweight
+    return dx, dweight, dy.sum(axis=(0, 2, 3))  # [ops:conv2d-back]
