@@ -11,8 +11,9 @@ Equations: docs/equations/ops.md, [ops:conv1d] ... [ops:conv2d-back]. Weights in
 Lengths: frames at or past ``lengths[b]`` are zeroed before the convolution, so they act exactly
 like zero padding of the shorter sequence and never influence a valid output; output frames at or
 past ``out_lengths[b] = floor((L + 2p - d (K - 1) - 1) / s) + 1`` are set to zero and get no gradient.
-The im2col gather uses an index array; backward scatters back with one strided add per kernel tap
-(a loop over K, never over time).
+The im2col gather uses an index array; with groups == 1 the convolution is then one matmul, with
+groups > 1 one ``np.einsum`` contraction per call (no copy into group-major order). Backward scatters
+back with one strided add per kernel tap (a loop over K, never over time).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _pair(name, v, minimum):
 
 
 class Conv1dCache(NamedTuple):
-    cols: np.ndarray  # (G, B*T_out, K*C_in/G) im2col matrix of the masked, padded input
+    cols: np.ndarray  # (B*T_out, K, G, C_in/G) im2col rows of the masked, padded input
     weight: np.ndarray  # (C_out, C_in/G, K) the weight
     out_mask: np.ndarray  # (B, T_out, 1) valid output frames, as x.dtype
     in_mask: np.ndarray  # (B, T, 1) valid input frames, as x.dtype
@@ -90,11 +91,14 @@ def conv1d_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]
     xp = np.zeros((B, T + 2 * p, C_in), dtype=x.dtype)
     xp[:, p:p + T] = np.where(in_mask > 0, x, 0.0)  # padding frames become zeros (NaN-safe)
     idx = np.arange(T_out)[:, None] * s + np.arange(K)[None, :] * d  # (T_out, K)
-    cols = xp[:, idx, :]  # (B, T_out, K, C_in) im2col gather  [ops:conv1d]
-    cols = cols.reshape(B * T_out, K, G, cg).transpose(2, 0, 1, 3).reshape(G, B * T_out, K * cg)
-    Wm = weight.reshape(G, C_out // G, cg, K).transpose(0, 3, 2, 1).reshape(G, K * cg, C_out // G)
-    y = cols @ Wm  # (G, B*T_out, C_out/G): one batched matmul  [ops:conv1d]
-    y = y.transpose(1, 0, 2).reshape(B, T_out, C_out)
+    N = B * T_out
+    cols = xp[:, idx, :].reshape(N, K, G, cg)  # (B*T_out, K, G, cg) im2col gather  [ops:conv1d]
+    if G == 1:  # one matmul (N, K*C_in) @ (K*C_in, C_out); the weight reordered to rows (k, c)
+        y = cols.reshape(N, K * cg) @ weight.transpose(2, 1, 0).reshape(K * cg, C_out)  # [ops:conv1d]
+    else:  # the same contraction per group; einsum avoids copying cols into group-major order
+        Wg = weight.reshape(G, C_out // G, cg, K)  # (G, o_g, c_g, K)
+        y = np.einsum("nkgc,gock->ngo", cols, Wg)  # (N, G, o_g)  [ops:conv1d]
+    y = y.reshape(B, T_out, C_out)  # output channel g*o_g + o
     if bias is not None:
         y = y + bias  # [ops:conv1d]
     y = y * out_mask  # output frames past out_lengths are zero
@@ -108,20 +112,26 @@ def conv1d_backward(dout: np.ndarray, cache: Conv1dCache):
     """
     cols, weight, out_mask, in_mask, idx, p, has_bias = cache
     C_out, cg, K = weight.shape
-    G = cols.shape[0]
+    N, _, G, _ = cols.shape
     B, T_out = out_mask.shape[:2]
     T = in_mask.shape[1]
     dout = float_array("dout", dout, shape=(B, T_out, C_out))
     dy = np.where(out_mask > 0, dout, 0.0)  # (B, T_out, C_out) invalid outputs were constant 0
-    dyg = dy.reshape(B * T_out, G, C_out // G).transpose(1, 0, 2)  # (G, B*T_out, C_out/G)
-    dWm = cols.transpose(0, 2, 1) @ dyg  # (G, K*cg, C_out/G)  [ops:conv1d-back]
-    dweight = dWm.reshape(G, K, cg, C_out // G).transpose(0, 3, 2, 1).reshape(C_out, cg, K)
-    Wm = weight.reshape(G, C_out // G, cg, K).transpose(0, 3, 2, 1).reshape(G, K * cg, C_out // G)
-    dcols = dyg @ Wm.transpose(0, 2, 1)  # (G, B*T_out, K*cg)  [ops:conv1d-back]
-    dcols = dcols.reshape(G, B, T_out, K, cg).transpose(1, 2, 3, 0, 4).reshape(B, T_out, K, G * cg)
+    if G == 1:  # the two matmuls of a linear layer: dW = X^T dY, dX = dY W
+        X, dY = cols.reshape(N, K * cg), dy.reshape(N, C_out)
+        Wm = weight.transpose(2, 1, 0).reshape(K * cg, C_out)  # (K*cg, C_out) rows ordered (k, c)
+        dweight = (X.T @ dY).reshape(K, cg, C_out).transpose(2, 1, 0)  # (C_out, cg, K)  [ops:conv1d-back]
+        dcols = (dY @ Wm.T).reshape(B, T_out, K, cg)  # [ops:conv1d-back]
+    else:
+        dyg = dy.reshape(N, G, C_out // G)  # (N, G, o_g)
+        Wg = weight.reshape(G, C_out // G, cg, K)
+        dweight = np.einsum("nkgc,ngo->gock", cols, dyg).reshape(C_out, cg, K)  # [ops:conv1d-back]
+        dcols = np.einsum("ngo,gock->nkgc", dyg, Wg).reshape(B, T_out, K, G * cg)  # [ops:conv1d-back]
     dxp = np.zeros((B, T + 2 * p, G * cg), dtype=dcols.dtype)
-    for k in range(K):  # scatter-add col2im: tap k of output t came from padded time idx[t, k]
-        dxp[:, idx[:, k], :] += dcols[:, :, k, :]  # idx[:, k] has no repeats (stride >= 1)  [ops:conv1d-back]
+    s = int(idx[1, 0] - idx[0, 0]) if T_out > 1 else 1  # the stride, recovered from the index table
+    for k in range(K):  # col2im: tap k of output t came from padded time idx[t, k] = k d + t s
+        taps = slice(idx[0, k], idx[-1, k] + 1, s)  # a strided slice, no repeated frame  [ops:conv1d-back]
+        dxp[:, taps, :] += dcols[:, :, k, :]
     dx = dxp[:, p:p + T] * in_mask  # padded input frames were replaced by zeros: no gradient
     if not has_bias:
         return dx, dweight

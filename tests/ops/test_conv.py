@@ -12,6 +12,7 @@ CONV1D_CASES = [
     (7, 4, 6, 3, 2, 2, 2, 2, True),  # grouped, strided, dilated
     (6, 4, 4, 5, 1, 2, 1, 4, False),  # depthwise ("same" padding), no bias
     (9, 2, 3, 2, 3, 0, 2, 1, True),
+    (5, 2, 2, 3, 3, 0, 1, 1, True),  # one output frame; the shorter sequence has output length 0
 ]
 
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from scratchasr.ops import (dropout_backward, dropout_forward, dropout_mask, embedding_backward, embedding_forward,
+from scratchasr.ops import (dropout_backward, dropout_forward, dropout_mask, embedding_backward,
+                            embedding_forward, masked_mean_backward, masked_mean_forward)
                             masked_mean_backward, masked_mean_forward)
 from scratchasr.testing.gradcheck import gradcheck
 
