@@ -5,7 +5,6 @@ import pytest
 
 from scratchasr.ops import (dropout_backward, dropout_forward, dropout_mask, embedding_backward,
                             embedding_forward, masked_mean_backward, masked_mean_forward)
-                            masked_mean_backward, masked_mean_forward)
 from scratchasr.testing.gradcheck import gradcheck
 
 
