@@ -201,3 +201,21 @@ def test_conv2d_matches_torch(case):
     np.testing.assert_allclose(grads[1], wt.grad.numpy(), rtol=1e-10, atol=1e-12)
     if has_bias:
         np.testing.assert_allclose(grads[2], bt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_float32_in_float32_out():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 6, 4)).astype(np.float32)
+    for G in (1, 2):
+        w = rng.standard_normal((4, 4 // G, 3)).astype(np.float32)
+        b = np.zeros(4, np.float32)
+        y, _, cache = conv1d_forward(x, w, b, lengths=np.array([6, 4]), padding=1, groups=G)
+        assert y.dtype == np.float32
+        assert all(g.dtype == np.float32 for g in conv1d_backward(np.ones_like(y), cache))
+        y64, _, _ = conv1d_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                                   lengths=np.array([6, 4]), padding=1, groups=G)
+        np.testing.assert_allclose(y, y64, rtol=1e-5, atol=1e-5)
+    x4 = rng.standard_normal((2, 1, 7, 5)).astype(np.float32)
+    y, _, cache = conv2d_forward(x4, rng.standard_normal((2, 1, 3, 3)).astype(np.float32), stride=2)
+    assert y.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in conv2d_backward(np.ones_like(y), cache))

@@ -154,3 +154,16 @@ def test_dropout_pure_and_bad_input():
         dropout_mask(np.random.RandomState(0), (3,), 0.5)
     with pytest.raises(ValueError, match="dout"):
         dropout_backward(np.zeros((4, 3)), cache)
+
+
+def test_float32_in_float32_out():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    y, cache = masked_mean_forward(x, np.array([5, 2]))
+    assert y.dtype == np.float32 and masked_mean_backward(np.ones_like(y), cache)[0].dtype == np.float32
+    W = rng.standard_normal((4, 3)).astype(np.float32)
+    y, cache = embedding_forward(np.array([[0, 3, 1]]), W, lengths=np.array([2]))
+    assert y.dtype == np.float32 and embedding_backward(np.ones_like(y), cache)[0].dtype == np.float32
+    m = dropout_mask(rng, x.shape, 0.2, np.float32)
+    y, cache = dropout_forward(x, m)
+    assert y.dtype == np.float32 and dropout_backward(np.ones_like(y), cache)[0].dtype == np.float32
