@@ -219,3 +219,17 @@ def test_float32_in_float32_out():
     y, _, cache = conv2d_forward(x4, rng.standard_normal((2, 1, 3, 3)).astype(np.float32), stride=2)
     assert y.dtype == np.float32
     assert all(g.dtype == np.float32 for g in conv2d_backward(np.ones_like(y), cache))
+
+
+def test_empty_sequence_gives_zero_output_and_gradient():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 6, 4))
+    w, b = rng.standard_normal((4, 1, 3)), rng.standard_normal(4)
+    y, out_lengths, cache = conv1d_forward(x, w, b, lengths=np.array([6, 0]), padding=1, groups=4)
+    assert out_lengths.tolist() == [6, 0] and np.all(y[1] == 0)
+    dx, dw, db = conv1d_backward(rng.standard_normal(y.shape), cache)
+    assert np.all(dx[1] == 0)
+    x4 = rng.standard_normal((2, 1, 7, 5))
+    y, out_lengths, cache = conv2d_forward(x4, rng.standard_normal((2, 1, 3, 3)), lengths=np.array([0, 7]), stride=2)
+    assert out_lengths.tolist() == [0, 3] and np.all(y[0] == 0)
+    assert np.all(conv2d_backward(rng.standard_normal(y.shape), cache)[0][0] == 0)
