@@ -230,6 +230,7 @@ def test_empty_sequence_gives_zero_output_and_gradient():
     dx, dw, db = conv1d_backward(rng.standard_normal(y.shape), cache)
     assert np.all(dx[1] == 0)
     x4 = rng.standard_normal((2, 1, 7, 5))
-    y, out_lengths, cache = conv2d_forward(x4, rng.standard_normal((2, 1, 3, 3)), lengths=np.array([0, 7]), stride=2)
+    w4 = rng.standard_normal((2, 1, 3, 3))
+    y, out_lengths, cache = conv2d_forward(x4, w4, lengths=np.array([0, 7]), stride=2)
     assert out_lengths.tolist() == [0, 3] and np.all(y[0] == 0)
     assert np.all(conv2d_backward(rng.standard_normal(y.shape), cache)[0][0] == 0)
