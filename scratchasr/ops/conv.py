@@ -48,8 +48,24 @@ def _pair(name, v, minimum):
     return v, v
 
 
+def _im2col_1d(xp: np.ndarray, idx: np.ndarray, G: int) -> np.ndarray:
+    """``cols[b*T_out + t, k, g, c] = xp[b, idx[t, k], g*c_g + c]``: (B*T_out, K, G, c_g), a gathered copy."""
+    B, _, C_in = xp.shape
+    T_out, K = idx.shape
+    return xp[:, idx, :].reshape(B * T_out, K, G, C_in // G)  # [ops:conv1d]
+
+
+def _im2col_2d(xp: np.ndarray, idx_t: np.ndarray, idx_f: np.ndarray) -> np.ndarray:
+    """Rows ``(b, t, f)``, columns ``(c, i, j)``: ``xp[b, c, idx_t[t, i], idx_f[f, j]]``."""
+    B, C = xp.shape[:2]
+    (T_out, KT), (F_out, KF) = idx_t.shape, idx_f.shape
+    cols = xp[:, :, idx_t[:, :, None, None], idx_f[None, None, :, :]]  # (B, C, T_out, KT, F_out, KF)
+    return cols.transpose(0, 2, 4, 1, 3, 5).reshape(B * T_out * F_out, C * KT * KF)  # [ops:conv2d]
+
+
 class Conv1dCache(NamedTuple):
-    cols: np.ndarray  # (B*T_out, K, G, C_in/G) im2col rows of the masked, padded input
+    xp: np.ndarray  # (B, T + 2p, C_in) masked, zero-padded input; backward re-gathers im2col from it
+    # (about K/stride times less memory than caching the im2col matrix; the gather is cheap)
     weight: np.ndarray  # (C_out, C_in/G, K) the weight
     out_mask: np.ndarray  # (B, T_out, 1) valid output frames, as x.dtype
     in_mask: np.ndarray  # (B, T, 1) valid input frames, as x.dtype
@@ -92,7 +108,7 @@ def conv1d_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]
     xp[:, p:p + T] = np.where(in_mask > 0, x, 0.0)  # padding frames become zeros (NaN-safe)
     idx = np.arange(T_out)[:, None] * s + np.arange(K)[None, :] * d  # (T_out, K)
     N = B * T_out
-    cols = xp[:, idx, :].reshape(N, K, G, cg)  # (B*T_out, K, G, cg) im2col gather  [ops:conv1d]
+    cols = _im2col_1d(xp, idx, G)  # (B*T_out, K, G, cg)  [ops:conv1d]
     if G == 1:  # one matmul (N, K*C_in) @ (K*C_in, C_out); the weight reordered to rows (k, c)
         y = cols.reshape(N, K * cg) @ weight.transpose(2, 1, 0).reshape(K * cg, C_out)  # [ops:conv1d]
     else:  # the same contraction per group; einsum avoids copying cols into group-major order
@@ -102,7 +118,7 @@ def conv1d_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]
     if bias is not None:
         y = y + bias  # [ops:conv1d]
     y = y * out_mask  # output frames past out_lengths are zero
-    return y, out_lengths, Conv1dCache(cols, weight, out_mask, in_mask, idx, p, bias is not None)
+    return y, out_lengths, Conv1dCache(xp, weight, out_mask, in_mask, idx, p, bias is not None)
 
 
 def conv1d_backward(dout: np.ndarray, cache: Conv1dCache):
@@ -110,7 +126,8 @@ def conv1d_backward(dout: np.ndarray, cache: Conv1dCache):
 
     dbias is left out when the forward had no bias.
     """
-    cols, weight, out_mask, in_mask, idx, p, has_bias = cache
+    xp, weight, out_mask, in_mask, idx, p, has_bias = cache
+    cols = _im2col_1d(xp, idx, xp.shape[2] // weight.shape[1])  # recomputed (see Conv1dCache)
     C_out, cg, K = weight.shape
     N, _, G, _ = cols.shape
     B, T_out = out_mask.shape[:2]
@@ -139,7 +156,7 @@ def conv1d_backward(dout: np.ndarray, cache: Conv1dCache):
 
 
 class Conv2dCache(NamedTuple):
-    cols: np.ndarray  # (B*T_out*F_out, C_in*KT*KF) im2col matrix
+    xp: np.ndarray  # (B, C_in, T + 2pT, F + 2pF) masked, zero-padded input; im2col recomputed in backward
     weight: np.ndarray  # (C_out, C_in, KT, KF)
     out_mask: np.ndarray  # (B, 1, T_out, 1) valid output frames, as x.dtype
     in_mask: np.ndarray  # (B, 1, T, 1) valid input frames, as x.dtype
@@ -182,14 +199,12 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]
     xp[:, :, pT:pT + T, pF:pF + F] = np.where(in_mask > 0, x, 0.0)  # frames past the length become zeros
     idx_t = np.arange(T_out)[:, None] * sT + np.arange(KT)[None, :]  # (T_out, KT)
     idx_f = np.arange(F_out)[:, None] * sF + np.arange(KF)[None, :]  # (F_out, KF)
-    # im2col: cols[b, c, t, i, f, j] = xp[b, c, t sT + i, f sF + j]
-    cols = xp[:, :, idx_t[:, :, None, None], idx_f[None, None, :, :]]  # (B, C, T_out, KT, F_out, KF)
-    cols = cols.transpose(0, 2, 4, 1, 3, 5).reshape(B * T_out * F_out, C_in * KT * KF)
+    cols = _im2col_2d(xp, idx_t, idx_f)  # (B*T_out*F_out, C_in*KT*KF)  [ops:conv2d]
     y = cols @ weight.reshape(C_out, -1).T  # (B*T_out*F_out, C_out): one matmul  [ops:conv2d]
     if bias is not None:
         y = y + bias  # [ops:conv2d]
     y = y.reshape(B, T_out, F_out, C_out).transpose(0, 3, 1, 2) * out_mask  # (B, C_out, T_out, F_out)
-    return y, out_lengths, Conv2dCache(cols, weight, out_mask, in_mask, idx_t, idx_f, (pT, pF),
+    return y, out_lengths, Conv2dCache(xp, weight, out_mask, in_mask, idx_t, idx_f, (pT, pF),
                                        (B, C_in, T, F), bias is not None)
 
 
@@ -198,7 +213,8 @@ def conv2d_backward(dout: np.ndarray, cache: Conv2dCache):
 
     dbias is left out when the forward had no bias.
     """
-    cols, weight, out_mask, in_mask, idx_t, idx_f, (pT, pF), (B, C_in, T, F), has_bias = cache
+    xp, weight, out_mask, in_mask, idx_t, idx_f, (pT, pF), (B, C_in, T, F), has_bias = cache
+    cols = _im2col_2d(xp, idx_t, idx_f)  # recomputed (see Conv2dCache)
     C_out, _, KT, KF = weight.shape
     T_out, F_out = idx_t.shape[0], idx_f.shape[0]
     dout = float_array("dout", dout, shape=(B, C_out, T_out, F_out))
