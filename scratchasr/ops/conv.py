@@ -223,11 +223,14 @@ def conv2d_backward(dout: np.ndarray, cache: Conv2dCache):
     dweight = (dym.T @ cols).reshape(weight.shape)  # [ops:conv2d-back]
     dcols = (dym @ weight.reshape(C_out, -1)).reshape(B, T_out, F_out, C_in, KT, KF)  # [ops:conv2d-back]
     dxp = np.zeros((B, C_in, T + 2 * pT, F + 2 * pF), dtype=dcols.dtype)
+    sT = int(idx_t[1, 0] - idx_t[0, 0]) if T_out > 1 else 1  # strides recovered from the index tables
+    sF = int(idx_f[1, 0] - idx_f[0, 0]) if F_out > 1 else 1
     for i in range(KT):  # col2im: one strided scatter-add per kernel tap (i, j)
         for j in range(KF):
-            ti, fj = idx_t[:, i], idx_f[:, j]
+            ti = slice(idx_t[0, i], idx_t[-1, i] + 1, sT)  # times t sT + i, t = 0 .. T_out - 1
+            fj = slice(idx_f[0, j], idx_f[-1, j] + 1, sF)  # frequencies f sF + j
             tap = dcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)  # (B, C_in, T_out, F_out)
-            dxp[:, :, ti[:, None], fj[None, :]] += tap  # no repeated (t, f) within one tap  [ops:conv2d-back]
+            dxp[:, :, ti, fj] += tap  # no repeated (t, f) within one tap  [ops:conv2d-back]
     dx = dxp[:, :, pT:pT + T, pF:pF + F] * in_mask
     if not has_bias:
         return dx, dweight
