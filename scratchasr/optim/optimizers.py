@@ -135,17 +135,17 @@ class SGD(Optimizer):
 
     def _update(self, k, p, g):
         if self.weight_decay:
-            g = g + self.weight_decay * p  # L2 decay folded into the gradient  [optim:sgd]
+            g = g + self.weight_decay * p  # L2 decay folded into the gradient  [optim:l2]
         if self.momentum:
             buf = self.state["momentum_buffer"].get(k)
             if buf is None:  # first step: v_1 = g_1 (torch's convention, not mu * 0 + g)
                 buf = self.state["momentum_buffer"][k] = g.copy()
             else:
-                buf *= self.momentum  # v_t = mu v_{t-1} + g_t  [optim:sgd]
+                buf *= self.momentum  # v_t = mu v_{t-1} + g_t  [optim:sgd-momentum]
                 buf += g
-            # [optim:nesterov] looks ahead along the new velocity: g + mu v_t
+            # [optim:sgd-nesterov] looks ahead along the new velocity: g + mu v_t
             g = g + self.momentum * buf if self.nesterov else buf
-        p -= self.lr * g
+        p -= self.lr * g  # [optim:sgd]
 
 
 class Adam(Optimizer):
@@ -171,16 +171,16 @@ class Adam(Optimizer):
             if self.decoupled:
                 p *= 1.0 - self.lr * self.weight_decay  # decoupled decay on theta  [optim:adamw]
             else:
-                g = g + self.weight_decay * p  # L2 in the gradient  [optim:adam]
+                g = g + self.weight_decay * p  # L2 in the gradient  [optim:l2]
         m, v = self._slot("exp_avg", k), self._slot("exp_avg_sq", k)
         b1, b2 = self.beta1, self.beta2
-        m *= b1  # m_t = b1 m + (1 - b1) g  [optim:adam]
+        m *= b1  # m_t = b1 m + (1 - b1) g  [optim:adam-m]
         m += (1 - b1) * g
-        v *= b2  # v_t = b2 v + (1 - b2) g^2
+        v *= b2  # v_t = b2 v + (1 - b2) g^2  [optim:adam-v]
         v += (1 - b2) * g * g
-        # bias correction: m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
+        # bias correction: m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)  [optim:adam-bias]
         bc1, bc2 = 1 - b1 ** self.t, 1 - b2 ** self.t
-        p -= (self.lr / bc1) * m / (np.sqrt(v / bc2) + self.eps)
+        p -= (self.lr / bc1) * m / (np.sqrt(v / bc2) + self.eps)  # [optim:adam]
 
 
 class AdamW(Adam):
