@@ -12,7 +12,8 @@ Lengths: frames at or past ``lengths[b]`` are zeroed before the convolution, so 
 like zero padding of the shorter sequence and never influence a valid output; output frames at or
 past ``out_lengths[b] = floor((L + 2p - d (K - 1) - 1) / s) + 1`` are set to zero and get no gradient.
 The im2col gather uses an index array; with groups == 1 the convolution is then one matmul, with
-groups > 1 one ``np.einsum`` contraction per call (no copy into group-major order). Backward scatters
+groups > 1 one ``np.einsum`` contraction per call (no copy into group-major order); depthwise
+convolution (groups == C_in == C_out) skips im2col and does one multiply-add per kernel tap. Backward scatters
 back with one strided add per kernel tap (a loop over K, never over time).
 """
 
@@ -74,12 +75,23 @@ class Conv1dCache(NamedTuple):
     has_bias: bool  # whether bias was given
 
 
+def _tap(idx: np.ndarray, k: int, s: int) -> slice:
+    """The padded-input frames read by tap k, ``idx[:, k] = k d + t s``, as a strided slice (a view)."""
+    return slice(int(idx[0, k]), int(idx[-1, k]) + 1, s)
+
+
+def _depthwise(weight: np.ndarray, C_in: int) -> bool:
+    """groups == C_in == C_out: every output channel filters only its own input channel."""
+    return weight.shape[1] == 1 and weight.shape[0] == C_in
+
+
 def conv1d_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray] = None, *, lengths=None,
                    stride: int = 1, padding: int = 0, dilation: int = 1, groups: int = 1):
     """``y[b, t, o] = bias[o] + sum_{k, c} w[o, c, k] x[b, t s - p + k d, g(o) C_in/G + c]``.
 
     x : (B, T, C_in); weight : (C_out, C_in / groups, K); bias : (C_out,) or None;
     lengths : (B,) or None. Returns ``(y (B, T_out, C_out), out_lengths (B,), cache)``.
+    Depthwise convolution (groups == C_in == C_out) skips im2col: one multiply-add per tap.
     """
     x = float_array("x", x, ndim=3)
     B, T, C_in = x.shape
@@ -108,10 +120,15 @@ def conv1d_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray]
     xp[:, p:p + T] = np.where(in_mask > 0, x, 0.0)  # padding frames become zeros (NaN-safe)
     idx = np.arange(T_out)[:, None] * s + np.arange(K)[None, :] * d  # (T_out, K)
     N = B * T_out
-    cols = _im2col_1d(xp, idx, G)  # (B*T_out, K, G, cg)  [ops:conv1d]
-    if G == 1:  # one matmul (N, K*C_in) @ (K*C_in, C_out); the weight reordered to rows (k, c)
+    if _depthwise(weight, C_in):  # per-channel filters: a multiply-add per tap beats any gather
+        y = np.zeros((B, T_out, C_out), dtype=x.dtype)
+        for k in range(K):  # y[:, t] += w[:, 0, k] * xp[:, t s + k d]  [ops:conv1d-depthwise]
+            y += xp[:, _tap(idx, k, s), :] * weight[:, 0, k]
+    elif G == 1:  # one matmul (N, K*C_in) @ (K*C_in, C_out); the weight reordered to rows (k, c)
+        cols = _im2col_1d(xp, idx, G)  # (B*T_out, K, 1, C_in)  [ops:conv1d]
         y = cols.reshape(N, K * cg) @ weight.transpose(2, 1, 0).reshape(K * cg, C_out)  # [ops:conv1d]
     else:  # the same contraction per group; einsum avoids copying cols into group-major order
+        cols = _im2col_1d(xp, idx, G)  # (B*T_out, K, G, cg)  [ops:conv1d]
         Wg = weight.reshape(G, C_out // G, cg, K)  # (G, o_g, c_g, K)
         y = np.einsum("nkgc,gock->ngo", cols, Wg)  # (N, G, o_g)  [ops:conv1d]
     y = y.reshape(B, T_out, C_out)  # output channel g*o_g + o
@@ -127,28 +144,36 @@ def conv1d_backward(dout: np.ndarray, cache: Conv1dCache):
     dbias is left out when the forward had no bias.
     """
     xp, weight, out_mask, in_mask, idx, p, has_bias = cache
-    cols = _im2col_1d(xp, idx, xp.shape[2] // weight.shape[1])  # recomputed (see Conv1dCache)
     C_out, cg, K = weight.shape
-    N, _, G, _ = cols.shape
+    C_in = xp.shape[2]
+    G = C_in // cg
     B, T_out = out_mask.shape[:2]
+    N = B * T_out
     T = in_mask.shape[1]
     dout = float_array("dout", dout, shape=(B, T_out, C_out))
     dy = np.where(out_mask > 0, dout, 0.0)  # (B, T_out, C_out) invalid outputs were constant 0
-    if G == 1:  # the two matmuls of a linear layer: dW = X^T dY, dX = dY W
-        X, dY = cols.reshape(N, K * cg), dy.reshape(N, C_out)
-        Wm = weight.transpose(2, 1, 0).reshape(K * cg, C_out)  # (K*cg, C_out) rows ordered (k, c)
-        dweight = (X.T @ dY).reshape(K, cg, C_out).transpose(2, 1, 0)  # (C_out, cg, K)  [ops:conv1d-back]
-        dcols = (dY @ Wm.T).reshape(B, T_out, K, cg)  # [ops:conv1d-back]
-    else:
-        dyg = dy.reshape(N, G, C_out // G)  # (N, G, o_g)
-        Wg = weight.reshape(G, C_out // G, cg, K)
-        dweight = np.einsum("nkgc,ngo->gock", cols, dyg).reshape(C_out, cg, K)  # [ops:conv1d-back]
-        dcols = np.einsum("ngo,gock->nkgc", dyg, Wg).reshape(B, T_out, K, G * cg)  # [ops:conv1d-back]
-    dxp = np.zeros((B, T + 2 * p, G * cg), dtype=dcols.dtype)
     s = int(idx[1, 0] - idx[0, 0]) if T_out > 1 else 1  # the stride, recovered from the index table
-    for k in range(K):  # col2im: tap k of output t came from padded time idx[t, k] = k d + t s
-        taps = slice(idx[0, k], idx[-1, k] + 1, s)  # a strided slice, no repeated frame  [ops:conv1d-back]
-        dxp[:, taps, :] += dcols[:, :, k, :]
+    dxp = np.zeros((B, T + 2 * p, C_in), dtype=dy.dtype)
+    if _depthwise(weight, C_in):
+        dweight = np.empty(weight.shape, dtype=dy.dtype)
+        for k in range(K):  # tap k read the frames x_k = xp[:, t s + k d]
+            x_k = xp[:, _tap(idx, k, s), :]  # (B, T_out, C) a strided view
+            dweight[:, 0, k] = np.einsum("btc,btc->c", x_k, dy)  # [ops:conv1d-depthwise-back]
+            dxp[:, _tap(idx, k, s), :] += dy * weight[:, 0, k]  # [ops:conv1d-depthwise-back]
+    else:
+        cols = _im2col_1d(xp, idx, G)  # (N, K, G, cg) recomputed (see Conv1dCache)
+        if G == 1:  # the two matmuls of a linear layer: dW = X^T dY, dX = dY W
+            X, dY = cols.reshape(N, K * cg), dy.reshape(N, C_out)
+            Wm = weight.transpose(2, 1, 0).reshape(K * cg, C_out)  # (K*cg, C_out) rows ordered (k, c)
+            dweight = (X.T @ dY).reshape(K, cg, C_out).transpose(2, 1, 0)  # (C_out, cg, K)  [ops:conv1d-back]
+            dcols = (dY @ Wm.T).reshape(B, T_out, K, cg)  # [ops:conv1d-back]
+        else:
+            dyg = dy.reshape(N, G, C_out // G)  # (N, G, o_g)
+            Wg = weight.reshape(G, C_out // G, cg, K)
+            dweight = np.einsum("nkgc,ngo->gock", cols, dyg).reshape(C_out, cg, K)  # [ops:conv1d-back]
+            dcols = np.einsum("ngo,gock->nkgc", dyg, Wg).reshape(B, T_out, K, G * cg)  # [ops:conv1d-back]
+        for k in range(K):  # col2im: tap k of output t came from padded time idx[t, k] = k d + t s
+            dxp[:, _tap(idx, k, s), :] += dcols[:, :, k, :]  # a strided slice, no repeats  [ops:conv1d-back]
     dx = dxp[:, p:p + T] * in_mask  # padded input frames were replaced by zeros: no gradient
     if not has_bias:
         return dx, dweight

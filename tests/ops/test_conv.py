@@ -13,6 +13,8 @@ CONV1D_CASES = [
     (6, 4, 4, 5, 1, 2, 1, 4, False),  # depthwise ("same" padding), no bias
     (9, 2, 3, 2, 3, 0, 2, 1, True),
     (5, 2, 2, 3, 3, 0, 1, 1, True),  # one output frame; the shorter sequence has output length 0
+    (8, 3, 3, 3, 2, 1, 2, 3, True),  # depthwise (tap-loop path), strided and dilated
+    (6, 2, 4, 3, 1, 1, 1, 2, True),  # depthwise with channel multiplier 2 (grouped einsum path)
 ]
 
 
