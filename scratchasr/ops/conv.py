@@ -13,8 +13,8 @@ like zero padding of the shorter sequence and never influence a valid output; ou
 past ``out_lengths[b] = floor((L + 2p - d (K - 1) - 1) / s) + 1`` are set to zero and get no gradient.
 The im2col gather uses an index array; with groups == 1 the convolution is then one matmul, with
 groups > 1 one ``np.einsum`` contraction per call (no copy into group-major order); depthwise
-convolution (groups == C_in == C_out) skips im2col and does one multiply-add per kernel tap. Backward scatters
-back with one strided add per kernel tap (a loop over K, never over time).
+convolution (groups == C_in == C_out) skips im2col and does one multiply-add per kernel tap.
+Backward scatters back with one strided add per kernel tap (a loop over K, never over time).
 """
 
 from __future__ import annotations
