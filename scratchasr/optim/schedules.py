@@ -63,11 +63,12 @@ class NewBob:
     """Halve the rate when the dev score stops improving; keep halving once started  [optim:newbob].
 
     ``update(score)`` after each epoch (lower is better, e.g. PER) returns the new rate. ``threshold``
-    is the relative improvement below which the rate is reduced.
+    is the relative improvement below which an epoch counts as a plateau; the rate is reduced once more
+    than ``patience`` plateau epochs follow each other (``patience=0``: at the first one).
     """
 
-    def __init__(self, lr: float, factor: float = 0.5, threshold: float = 0.0025, min_lr: float = 0.0,
-                 ramp: bool = True) -> None:
+    def __init__(self, lr: float, factor: float = 0.5, patience: int = 0, threshold: float = 0.0025,
+                 min_lr: float = 0.0, ramp: bool = True) -> None:
         self.lr = _pos("lr", lr)
         self.factor = _pos("factor", factor)
         if self.factor >= 1:
@@ -75,6 +76,10 @@ class NewBob:
         self.threshold = _pos("threshold", threshold, True)
         self.min_lr = _pos("min_lr", min_lr, True)
         self.ramp = bool(ramp)
+        if isinstance(patience, bool) or int(patience) != patience or patience < 0:
+            raise ValueError(f"patience: expected an integer >= 0, got {patience}")
+        self.patience = int(patience)  # plateau epochs tolerated before the first halving
+        self.bad_epochs = 0
         self.best: Optional[float] = None
         self.ramping = False
 
@@ -86,14 +91,17 @@ class NewBob:
             self.best = score
             return self.lr
         improvement = (self.best - score) / max(abs(self.best), 1e-12)
-        if improvement < self.threshold or self.ramping:
+        self.bad_epochs = self.bad_epochs + 1 if improvement < self.threshold else 0
+        if self.ramping or self.bad_epochs > self.patience:
             self.lr = max(self.min_lr, self.lr * self.factor)
             self.ramping = self.ramp
+            self.bad_epochs = 0
         self.best = min(self.best, score)
         return self.lr
 
     def state_dict(self) -> dict:
-        return dict(lr=self.lr, best=self.best, ramping=self.ramping)
+        return dict(lr=self.lr, best=self.best, ramping=self.ramping, bad_epochs=self.bad_epochs)
 
     def load_state_dict(self, s: dict) -> None:
         self.lr, self.best, self.ramping = float(s["lr"]), s["best"], bool(s["ramping"])
+        self.bad_epochs = int(s.get("bad_epochs", 0))

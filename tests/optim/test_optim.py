@@ -207,3 +207,18 @@ def test_against_torch_optim(kind):
         topt.step()
     for t, k in zip(tp, shapes):
         np.testing.assert_allclose(ours[k], t.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_newbob_patience_waits_for_consecutive_plateaus():
+    s = NewBob(1.0, factor=0.5, patience=1, threshold=0.01, ramp=False)
+    assert s.update(1.0) == 1.0      # reference
+    assert s.update(0.999) == 1.0    # plateau 1 <= patience
+    assert s.update(0.5) == 1.0      # improvement resets the count
+    assert s.update(0.499) == 1.0    # plateau 1
+    assert s.update(0.498) == 0.5    # plateau 2 > patience: halve, count reset
+    assert s.update(0.497) == 0.5    # plateau 1 again (no ramp)
+    s2 = NewBob(1.0, patience=1, threshold=0.01, ramp=False)
+    s2.load_state_dict(s.state_dict())
+    assert s2.update(0.496) == s.update(0.496) == 0.25
+    with pytest.raises(ValueError, match="patience"):
+        NewBob(1.0, patience=-1)
