@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 
-from ._njit import njit, prange
+from ._njit import njit
 
 
-@njit(parallel=True)
+@njit
 def lstm_cell_forward_kernel(t, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
     """One LSTM step for a batch. Twin: ``scratchasr.ops.lstm._cell_forward_numpy``.
 
@@ -33,7 +33,7 @@ def lstm_cell_forward_kernel(t, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
     """
     B = t.shape[0]
     H = h_prev.shape[1]
-    for b in prange(B):
+    for b in range(B):  # serial: a per-step prange costs more in thread wake-ups than it saves
         if valid[b]:
             for j in range(H):
                 gi = 0.5 + 0.5 * t[b, j]  # [lstm:gates]
@@ -61,7 +61,7 @@ def lstm_cell_forward_kernel(t, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
                 y[b, j] = 0.0
 
 
-@njit(parallel=True)
+@njit
 def lstm_cell_backward_kernel(dy, dh_next, dc_next, gates, c_prev, tanh_c, valid, da, dc_prev, dh_pass):
     """Backward of one LSTM step. Twin: ``scratchasr.ops.lstm._cell_backward_numpy``.
 
@@ -72,7 +72,7 @@ def lstm_cell_backward_kernel(dy, dh_next, dc_next, gates, c_prev, tanh_c, valid
     """
     B = dy.shape[0]
     H = dy.shape[1]
-    for b in prange(B):
+    for b in range(B):  # serial: a per-step prange costs more in thread wake-ups than it saves
         if valid[b]:
             for j in range(H):
                 gi = gates[b, j]
