@@ -70,43 +70,86 @@ def _cmd_synth_timit(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------ train
-# Placeholder until the recipe lands: the trainer's engineer replaces _add_train/_cmd_train.
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model from a config (not yet implemented)")
+    p = sub.add_parser("train", help="train the BiLSTM-CTC recipe from a config file",
+                       description="CONFIG is a Python file defining a dict CONFIG (see "
+                                   "experiments/timit/ctc_blstm/config.py); --key=value overrides any key.")
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("overrides", nargs="*", metavar="--key=value")
-    p.set_defaults(func=_not_yet("train"))
+    p.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoint.npz")
+    p.set_defaults(func=_cmd_train)
+
+
+def load_config_file(path: str) -> dict:
+    import runpy
+    ns = runpy.run_path(path)
+    if not isinstance(ns.get("CONFIG"), dict):
+        raise ValueError(f"{path}: expected a dict named CONFIG")
+    return ns["CONFIG"]
+
+
+def _cmd_train(args) -> int:
+    from .train import NonFiniteLoss, TrainConfig, train
+
+    try:
+        cfg = TrainConfig.from_overrides(load_config_file(args.config), args.overrides)
+        summary = train(cfg, resume=args.resume)
+    except (ValueError, FileNotFoundError, NonFiniteLoss) as e:
+        print(f"scratchasr train: error: {e}", file=sys.stderr)
+        return 2
+    print(f"best dev PER {100 * summary['best_dev_per']:.2f}% after {summary['epochs']} epochs, "
+          f"{summary['minutes']:.1f} min; checkpoints in {summary['exp_dir']}")
+    return 0
 
 
 # ------------------------------------------------------------------------------------------ decode
-# Placeholder until the recipe lands: replace _add_decode/_cmd_decode.
 
 
 def _add_decode(sub) -> None:
-    p = sub.add_parser("decode", help="decode a data set and score PER (not yet implemented)")
+    p = sub.add_parser("decode", help="decode a TIMIT-layout data set and score PER with S/D/I")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("data_dir", metavar="DATA_DIR")
-    p.set_defaults(func=_not_yet("decode"))
+    p.add_argument("--split", default="core_test", choices=["train", "dev", "core_test", "test"])
+    p.add_argument("--beam", type=int, default=1, help="1: greedy; >1: CTC prefix beam search")
+    p.set_defaults(func=_cmd_decode)
+
+
+def _cmd_decode(args) -> int:
+    from .train import evaluate
+
+    try:
+        r = evaluate(args.checkpoint, args.data_dir, args.split, beam=args.beam)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"scratchasr decode: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{r['split']}: {r['utterances']} utterances, {r['ref_tokens']} phones: PER {100 * r['per']:.2f}% "
+          f"(S {r['substitutions']}, D {r['deletions']}, I {r['insertions']})")
+    return 0
 
 
 # ------------------------------------------------------------------------------------------ transcribe
-# Placeholder until the recipe lands: replace _add_transcribe/_cmd_transcribe.
 
 
 def _add_transcribe(sub) -> None:
-    p = sub.add_parser("transcribe", help="transcribe audio files (not yet implemented)")
+    p = sub.add_parser("transcribe", help="print the phone sequence recognised in each audio file")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("audio", nargs="+", metavar="AUDIO")
-    p.set_defaults(func=_not_yet("transcribe"))
+    p.add_argument("--beam", type=int, default=1)
+    p.set_defaults(func=_cmd_transcribe)
 
 
-def _not_yet(name: str):
-    def run(args) -> int:
-        print(f"scratchasr {name}: error: not yet implemented", file=sys.stderr)
+def _cmd_transcribe(args) -> int:
+    from .train import transcribe
+
+    try:
+        for path, phones in zip(args.audio, transcribe(args.checkpoint, args.audio, beam=args.beam)):
+            print(f"{path}\t{' '.join(phones)}")
+    except (ValueError, FileNotFoundError) as e:
+        print(f"scratchasr transcribe: error: {e}", file=sys.stderr)
         return 2
-    return run
+    return 0
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -1,0 +1,73 @@
+"""PNG plots of a training run (matplotlib, the optional ``plot`` extra).
+
+``plot_run(exp_dir, best_checkpoint, data_dir)`` writes ``loss.png`` (train loss per utterance and
+dev PER per epoch) and ``alignment.png`` (the CTC Viterbi alignment of the first dev utterance
+drawn over its log-mel spectrogram, with the reference phone boundaries for comparison).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_history(history: List[dict], path: Path) -> Path:
+    plt = _plt()
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax[0].plot(ep, [h["train_loss"] for h in history], "o-")
+    ax[0].set(xlabel="epoch", ylabel="CTC loss per utterance", title="training loss")
+    ax[1].plot(ep, [100 * h["dev_per"] for h in history], "o-", color="C1")
+    ax[1].set(xlabel="epoch", ylabel="PER (%)", title="dev PER (39 phones, greedy)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_alignment(checkpoint: str, data_dir: str, path: Path, split: str = "dev") -> Path:
+    from .data.timit import read_corpus
+    from .losses import ctc_align
+    from .train import VOCAB, load_model, normalise, phone_ids, utterance_features
+    plt = _plt()
+    model, cmvn, _ = load_model(checkpoint)
+    utt = read_corpus(data_dir, split)[0]
+    feats = utterance_features(utt.wav_path)
+    logits, out_len, _ = model.forward(normalise(feats, cmvn)[None], np.array([feats.shape[0]]))
+    y = phone_ids(utt.phone_labels)
+    al = ctc_align(logits.astype(np.float64), y[None], out_len, np.array([len(y)]), blank=0)
+    k = model.config.stack
+    fig, ax = plt.subplots(2, 1, figsize=(12, 5), sharex=True, gridspec_kw=dict(height_ratios=[3, 1]))
+    ax[0].imshow(feats[:, :40].T, origin="lower", aspect="auto", cmap="magma")
+    ax[0].set(ylabel="log-mel bin", title=f"{utt.id}: CTC Viterbi alignment (top labels) vs reference (bottom)")
+    labels = al.labels[0]
+    for t in range(int(out_len[0])):
+        if labels[t] > 0 and (t == 0 or labels[t] != labels[t - 1]):
+            ax[0].axvline(t * k, color="cyan", lw=0.6)
+            ax[0].text(t * k, 41, VOCAB[labels[t]], color="black", fontsize=6, rotation=90, va="bottom")
+    probs = np.exp(logits[0] - logits[0].max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    ax[1].plot(np.arange(probs.shape[0]) * k, 1 - probs[:, 0], lw=0.8)
+    for s, e, p in utt.phones:
+        ax[1].axvline(s / 160, color="gray", lw=0.4)
+    ax[1].set(xlabel="frame (10 ms)", ylabel="1 - P(blank)", ylim=(0, 1.05))
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_run(exp_dir: str, *, best_checkpoint: str, data_dir: str) -> List[Path]:
+    exp = Path(exp_dir)
+    history = json.loads((exp / "log.json").read_text())
+    return [plot_history(history, exp / "loss.png"), plot_alignment(best_checkpoint, data_dir, exp / "alignment.png")]
