@@ -5,6 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 PYTEST_ARGS ?= -m "not slow"
+DEMO_ARGS ?=
 
 .PHONY: demo test test-all install install-test oracle bench clean
 
@@ -28,7 +29,7 @@ oracle: $(VENV)/.installed-test
 	$(PIP) install --quiet -e ".[test,plot,oracle]"
 
 demo: $(VENV)/.installed
-	$(PY) -m scratchasr.demo
+	$(PY) -m scratchasr.demo $(DEMO_ARGS)
 
 # Exit code 5 (no tests collected) is a failure, as is any other non-zero code.
 test: $(VENV)/.installed-test
