@@ -4,4 +4,4 @@ from .lstm import LSTM, from_torch_state_dict  # noqa: E402,F401
 from .attention import MultiHeadAttention, RelPositionMultiHeadAttention  # noqa: E402,F401
 from .module import Module, ModuleList  # noqa: E402
 from .layers import (GLU, BatchNorm, Conv1d, Conv2d, Dropout, Embedding, LayerNorm, Linear, ReLU,  # noqa: E402,F401
-                     Sequential, Sigmoid, Swish, Tanh)
+                     MaskedMeanPool, Sequential, Sigmoid, Swish, Tanh)

@@ -24,7 +24,7 @@ from .._validate import length_mask, lengths_array
 from .module import Module, ModuleList
 
 __all__ = ["Linear", "Embedding", "LayerNorm", "BatchNorm", "Conv1d", "Conv2d", "Dropout", "ReLU", "Tanh",
-           "Sigmoid", "Swish", "GLU", "Sequential"]
+           "Sigmoid", "Swish", "GLU", "MaskedMeanPool", "Sequential"]
 
 
 def _rng(rng) -> np.random.Generator:
@@ -292,11 +292,29 @@ class GLU(_Activation):
     _fwd, _bwd = staticmethod(ops.glu_forward), staticmethod(ops.glu_backward)
 
 
+class MaskedMeanPool(Module):
+    """Average over the valid frames: ``(B, T, D), lengths -> (B, D)`` (padded frames never read).
+
+    The time axis is gone afterwards, so ``Sequential`` passes no lengths to the following modules.
+    """
+
+    drops_time = True
+
+    def forward(self, x, lengths=None):
+        y, cache = ops.masked_mean_forward(x, lengths)
+        self.push(cache)
+        return y
+
+    def backward(self, dout):
+        return ops.masked_mean_backward(dout, self.pop())[0]
+
+
 class Sequential(ModuleList):
     """Run modules in order: ``forward(x, lengths=None) -> (y, lengths)``; backward in reverse.
 
     Each child is called as ``m(x, lengths)``; a child returning a tuple ``(y, new_lengths)`` (Conv1d,
-    Conv2d) updates the lengths seen by the following children.
+    Conv2d) updates the lengths seen by the following children; after a module with ``drops_time``
+    (MaskedMeanPool) no lengths are passed on.
     """
 
     def __init__(self, *modules: Module) -> None:
@@ -309,6 +327,8 @@ class Sequential(ModuleList):
         for m in self:
             out = m(x, lengths)
             x, lengths = out if isinstance(out, tuple) else (out, lengths)
+            if getattr(m, "drops_time", False):
+                lengths = None
         return x, lengths
 
     def backward(self, dout):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from scratchasr.nn import (GLU, BatchNorm, Conv1d, Conv2d, Dropout, Embedding, LayerNorm, Linear, ReLU,
-                           Sequential, Sigmoid, Swish, Tanh)
+from scratchasr.nn import (GLU, BatchNorm, Conv1d, Conv2d, Dropout, Embedding, LayerNorm, Linear,
+                           MaskedMeanPool, ReLU, Sequential, Sigmoid, Swish, Tanh)
 from scratchasr.testing.gradcheck import gradcheck
 
 
@@ -75,6 +75,21 @@ def test_whole_network_gradcheck(act, B, T, lengths):
         assert np.all(y[b, L:] == 0)
         assert np.all(dx[b, L:] == 0)
     np.testing.assert_array_equal(out_len, lengths)
+
+
+def test_pooled_classifier_gradcheck():
+    rng = np.random.default_rng(2)
+    f64 = np.float64
+    net = Sequential(Conv1d(3, 4, 3, stride=2, padding=1, rng=rng, dtype=f64), Sigmoid(), MaskedMeanPool(),
+                     Linear(4, 3, rng=rng, dtype=f64), Tanh())
+    x = rng.normal(size=(3, 7, 3))
+    lengths = np.array([7, 2, 5])
+    rep, _ = module_gradcheck(net, x, lengths, rtol=1e-5, atol=1e-9)
+    assert rep, str(rep)
+    y, out_len = net(x, lengths)
+    assert y.shape == (3, 3) and out_len is None
+    dx = net.backward(np.ones_like(y))
+    assert np.all(dx[1, 2:] == 0) and np.all(dx[2, 5:] == 0)
 
 
 def test_module_gradcheck_catches_a_wrong_parameter_gradient():
