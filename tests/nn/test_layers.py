@@ -186,3 +186,51 @@ def test_zero_grad_names_the_module_with_a_leftover_cache():
     net(np.ones((2, 3), dtype=np.float32))
     with pytest.raises(RuntimeError, match="module 0"):
         net.zero_grad()
+
+
+@pytest.mark.oracle
+def test_modules_against_torch_nn():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    f64 = np.float64
+    conv = Conv1d(3, 4, 3, padding=1, rng=rng, dtype=f64)
+    bn = BatchNorm(4, momentum=0.2, dtype=f64)
+    lin = Linear(4, 2, rng=rng, dtype=f64)
+    tconv = torch.nn.Conv1d(3, 4, 3, padding=1).double()
+    tbn = torch.nn.BatchNorm1d(4, momentum=0.2).double()
+    tlin = torch.nn.Linear(4, 2).double()
+    with torch.no_grad():
+        tconv.weight.copy_(torch.tensor(conv.params["weight"]))
+        tconv.bias.copy_(torch.tensor(conv.params["bias"]))
+        tlin.weight.copy_(torch.tensor(lin.params["W"]))
+        tlin.bias.copy_(torch.tensor(lin.params["b"]))
+    net = Sequential(conv, bn, lin)
+
+    def tnet(x):  # torch layout: (B, C, T) for conv and batch norm
+        h = tbn(tconv(x.transpose(1, 2)))
+        return tlin(h.transpose(1, 2))
+
+    for step in range(3):  # training: batch statistics, running stats move each step
+        x = rng.normal(size=(2, 6, 3))
+        y, _ = net(x)
+        net.backward(np.zeros_like(y))
+        np.testing.assert_allclose(y, tnet(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(bn.buffers["running_mean"], tbn.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(bn.buffers["running_var"], tbn.running_var.numpy(), rtol=1e-12)
+    net.eval()
+    tbn.eval()
+    x = rng.normal(size=(2, 6, 3))
+    np.testing.assert_allclose(net(x)[0], tnet(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+    # gradients through the whole stack match autograd too
+    net.train()
+    tbn.train()
+    xt = torch.tensor(x, requires_grad=True)
+    dout = rng.normal(size=(2, 6, 2))
+    net.zero_grad()
+    net(x)
+    dx = net.backward(dout)
+    (tnet(xt) * torch.tensor(dout)).sum().backward()
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(conv.grads["weight"], tconv.weight.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(bn.grads["gamma"], tbn.weight.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(lin.grads["W"], tlin.weight.grad.numpy(), rtol=1e-9, atol=1e-12)
