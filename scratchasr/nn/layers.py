@@ -15,7 +15,7 @@ Conventions (see ``module.py`` for the forward/backward/cache contract):
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -29,7 +29,8 @@ __all__ = ["Linear", "Embedding", "LayerNorm", "BatchNorm", "Conv1d", "Conv2d", 
 
 def _rng(rng) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: expected a numpy.random.Generator (explicit seeding), got {type(rng).__name__}")
+        raise TypeError(f"rng: expected a numpy.random.Generator (explicit seeding), "
+                        f"got {type(rng).__name__}")
     return rng
 
 
@@ -78,7 +79,7 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """Rows of ``W (num_embeddings, dim)`` picked by integer ids; backward returns None (ids have no gradient)."""
+    """Rows of ``W (num_embeddings, dim)`` picked by integer ids; backward returns None (ids: no gradient)."""
 
     def __init__(self, num_embeddings: int, dim: int, *, rng: np.random.Generator, dtype=np.float32) -> None:
         super().__init__()
@@ -158,7 +159,7 @@ class BatchNorm(Module):
 
 
 class Conv1d(Module):
-    """1-D convolution over time of ``x (B, T, C_in)``; ``forward`` returns ``(y (B, T_out, C_out), out_lengths)``.
+    """1-D convolution over time of ``x (B, T, C_in)``; ``forward`` -> ``(y (B, T_out, C_out), out_lengths)``.
 
     weight (C_out, C_in / groups, K), bias (C_out,); depthwise when groups == C_in == C_out.
     """
@@ -173,7 +174,8 @@ class Conv1d(Module):
                              f"out_channels={out_channels}, got {groups}")
         fan_in = in_channels // groups * kernel_size
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        self.add_param("weight", _uniform(rng, (out_channels, in_channels // groups, kernel_size), fan_in, dt))
+        shape = (out_channels, in_channels // groups, kernel_size)
+        self.add_param("weight", _uniform(rng, shape, fan_in, dt))
         if bias:
             self.add_param("bias", _uniform(rng, (out_channels,), fan_in, dt))
 
@@ -193,7 +195,7 @@ class Conv1d(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution of ``x (B, C_in, T, F)``; ``forward`` returns ``(y (B, C_out, T_out, F_out), out_lengths)``."""
+    """2-D convolution of ``x (B, C_in, T, F)``; ``forward`` -> ``(y (B, C_out, T_out, F_out), out_len)``."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride=1, padding=0,
                  bias: bool = True, rng: np.random.Generator, dtype=np.float32) -> None:
@@ -240,7 +242,8 @@ class Dropout(Module):
             return x
         rng = rng if rng is not None else self.rng
         if rng is None:
-            raise ValueError("rng: Dropout in training mode needs a Generator (Dropout(p, rng=...) or forward(rng=))")
+            raise ValueError("rng: Dropout in training mode needs a Generator "
+                             "(Dropout(p, rng=...) or forward(rng=...))")
         mask = ops.dropout_mask(_rng(rng), x.shape, self.p, dtype=x.dtype)
         y, cache = ops.dropout_forward(x, mask)
         self.push(cache)

@@ -156,7 +156,8 @@ def main(argv=None) -> Dict[str, object]:
         losses.append(loss)
         if step % args.every == 0 or step == args.steps - 1:
             recent = np.mean(losses[-args.every:])
-            print(f"step {step:4d}  loss {loss:.4f}  (mean of last {min(len(losses), args.every)}: {recent:.4f})"
+            n_recent = min(len(losses), args.every)
+            print(f"step {step:4d}  loss {loss:.4f}  (mean of last {n_recent}: {recent:.4f})"
                   f"  |g| {norm:.3f}  lr {opt.lr:.2e}")
     net.eval()
     correct = 0

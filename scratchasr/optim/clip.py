@@ -9,7 +9,7 @@ __all__ = ["clip_grad_norm", "global_norm"]
 
 def global_norm(grads) -> float:
     """sqrt of the sum of squares over every array (a Module's grads or a dict)  [optim:clip]."""
-    arrays = list(dict(grads.named_grads()).values()) if hasattr(grads, "named_grads") else list(grads.values())
+    arrays = list((dict(grads.named_grads()) if hasattr(grads, "named_grads") else grads).values())
     return float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in arrays)))
 
 

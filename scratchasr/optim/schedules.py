@@ -44,7 +44,10 @@ def noam(lr: float, d_model: int, warmup: int):
 
 
 def cosine_with_warmup(lr: float, total_steps: int, warmup: int = 0, min_lr: float = 0.0):
-    """Linear warm-up over ``warmup`` steps then cosine decay to ``min_lr`` at ``total_steps``  [optim:cosine]."""
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_lr`` at ``total_steps``.
+
+    [optim:cosine]
+    """
     lr, min_lr = _pos("lr", lr, True), _pos("min_lr", min_lr, True)
     total, warmup = int(total_steps), int(warmup)
     if warmup < 0 or total <= warmup:
