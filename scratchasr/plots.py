@@ -49,12 +49,14 @@ def plot_alignment(checkpoint: str, data_dir: str, path: Path, split: str = "dev
     k = model.config.stack
     fig, ax = plt.subplots(2, 1, figsize=(12, 5), sharex=True, gridspec_kw=dict(height_ratios=[3, 1]))
     ax[0].imshow(feats[:, :40].T, origin="lower", aspect="auto", cmap="magma")
-    ax[0].set(ylabel="log-mel bin", title=f"{utt.id}: CTC Viterbi alignment (top labels) vs reference (bottom)")
+    ax[0].set(ylabel="log-mel bin")
+    ax[0].set_title(f"{utt.id}: CTC Viterbi alignment (cyan lines, labels) over the log-mel spectrogram; "
+                    f"below, 1 - P(blank) with the reference phone boundaries (grey)", fontsize=9)
     labels = al.labels[0]
     for t in range(int(out_len[0])):
         if labels[t] > 0 and (t == 0 or labels[t] != labels[t - 1]):
             ax[0].axvline(t * k, color="cyan", lw=0.6)
-            ax[0].text(t * k, 41, VOCAB[labels[t]], color="black", fontsize=6, rotation=90, va="bottom")
+            ax[0].text(t * k + 0.5, 38.5, VOCAB[labels[t]], color="white", fontsize=7, va="top")
     probs = np.exp(logits[0] - logits[0].max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     ax[1].plot(np.arange(probs.shape[0]) * k, 1 - probs[:, 0], lw=0.8)
