@@ -13,6 +13,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from .._validate import positive_int
+from .module import Module
 from ..ops.attention import mha_backward, mha_forward
 from ..ops.rel_attention import rel_mha_backward, rel_mha_forward, rel_positions
 
@@ -24,10 +25,11 @@ def _xavier(rng, shape, dtype):
     return rng.uniform(-limit, limit, shape).astype(dtype)
 
 
-class _Base:
+class _Base(Module):
     params: Dict[str, np.ndarray]
 
     def _init_common(self, embed_dim, num_heads, seed, dtype, names):
+        Module.__init__(self)
         self.E = positive_int("embed_dim", embed_dim)
         self.H = positive_int("num_heads", num_heads)
         if self.E % self.H:
@@ -37,30 +39,11 @@ class _Base:
         for n in names:
             is_matrix = n.startswith("W")
             self.params[n] = _xavier(rng, (self.E, self.E), dtype) if is_matrix else np.zeros(self.E, dtype)
-        self.training = True
-        self._caches: list = []
         return rng
 
     def _finish(self):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
-    def train(self, mode: bool = True):
-        self.training = bool(mode)
-        return self
-
-    def eval(self):
-        return self.train(False)
-
-    def zero_grad(self) -> None:
-        if self._caches:
-            raise RuntimeError(f"zero_grad: {len(self._caches)} forward cache(s) never consumed by backward")
-        for g in self.grads.values():
-            g[...] = 0
-
-    def _pop(self):
-        if not self._caches:
-            raise RuntimeError("backward: no cache left; call forward in training mode first")
-        return self._caches.pop()
 
 
 class MultiHeadAttention(_Base):
@@ -99,7 +82,7 @@ class MultiHeadAttention(_Base):
     __call__ = forward
 
     def backward(self, dout: np.ndarray):
-        cache, self_attention = self._pop()
+        cache, self_attention = self.pop()
         g = mha_backward(dout, cache)
         for n, d in zip(self.NAMES, g[2:]):
             self.grads[n] += d
@@ -137,7 +120,7 @@ class RelPositionMultiHeadAttention(_Base):
     __call__ = forward
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        g = rel_mha_backward(dout, self._pop())
+        g = rel_mha_backward(dout, self.pop())
         # g = dx, dpos (fixed encodings: dropped), then the parameters in NAMES order
         for n, d in zip(self.NAMES, g[2:]):
             self.grads[n] += d

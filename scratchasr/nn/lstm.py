@@ -22,6 +22,7 @@ import numpy as np
 
 from .._validate import float_array, lengths_array, length_mask, positive_int
 from ..ops.lstm import lstm_backward, lstm_forward
+from .module import Module
 
 __all__ = ["LSTM", "init_lstm_params", "lstm_stack_forward", "lstm_stack_backward", "from_torch_state_dict"]
 
@@ -152,7 +153,7 @@ def from_torch_state_dict(state_dict, *, num_layers: int, bidirectional: bool) -
     return params
 
 
-class LSTM:
+class LSTM(Module):
     """Stacked (bidirectional) LSTM module.
 
     ``forward(x (B, T, D), lengths) -> y (B, T, dirs*H or proj_size)``, zero at padded frames;
@@ -163,6 +164,7 @@ class LSTM:
     def __init__(self, input_size: int, hidden_size: int, *, num_layers: int = 1, bidirectional: bool = False,
                  proj_size: int = 0, dropout: float = 0.0, seed: int = 0, dtype=np.float32,
                  backend: Optional[str] = None):
+        super().__init__()
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)
@@ -177,8 +179,6 @@ class LSTM:
                                        proj_size=proj_size, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.dropout_rng = np.random.default_rng(seed + 1)
-        self.training = True
-        self._caches: list = []
 
     @property
     def output_size(self) -> int:
@@ -193,13 +193,6 @@ class LSTM:
                 raise ValueError(f"state_dict: {k} has shape {v.shape}, expected {self.params[k].shape}")
             self.params[k] = v.astype(self.params[k].dtype)
         return self
-
-    def train(self, mode: bool = True) -> "LSTM":
-        self.training = bool(mode)
-        return self
-
-    def eval(self) -> "LSTM":
-        return self.train(False)
 
     def forward(self, x: np.ndarray, lengths=None) -> np.ndarray:
         masks = None
@@ -225,9 +218,3 @@ class LSTM:
         for k, g in G.items():
             self.grads[k] += g
         return dx
-
-    def zero_grad(self) -> None:
-        if self._caches:
-            raise RuntimeError(f"zero_grad: {len(self._caches)} forward cache(s) never consumed by backward")
-        for g in self.grads.values():
-            g[...] = 0

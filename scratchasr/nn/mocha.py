@@ -30,6 +30,7 @@ from typing import Dict, List, NamedTuple, Optional
 import numpy as np
 
 from .._validate import float_array, int_array, lengths_array, length_mask, positive_int
+from .module import Module
 from ..ops.lstm import lstm_step_backward, lstm_step_forward
 from ..ops.mocha import mocha_chunk_backward, mocha_chunk_forward, monotonic_attention_backward, \
     monotonic_attention_forward
@@ -184,7 +185,7 @@ def decoder_backward(dlogits: np.ndarray, params: Dict[str, np.ndarray], cache: 
     return denc, G
 
 
-class MochaDecoder:
+class MochaDecoder(Module):
     """Module wrapper: ``params``/``grads`` dicts, a cache stack, ``training`` flag.
 
     ``forward(enc, lengths, prev_labels, label_lengths=None) -> logits (B, U, V)``;
@@ -195,6 +196,7 @@ class MochaDecoder:
     def __init__(self, *, enc_dim: int, vocab: int, embed_dim: int = 16, hidden: int = 32, att_dim: int = 16,
                  chunk_size: int = 2, noise_std: float = 1.0, r_init: float = -4.0, mode: str = "recursive",
                  seed: int = 0, dtype=np.float32):
+        super().__init__()
         self.chunk_size = positive_int("chunk_size", chunk_size)
         self.noise_std, self.mode = float(noise_std), mode
         rng = np.random.default_rng(seed)
@@ -202,17 +204,8 @@ class MochaDecoder:
                                         att_dim=att_dim, r_init=r_init, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.noise_rng = np.random.default_rng(seed + 1)
-        self.training = True
-        self._caches: list = []
         self.last_alphas: Optional[np.ndarray] = None
         self.last_betas: Optional[np.ndarray] = None
-
-    def train(self, mode: bool = True) -> "MochaDecoder":
-        self.training = bool(mode)
-        return self
-
-    def eval(self) -> "MochaDecoder":
-        return self.train(False)
 
     def forward(self, enc, lengths, prev_labels, label_lengths=None) -> np.ndarray:
         noise = self.noise_std if self.training else 0.0
@@ -233,9 +226,3 @@ class MochaDecoder:
         for k, g in G.items():
             self.grads[k] += g
         return denc
-
-    def zero_grad(self) -> None:
-        if self._caches:
-            raise RuntimeError(f"zero_grad: {len(self._caches)} forward cache(s) never consumed by backward")
-        for g in self.grads.values():
-            g[...] = 0

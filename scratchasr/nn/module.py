@@ -112,8 +112,8 @@ class Module:
         for prefix, m in self.named_modules():
             if m._caches:
                 raise RuntimeError(f"zero_grad: module {prefix.rstrip('.') or type(m).__name__} "
-                                   f"({type(m).__name__}) still holds {len(m._caches)} cache(s): a forward in "
-                                   f"training mode was not followed by its backward")
+                                   f"({type(m).__name__}) still holds {len(m._caches)} cache(s) never consumed by backward: a "
+                                   f"forward in training mode was not followed by its backward")
             for g in m.grads.values():
                 g[...] = 0
 
