@@ -58,7 +58,7 @@ def reduce_loss(nll: np.ndarray, reduction: str, dtype) -> np.ndarray:
     """Per-utterance NLL (B,) -> the requested reduction, in the logits' dtype."""
     if reduction == "none":
         return nll.astype(dtype)
-    total = nll.sum()
+    total = nll.sum()  # [ctc:reduction]
     if reduction == "mean":
         total = total / max(nll.shape[0], 1)
     return np.asarray(total, dtype=dtype)
@@ -73,5 +73,5 @@ def loss_scale(dloss, reduction: str, B: int) -> np.ndarray:
         return d.copy()
     if d.shape != ():
         raise ValueError(f"dloss: expected a scalar for reduction={reduction!r}, got shape {d.shape}")
-    value = float(d) / max(B, 1) if reduction == "mean" else float(d)
+    value = float(d) / max(B, 1) if reduction == "mean" else float(d)  # [ctc:reduction]
     return np.full(B, value)
