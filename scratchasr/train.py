@@ -16,6 +16,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -185,6 +187,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     history: List[dict] = []
     epoch0, best, bad_epochs, lr = 0, float("inf"), 0, cfg.lr
     ckpt = exp / "checkpoint.npz"
+    resume_batch, partial = 0, [0.0, 0, 0]
     if resume and ckpt.exists():
         params, opt_state, meta = load_checkpoint(ckpt)
         for k in model.params:
@@ -192,15 +195,24 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
         opt.load_state_dict(opt_state)
         drop_rng.bit_generator.state = meta["drop_rng"]
         epoch0, best, bad_epochs, lr, history = meta["epoch"], meta["best"], meta["bad_epochs"], meta["lr"], meta["history"]
+        resume_batch, partial = meta.get("batch", 0), meta.get("partial", [0.0, 0, 0])
         print(f"resumed from {ckpt} at epoch {epoch0}")
 
-    def save(path: Path, epoch: int) -> None:
+    def save(path: Path, epoch: int, batch: int = 0, partial=(0.0, 0, 0)) -> None:
+        """``epoch`` finished epochs plus ``batch`` finished batches of the next one (an interruption)."""
         meta = dict(config=asdict(cfg), model=model.config_dict(), vocab=list(VOCAB), epoch=epoch, best=best,
+                    batch=batch, partial=list(partial),
                     bad_epochs=bad_epochs, lr=lr, history=history, drop_rng=drop_rng.bit_generator.state)
         params = dict(model.params)
         params["frontend.cmvn_mean"], params["frontend.cmvn_var"] = stats.mean, stats.var
         save_checkpoint(path, params, optimizer_state=opt.state_dict(), meta=meta)
 
+    # Ctrl-C (SIGINT) only raises a flag; the batch in flight finishes, then a resumable checkpoint is
+    # written and KeyboardInterrupt propagates. Nothing is saved half-updated.
+    interrupted = []
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     epoch = epoch0
     try:
         for epoch in range(epoch0, cfg.epochs):
@@ -210,8 +222,13 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
             opt.lr = lr
             order = batches([x.shape[0] for x in tr_x], cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
             tot_loss, tot_frames, tot_utts, t0 = 0.0, 0, 0, time.perf_counter()
+            skip = 0
+            if epoch == epoch0 and resume_batch:
+                (tot_loss, tot_frames, tot_utts), skip = partial, resume_batch
             bar = tqdm(order, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
-            for idx in bar:
+            for done, idx in enumerate(bar):
+                if done < skip:  # finished before the interruption we resume from
+                    continue
                 x, lengths = pad_batch([tr_x[i] for i in idx])
                 ys = [tr_y[i] for i in idx]
                 targets = np.zeros((len(idx), max(len(y) for y in ys)), np.int64)
@@ -237,6 +254,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
                 tot_utts += len(idx)
                 bar.set_postfix(loss=f"{tot_loss / tot_utts:.2f}",
                                 fps=f"{tot_frames / (time.perf_counter() - t0):.0f}")
+                if interrupted:
+                    save(ckpt, epoch, done + 1, (tot_loss, tot_frames, tot_utts))
+                    raise KeyboardInterrupt
             dev, _ = score(model, dv_x, dv_refs, beam=cfg.beam)
             improved = dev.rate < best
             if improved:
@@ -259,8 +279,11 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
                 print(f"early stop: dev PER did not improve for {bad_epochs} epochs")
                 break
     except KeyboardInterrupt:
-        print(f"interrupted: checkpoint of the last finished epoch is in {ckpt}")
+        print(f"interrupted: {ckpt} holds the state after the last finished batch; continue with --resume")
         raise
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
     return dict(epochs=len(history), best_dev_per=best, minutes=(time.perf_counter() - t_start) / 60,
                 history=history, exp_dir=str(exp))
 
