@@ -174,8 +174,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     for f in tr_feats:
         stats.accumulate(f)
     stats.save(exp / "cmvn.npz")
-    tr_x = [stats.apply(f) for f in tr_feats]
-    dv_x = [stats.apply(f) for f in dv_feats]
+    cmvn = (stats.mean, stats.var)  # the same normalise() that decoding and transcription use
+    tr_x = [normalise(f, cmvn) for f in tr_feats]
+    dv_x = [normalise(f, cmvn) for f in dv_feats]
     tr_y = [phone_ids(u.phone_labels) for u in tr_utts]
     dv_refs = [u.phone_labels for u in dv_utts]
 

@@ -93,7 +93,7 @@ class CTCBLSTM:
         B, T, _ = x.shape
         lengths = lengths_array("lengths", lengths, B, T)
         xs, out_len = stack_frames(x, lengths, c.stack)
-        enc = {k[len("encoder."):]: v for k, v in self.params.items() if k.startswith("encoder.")}
+        enc = self._encoder_params()
         masks = None
         if rng is not None and c.dropout > 0 and c.num_layers > 1:
             keep = 1.0 - c.dropout
@@ -114,11 +114,15 @@ class CTCBLSTM:
         self.grads["output.W"] += dlogits.reshape(-1, W.shape[0]).T @ h.reshape(-1, W.shape[1])
         self.grads["output.b"] += dlogits.sum(axis=(0, 1))
         dh = dlogits @ W
-        enc = {k[len("encoder."):]: v for k, v in self.params.items() if k.startswith("encoder.")}
+        enc = self._encoder_params()
         dxs, g = lstm_stack_backward(dh, enc, enc_cache)
         for k, v in g.items():
             self.grads[f"encoder.{k}"] += v
         return unstack_frames_grad(dxs, T, self.config.stack, in_len)
+
+    def _encoder_params(self) -> Dict[str, np.ndarray]:
+        """The LSTM stack's parameters under the names nn.lstm expects (``encoder.`` stripped)."""
+        return {k[len("encoder."):]: v for k, v in self.params.items() if k.startswith("encoder.")}
 
     def zero_grad(self) -> None:
         for v in self.grads.values():
