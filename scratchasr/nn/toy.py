@@ -24,6 +24,7 @@ from typing import Dict, List
 import numpy as np
 
 from .. import ops
+from ..losses import cross_entropy_loss, cross_entropy_loss_backward
 from ..optim import Adam, clip_grad_norm, cosine_with_warmup
 from ..testing.gradcheck import gradcheck
 from .layers import BatchNorm, Conv1d, LayerNorm, Linear, MaskedMeanPool, ReLU, Sequential, Swish
@@ -84,13 +85,14 @@ def build(rng: np.random.Generator, dtype=np.float32, width: int = 32) -> Sequen
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray):
-    """Mean negative log-likelihood and its gradient with respect to the logits."""
-    logp, cache = ops.log_softmax_forward(logits, axis=-1)
+    """Mean negative log-likelihood over the batch and its gradient with respect to the logits (B, V).
+
+    One "position" per utterance: the sequence loss ``losses.cross_entropy_loss`` on (B, 1, V).
+    """
     B = len(labels)
-    loss = -float(logp[np.arange(B), labels].mean())
-    dlogp = np.zeros_like(logp)
-    dlogp[np.arange(B), labels] = -1.0 / B
-    return loss, ops.log_softmax_backward(dlogp, cache)[0]
+    loss, cache = cross_entropy_loss(logits[:, None, :], labels[:, None], np.ones(B, dtype=np.int64),
+                                     reduction="mean")
+    return float(loss), cross_entropy_loss_backward(np.ones((), dtype=logits.dtype), cache)[:, 0, :]
 
 
 def gradcheck_table(seed: int = 0) -> str:
