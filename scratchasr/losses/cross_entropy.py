@@ -12,7 +12,7 @@ anything (NaN included) without reaching the loss or the gradient.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,7 +30,7 @@ def _check_smoothing(label_smoothing) -> float:
     return eps
 
 
-def _check_ignore_index(ignore_index) -> Optional[int]:
+def _check_ignore_index(ignore_index) -> int | None:
     if ignore_index is None:
         return None
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
@@ -50,8 +50,8 @@ class CrossEntropyCache(NamedTuple):
     reduction: str
 
 
-def cross_entropy_loss(logits: np.ndarray, targets: np.ndarray, target_lengths: Optional[np.ndarray], *,
-                       label_smoothing: float = 0.0, ignore_index: Optional[int] = None,
+def cross_entropy_loss(logits: np.ndarray, targets: np.ndarray, target_lengths: np.ndarray | None, *,
+                       label_smoothing: float = 0.0, ignore_index: int | None = None,
                        reduction: str = "sum"):
     """Per-position smoothed negative log-likelihood summed over each utterance's valid positions [xent:loss].
 

@@ -13,7 +13,7 @@ RTOL, ATOL = 1e-6, 1e-9
 
 def _reference(logits, targets, target_lengths, eps, ignore_index=None):
     """Per-utterance loss by explicit loops: -sum_k q(k) log p(k) over valid positions [xent:smoothing]."""
-    B, S, V = logits.shape
+    B, _, V = logits.shape
     out = np.zeros(B)
     for b in range(B):
         for s in range(int(target_lengths[b])):
@@ -60,8 +60,8 @@ def test_gradcheck(rng, reduction, eps):
 def test_gradcheck_with_ignore_index(rng):
     logits, targets, lengths = _batch(rng, V=5)
     targets[0, 1] = targets[1, 0] = -100
-    report = gradcheck(lambda x: cross_entropy_loss(x, targets, lengths, label_smoothing=0.1, ignore_index=-100,
-                                                    reduction="none"),
+    report = gradcheck(lambda x: cross_entropy_loss(x, targets, lengths, label_smoothing=0.1,
+                                                    ignore_index=-100, reduction="none"),
                        cross_entropy_loss_backward, [logits], rtol=RTOL, atol=ATOL, names=["logits"])
     assert report.ok, str(report)
     loss, cache = cross_entropy_loss(logits, targets, lengths, label_smoothing=0.1, ignore_index=-100,
@@ -159,7 +159,8 @@ def test_oracle_torch_cross_entropy(rng, eps):
     dloss = np.array([0.5, -1.0, 2.0])
     (per_pos.sum(dim=1) * torch.tensor(dloss)).sum().backward()
     np.testing.assert_allclose(loss, per_pos.sum(dim=1).detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(cross_entropy_loss_backward(dloss, cache), x.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(cross_entropy_loss_backward(dloss, cache), x.grad.numpy(),
+                               rtol=1e-10, atol=1e-14)
     total, _ = cross_entropy_loss(logits, targets, lengths, label_smoothing=eps, ignore_index=-100)
     ref = F.cross_entropy(torch.tensor(logits).reshape(-1, 7), t.reshape(-1), label_smoothing=eps,
                           ignore_index=-100, reduction="sum")
