@@ -1,6 +1,6 @@
 """Front end: audio I/O and feature extraction matching librosa 0.11 and Kaldi.
 
-- ``audio``: :func:`load_audio` (WAV, FLAC, NIST SPHERE) and :func:`write_sphere`.
+- ``audio``: :func:`load_audio` (WAV, FLAC, NIST SPHERE), :func:`write_sphere`, :func:`resample`.
 - ``windows``: :func:`get_window` (rectangular, hann, hamming, povey, blackman; periodic or
   symmetric), framing with Kaldi's ``snip_edges`` and librosa's ``center``.
 - ``stft``: :func:`stft`, :func:`istft` (librosa), :func:`stft_reference` (the DFT as a matrix).
@@ -14,7 +14,7 @@
 Equations: docs/equations/features.md. Walkthrough: docs/walkthroughs/features.md.
 """
 
-from .audio import load_audio, read_sphere, read_sphere_header, write_sphere
+from .audio import load_audio, read_sphere, read_sphere_header, resample, write_sphere
 from .cmvn import CmvnStats, cmvn
 from .deltas import add_deltas, delta_filters
 from .kaldi import dct_matrix, fbank, lifter_coefficients, mfcc
@@ -25,7 +25,7 @@ from .stft import dft_matrix, istft, stft, stft_reference
 from .windows import frame_signal, frames_kaldi, get_window, num_frames_kaldi
 
 __all__ = [
-    "load_audio", "read_sphere", "read_sphere_header", "write_sphere",
+    "load_audio", "read_sphere", "read_sphere_header", "resample", "write_sphere",
     "compute_features", "CmvnStats", "cmvn", "add_deltas", "delta_filters",
     "dct_matrix", "fbank", "lifter_coefficients", "mfcc",
     "hz_to_mel", "kaldi_mel_banks", "mel_filterbank", "mel_to_hz", "melspectrogram", "power_to_db",

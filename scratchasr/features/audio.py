@@ -34,6 +34,7 @@ import numpy as np
 from .._validate import positive_int
 
 SPHERE_MAGIC = b"NIST_1A"
+FLOAT_PEAK_LIMIT = 2.0   # a float file peaking above this is not on the [-1, 1] scale
 
 
 class SphereHeader(NamedTuple):
@@ -101,25 +102,38 @@ def read_sphere_header(path: str | os.PathLike) -> SphereHeader:
         raise ValueError(f"{path}: SPHERE header has no 'end_head' line")
     if "sample_rate" not in fields:
         raise ValueError(f"{path}: SPHERE header has no sample_rate field")
-    n_bytes = int(fields.get("sample_n_bytes", 2))
-    fmt = str(fields.get("sample_byte_format", "01" if n_bytes > 1 else "1"))
+    for name in ("sample_rate", "channel_count", "sample_count", "sample_n_bytes"):
+        if name in fields and not isinstance(fields[name], int):
+            raise ValueError(f"{path}: SPHERE field {name} must be an integer (-i), got {fields[name]!r}")
     coding = str(fields.get("sample_coding", "pcm")).lower()
+    n_bytes = fields.get("sample_n_bytes", 2 if coding == "pcm" else 1)
+    fmt = str(fields.get("sample_byte_format", "01" if n_bytes == 2 else "0123" if n_bytes == 4 else "1"))
     if "shorten" in coding or "wavpack" in coding or "shortpack" in coding:
         raise ValueError(f"{path}: SPHERE sample_coding {coding!r} is compressed; decompress it first "
                          "(e.g. `sph2pipe -f wav`)")
     if coding not in ("pcm", "ulaw", "mu-law"):
         raise ValueError(f"{path}: unsupported SPHERE sample_coding {coding!r} (expected pcm or ulaw)")
-    if n_bytes == 1:
-        order = "|"
-    elif fmt == "01" or fmt == "0123":
-        order = "<"
-    elif fmt == "10" or fmt == "3210":
-        order = ">"
-    else:
-        raise ValueError(f"{path}: unsupported SPHERE sample_byte_format {fmt!r}")
-    return SphereHeader(header_size=header_size, sample_rate=int(fields["sample_rate"]),
-                        channel_count=int(fields.get("channel_count", 1)),
-                        sample_count=int(fields.get("sample_count", -1)), sample_n_bytes=n_bytes,
+    if coding != "pcm" and n_bytes != 1:
+        raise ValueError(f"{path}: SPHERE sample_coding {coding!r} needs sample_n_bytes 1, got {n_bytes}")
+    if n_bytes not in (1, 2, 4):
+        raise ValueError(f"{path}: unsupported SPHERE sample_n_bytes {n_bytes} (expected 1, 2 or 4)")
+    # sample_byte_format names the byte significance order: "01" = least significant byte first
+    orders = {2: {"01": "<", "10": ">"}, 4: {"0123": "<", "3210": ">"}}.get(n_bytes, {fmt: "|"})
+    if fmt not in orders:                             # one-byte samples have no byte order to get wrong
+        raise ValueError(f"{path}: SPHERE sample_byte_format {fmt!r} does not fit sample_n_bytes {n_bytes} "
+                         f"(expected one of {sorted(orders)})")
+    order = orders[fmt]
+    sample_rate = fields["sample_rate"]
+    if sample_rate <= 0:
+        raise ValueError(f"{path}: SPHERE sample_rate must be a positive integer, got {sample_rate}")
+    channel_count = fields.get("channel_count", 1)
+    if channel_count < 1:
+        raise ValueError(f"{path}: SPHERE channel_count must be >= 1, got {channel_count}")
+    sample_count = fields.get("sample_count", -1)
+    if "sample_count" in fields and sample_count < 0:
+        raise ValueError(f"{path}: SPHERE sample_count must be >= 0, got {sample_count}")
+    return SphereHeader(header_size=header_size, sample_rate=sample_rate, channel_count=channel_count,
+                        sample_count=sample_count, sample_n_bytes=n_bytes,
                         byte_order=order, sample_coding="ulaw" if coding != "pcm" else "pcm", fields=fields)
 
 
@@ -135,28 +149,62 @@ def _ulaw_to_linear(u: np.ndarray) -> np.ndarray:
 
 
 def read_sphere(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a NIST SPHERE file: ``(samples (N, C) float32 in [-1, 1], sample_rate)``."""
+    """Read a NIST SPHERE file: ``(samples (N, C) float32 in [-1, 1], sample_rate)``.
+
+    The data must hold exactly ``sample_count * channel_count`` samples when ``sample_count`` is in
+    the header (fewer: truncated file; more: a wrong header), a whole number of samples and frames
+    otherwise. When the header records ``sample_min``/``sample_max`` (TIMIT does), the decoded PCM
+    must reach exactly those values: a file whose values only match after swapping bytes has a wrong
+    ``sample_byte_format`` and is refused; any other disagreement is a warning.
+    """
     path = os.fspath(path)
     h = read_sphere_header(path)
     raw = np.fromfile(path, dtype=np.uint8, offset=h.header_size)
     C = h.channel_count
+    nb = h.sample_n_bytes if h.sample_coding == "pcm" else 1
+    if raw.size % nb:
+        raise ValueError(f"{path}: {raw.size} data bytes are not a whole number of {nb}-byte samples "
+                         "(truncated?)")
+    n_values = raw.size // nb
+    if h.sample_count >= 0:
+        want = h.sample_count * C
+        if n_values < want:
+            raise ValueError(f"{path}: SPHERE header promises {h.sample_count} samples x {C} channels, "
+                             f"file holds only {n_values} values (truncated?)")
+        if n_values > want:
+            raise ValueError(f"{path}: SPHERE header says sample_count {h.sample_count} x {C} channels = "
+                             f"{want} values, but the file holds {n_values}: the header is wrong or data "
+                             "was appended; fix the header rather than have the extra samples dropped")
+    elif n_values % C:
+        raise ValueError(f"{path}: {n_values} samples are not a whole number of {C}-channel frames")
     if h.sample_coding == "ulaw":
         x = _ulaw_to_linear(raw) / 32768.0
     else:
-        if h.sample_n_bytes not in (1, 2, 4):
-            raise ValueError(f"{path}: unsupported SPHERE sample_n_bytes {h.sample_n_bytes}")
-        usable = raw.size - raw.size % h.sample_n_bytes
-        dtype = np.dtype(f"{h.byte_order}i{h.sample_n_bytes}") if h.sample_n_bytes > 1 else np.dtype(np.int8)
-        ints = raw[:usable].view(dtype)
-        x = ints.astype(np.float64) / float(2 ** (8 * h.sample_n_bytes - 1))
-    if h.sample_count >= 0:
-        want = h.sample_count * C
-        if x.size < want:
-            raise ValueError(f"{path}: SPHERE header promises {h.sample_count} samples x {C} channels, "
-                             f"file holds only {x.size} values (truncated?)")
-        x = x[:want]
-    x = x[: x.size - x.size % C]
+        dtype = np.dtype(f"{h.byte_order}i{nb}") if nb > 1 else np.dtype(np.int8)
+        ints = raw.view(dtype)
+        _check_sample_range(path, h, ints)
+        x = ints.astype(np.float64) / float(2 ** (8 * nb - 1))
     return x.reshape(-1, C).astype(np.float32), h.sample_rate
+
+
+def _check_sample_range(path: str, h: SphereHeader, ints: np.ndarray) -> None:
+    """Compare the decoded PCM's extremes with the header's ``sample_min``/``sample_max`` if present."""
+    lo, hi = h.fields.get("sample_min"), h.fields.get("sample_max")
+    if not (isinstance(lo, int) and isinstance(hi, int)) or ints.size == 0:
+        return
+    got = (int(ints.min()), int(ints.max()))
+    if got == (lo, hi):
+        return
+    if ints.dtype.itemsize > 1:
+        swapped = ints.byteswap()
+        if (int(swapped.min()), int(swapped.max())) == (lo, hi):
+            fmt = h.fields.get("sample_byte_format", "(absent)")
+            raise ValueError(f"{path}: SPHERE sample_byte_format {fmt} gives samples in [{got[0]}, {got[1]}] "
+                             f"but the header records sample_min {lo}, sample_max {hi}, which is what the "
+                             "other byte order gives: the header's byte order is wrong")
+    import warnings
+    warnings.warn(f"{path}: SPHERE samples lie in [{got[0]}, {got[1]}] but the header records sample_min "
+                  f"{lo}, sample_max {hi}", stacklevel=3)
 
 
 def write_sphere(path: str | os.PathLike, samples_int16: np.ndarray, sample_rate: int,
@@ -242,11 +290,13 @@ def load_audio(path: str | os.PathLike, *, sample_rate: Optional[int] = None,
     Returns:
         ``(N,)`` for a one-channel file (or with ``mono=True``), else ``(C, N)``; float32. Integer
         files are scaled by ``1 / 2**(bits-1)`` so int16 lands in [-1, 1); float files are returned
-        as stored. The second element is the (new) sample rate.
+        as stored, but must be finite and on that scale: a peak above ``FLOAT_PEAK_LIMIT`` (int16-scale
+        values saved as float) is refused, one in (1, 2] warned about. The second element is the (new)
+        sample rate; other rates are converted by :func:`resample`.
 
     Raises:
         FileNotFoundError if the file does not exist, ValueError (naming the file) if it cannot be
-        decoded.
+        decoded or its header disagrees with its data (see :func:`read_sphere`).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -258,20 +308,73 @@ def load_audio(path: str | os.PathLike, *, sample_rate: Optional[int] = None,
     else:
         import soundfile as sf
         try:
+            info = sf.info(path)
             x, sr = sf.read(path, dtype="float32", always_2d=True)   # (N, C)
         except Exception as e:  # libsndfile's errors are RuntimeError / LibsndfileError
             raise ValueError(f"load_audio: cannot decode {path}: {e}") from None
+        if info.subtype in ("FLOAT", "DOUBLE"):
+            _check_float_samples(path, x)
     if x.shape[0] == 0:
         raise ValueError(f"load_audio: {path} contains no samples")
     y = x.T                                             # (C, N)
     if mono:
         y = y.mean(axis=0, keepdims=True, dtype=np.float64)
     if sample_rate is not None and sample_rate != sr:
-        from scipy.signal import resample_poly
-        ratio = Fraction(sample_rate, int(sr))          # e.g. 8000/16000 = 1/2
-        y = resample_poly(y.astype(np.float64), ratio.numerator, ratio.denominator, axis=-1)
+        y = resample(y, int(sr), sample_rate)
         sr = sample_rate
     y = np.ascontiguousarray(y, dtype=np.float32)
     if y.shape[0] == 1:
         y = y[0]
     return y, int(sr)
+
+
+def _check_float_samples(path: str, x: np.ndarray) -> None:
+    """A float file must hold finite samples on the [-1, 1] scale (a little overshoot is tolerated)."""
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"load_audio: {path} holds NaN or infinite samples")
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if peak > FLOAT_PEAK_LIMIT:
+        raise ValueError(f"load_audio: {path} is a float file with samples up to {peak:g}, far outside "
+                         "[-1, 1]: it looks like int16-scale values stored as float; divide them by 32768 "
+                         "(or write the file as PCM_16)")
+    if peak > 1.0:
+        import warnings
+        warnings.warn(f"load_audio: {path} is a float file with samples up to {peak:g} (outside [-1, 1]; "
+                      "clipped when written to integer formats)", stacklevel=3)
+
+
+def _sample_rate(name: str, value) -> int:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    return positive_int(name, value)
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample ``y`` from ``orig_sr`` to ``target_sr`` Hz with scipy's polyphase filter.
+
+    ``scipy.signal.resample_poly(y, up, down)`` with ``up / down = target_sr / orig_sr`` in lowest
+    terms (16000 -> 8000 is 1/2, 44100 -> 16000 is 160/441): upsample by ``up``, low-pass with a
+    Kaiser-windowed FIR, keep every ``down``-th sample. Output length ``ceil(N * up / down)``.
+
+    Args:
+        y: ``(N,)`` or ``(C, N)`` float samples (time on the last axis, as :func:`load_audio` returns).
+        orig_sr, target_sr: positive integer rates in Hz (integral floats such as 16000.0 accepted).
+
+    Returns:
+        The resampled signal in ``y``'s float dtype (computed in float64); a copy if the rates agree.
+    """
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.floating):
+        raise TypeError(f"y: expected float samples (float32 or float64), got dtype {y.dtype}")
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y: expected shape (N,) or (C, N), got {y.shape}")
+    orig_sr = _sample_rate("orig_sr", orig_sr)
+    target_sr = _sample_rate("target_sr", target_sr)
+    if orig_sr == target_sr:
+        return y.copy()
+    if y.shape[-1] == 0:
+        raise ValueError("y: no samples to resample")
+    from scipy.signal import resample_poly
+    ratio = Fraction(target_sr, orig_sr)                # reduced: 8000/16000 = 1/2
+    out = resample_poly(y.astype(np.float64), ratio.numerator, ratio.denominator, axis=-1)
+    return out.astype(y.dtype)

@@ -19,19 +19,30 @@ from .kaldi import fbank
 def compute_features(y: np.ndarray, sample_rate: int, *, num_mel_bins: int = 40, use_energy: bool = True,
                      delta_order: int = 2, delta_window: int = 2, int16_scale: bool = True,
                      dither: float = 0.0, rng: Optional[np.random.Generator] = None,
-                     **fbank_options) -> np.ndarray:
+                     source: Optional[str] = None, **fbank_options) -> np.ndarray:
     """``(N,)`` waveform -> ``(n_frames, (num_mel_bins + use_energy) * (delta_order + 1))`` float32.
 
     Args:
         y: samples as returned by :func:`load_audio` (float in [-1, 1]).
         sample_rate: Hz; passed to :func:`fbank` as ``sample_frequency``.
         int16_scale: multiply by 32768 first, so the features (and ``dither``) are on Kaldi's scale.
+        source: where ``y`` came from (a file name or utterance id), quoted in error messages.
         fbank_options: any other :func:`fbank` option (``snip_edges``, ``low_freq``, ...).
+
+    Raises:
+        ValueError (starting ``y:`` and naming ``source``) if the signal is shorter than one frame:
+        zero frames would give an empty transcript at inference and a silently zero loss in training.
     """
     if isinstance(y, np.ndarray) and y.dtype in (np.float32, np.float64) and int16_scale:
         y = y * y.dtype.type(32768.0)
     feats = fbank(y, sample_frequency=float(sample_rate), num_mel_bins=num_mel_bins, use_energy=use_energy,
                   dither=dither, rng=rng, **fbank_options)
+    if feats.shape[0] == 0:
+        where = f"{source}: " if source else ""
+        frame_ms = fbank_options.get("frame_length", 25.0)
+        n = np.shape(y)[-1]
+        raise ValueError(f"y: {where}{n} samples ({n / float(sample_rate):.4f} s) are shorter than one "
+                         f"{frame_ms} ms frame at {sample_rate} Hz: no features")
     if delta_order == 0:
         return feats
     return add_deltas(feats, order=delta_order, window=delta_window)
