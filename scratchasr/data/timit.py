@@ -5,7 +5,7 @@ Layout (names in upper or lower case, as on the LDC disc or on copies that lower
     ROOT/TRAIN/DR1/FCJF0/SA1.WAV     NIST SPHERE, 16 kHz, 16 bit (read with scratchasr.features.load_audio)
                           SA1.PHN     "start end phone" per line, in samples: 0 3050 h#
                           SA1.WRD     "start end word" per line, in samples:  3050 5723 she
-                          SA1.TXT     "start end text":                        0 46797 She had your dark suit ...
+                          SA1.TXT     "start end text":                        0 46797 She had your ...
     ROOT/TEST/DR1/FAKS0/...
 
 ``ROOT`` may also be a folder holding ``TIMIT/`` or ``data/`` with that layout inside.
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ._text import read_lines
 from .phones import FOLD_48_TO_39, FOLD_61_TO_39, FOLD_61_TO_48, PHONES_39, PHONES_48, PHONES_61, fold_phones
 
 __all__ = ["Utterance", "read_corpus", "read_labels", "speaker_list", "fold_phones", "PHONES_61", "PHONES_48",
@@ -113,10 +114,17 @@ def _split_speakers(root: Path, corpus: Path, split: str) -> list[str]:
     return [str(s).upper() for s in spec[split]]
 
 
-def _read_segments(path: Path, *, phones: bool) -> list[tuple[int, int, str]]:
-    """Parse a .PHN or .WRD file: one "start end label" triple per line, sample offsets."""
+def _read_segments(path: Path, *, phones: bool,
+                   n_samples: Optional[int] = None) -> list[tuple[int, int, str]]:
+    """Parse a .PHN or .WRD file: one "start end label" triple per line, sample offsets.
+
+    Segments must come in time order and stay inside the audio (``end <= n_samples``). Phones may not
+    overlap (TIMIT's tile the utterance); a word may start before the previous one ends, because TIMIT
+    lets two words share a phone at their boundary, but may not start or end before it does.
+    """
     out = []
-    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    prev: Optional[tuple[int, int, int]] = None         # (start, end, line number) of the last segment
+    for lineno, line in enumerate(read_lines(path), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -125,9 +133,22 @@ def _read_segments(path: Path, *, phones: bool) -> list[tuple[int, int, str]]:
         try:
             start, end = int(parts[0]), int(parts[1])
         except ValueError:
-            raise ValueError(f"{path}:{lineno}: start and end must be integer sample offsets, got {line!r}") from None
+            raise ValueError(f"{path}:{lineno}: start and end must be integer sample offsets, "
+                             f"got {line!r}") from None
         if start < 0 or end < start:
             raise ValueError(f"{path}:{lineno}: expected 0 <= start <= end, got {start} {end}")
+        if n_samples is not None and end > n_samples:
+            raise ValueError(f"{path}:{lineno}: segment {start} {end} ends past the audio's "
+                             f"{n_samples} samples")
+        if prev is not None:
+            p_start, p_end, p_line = prev
+            if start < p_start or end < p_end:
+                raise ValueError(f"{path}:{lineno}: segments out of order: {start} {end} comes after "
+                                 f"{p_start} {p_end} (line {p_line})")
+            if phones and start < p_end:
+                raise ValueError(f"{path}:{lineno}: phone {start} {end} overlaps the previous one "
+                                 f"{p_start} {p_end} (line {p_line})")
+        prev = (start, end, lineno)
         label = parts[2].lower() if phones else parts[2]
         if phones and label not in PHONES_61:
             raise ValueError(f"{path}:{lineno}: {parts[2]!r} is not one of TIMIT's 61 phones")
@@ -137,8 +158,24 @@ def _read_segments(path: Path, *, phones: bool) -> list[tuple[int, int, str]]:
     return out
 
 
+def _num_samples(wav: Path) -> int:
+    """Samples per channel of an utterance's audio, from its header alone (SPHERE or soundfile)."""
+    from ..features.audio import _is_sphere, read_sphere_header
+    if _is_sphere(str(wav)):
+        h = read_sphere_header(wav)
+        if h.sample_count >= 0:
+            return h.sample_count
+        data = wav.stat().st_size - h.header_size
+        return data // (h.sample_n_bytes * h.channel_count)
+    import soundfile as sf
+    try:
+        return int(sf.info(str(wav)).frames)
+    except Exception as e:  # libsndfile's errors are RuntimeError / LibsndfileError
+        raise ValueError(f"{wav}: cannot read the audio header: {e}") from None
+
+
 def _read_txt(path: Path) -> tuple[tuple[int, int], str]:
-    line = path.read_text(errors="replace").strip()
+    line = "\n".join(read_lines(path)).strip()
     parts = line.split(None, 2)
     try:
         start, end = int(parts[0]), int(parts[1])
@@ -155,12 +192,17 @@ def _sibling(stem_path: Path, ext: str) -> Path:
     found = _child(stem_path.parent, stem_path.name + ext)
     if found is not None and found.is_file():
         return found
-    raise FileNotFoundError(f"{stem_path.with_suffix(ext.upper())}: missing (each utterance needs .WAV, .PHN, "
+    raise FileNotFoundError(f"{stem_path.with_suffix(ext.upper())}: missing (each utterance needs .WAV, "
+                            ".PHN, "
                             ".WRD and .TXT)")
 
 
 def read_labels(path: str | os.PathLike, *, speaker: str = "", dialect: str = "") -> Utterance:
-    """Read one utterance given any of its four files (.WAV, .PHN, .WRD, .TXT: all four must exist)."""
+    """Read one utterance given any of its four files (.WAV, .PHN, .WRD, .TXT: all four must exist).
+
+    The labels are checked (phones known, segments in order, inside the audio, whose length is read
+    from its header); ValueError names the file and line of the first problem.
+    """
     stem = Path(path).with_suffix("")
     wav = _sibling(stem, ".wav")
     phn = _sibling(stem, ".phn")
@@ -169,8 +211,10 @@ def read_labels(path: str | os.PathLike, *, speaker: str = "", dialect: str = ""
     speaker = (speaker or phn.parent.name).upper()
     sentence = stem.name.upper()
     sample_range, text = _read_txt(txt)
+    n = _num_samples(wav)
     return Utterance(id=f"{speaker}_{sentence}", speaker=speaker, wav_path=str(wav),
-                     phones=_read_segments(phn, phones=True), words=_read_segments(wrd, phones=False),
+                     phones=_read_segments(phn, phones=True, n_samples=n),
+                     words=_read_segments(wrd, phones=False, n_samples=n),
                      text=text, dialect=(dialect or phn.parent.parent.name).upper(), sentence_id=sentence,
                      sample_range=sample_range)
 
@@ -211,7 +255,8 @@ def read_corpus(root: str | os.PathLike, split: str) -> list[Utterance]:
         wanted = _split_speakers(root, corpus, split)
         missing = [s for s in wanted if s not in speakers]
         if missing:
-            raise ValueError(f"split {split!r}: {len(missing)} of its {len(wanted)} speakers are not under {part} "
+            raise ValueError(f"split {split!r}: {len(missing)} of its {len(wanted)} speakers are not under "
+                             f"{part} "
                              f"(first: {missing[:5]}); a corpus with other speakers must list its own in "
                              f"{corpus / SPLITS_FILE}")
         speakers = {s: speakers[s] for s in wanted}

@@ -131,3 +131,35 @@ def test_fold_tables():
         fold_phones(["aa"], to=61)
     with pytest.raises(TypeError, match="phones"):
         fold_phones("aa b")
+
+
+@pytest.mark.parametrize("ext,text,message", [
+    (".PHN", "0 800 h#\n1600 2400 iy\n800 1600 sh\n2400 4000 h#\n", r"SX13\.PHN:3: segments out of order"),
+    (".PHN", "0 800 h#\n700 1600 sh\n1600 4000 h#\n", r"SX13\.PHN:2: phone 700 1600 overlaps"),
+    (".PHN", "0 800 h#\n800 1600 sh\n1600 4100 h#\n", r"SX13\.PHN:3: .*past the audio's 4000 samples"),
+    (".WRD", "2400 3600 bib\n800 2400 she\n", r"SX13\.WRD:2: segments out of order"),
+    (".WRD", "800 3600 she\n1000 2400 bib\n", r"SX13\.WRD:2: segments out of order"),   # inside another
+    (".WRD", "800 2400 she\n2400 4400 bib\n", r"SX13\.WRD:2: .*past the audio's 4000 samples"),
+])
+def test_unsorted_overlapping_or_overlong_segments_name_file_and_line(tmp_path, ext, text, message):
+    spk = tmp_path / "TRAIN" / "DR1" / "FCJF0"
+    _utt(spk, "SX13")
+    (spk / ("SX13" + ext)).write_text(text)
+    with pytest.raises(ValueError, match=message):
+        timit.read_labels(spk / "SX13.WAV")
+
+
+def test_words_sharing_a_boundary_phone_may_overlap(tmp_path):
+    # TIMIT lets two words share a phone ("gas shortage"): the second starts before the first ends.
+    spk = tmp_path / "TRAIN" / "DR1" / "FCJF0"
+    _utt(spk, "SX13", wrd="800 2400 she\n1600 3600 bib\n")
+    u = timit.read_labels(spk / "SX13.PHN")
+    assert u.words == [(800, 2400, "she"), (1600, 3600, "bib")]
+
+
+def test_label_files_must_be_utf8_with_the_line_named(tmp_path):
+    spk = tmp_path / "TRAIN" / "DR1" / "FCJF0"
+    _utt(spk, "SX13")
+    (spk / "SX13.WRD").write_bytes(b"800 2400 she\n2400 3600 b\xe9b\n")
+    with pytest.raises(ValueError, match=r"SX13\.WRD:2: not UTF-8"):
+        timit.read_labels(spk / "SX13.WAV")
