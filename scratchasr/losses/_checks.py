@@ -6,10 +6,10 @@ from typing import Optional
 
 import numpy as np
 
-from .._validate import choice, int_array, lengths_array
+from .._backend import resolve_backend
+from .._validate import choice, int_array, length_mask, lengths_array
 
 REDUCTIONS = ("none", "sum", "mean")
-BACKENDS = (None, "numpy", "numba")
 
 
 def check_blank(blank, V: int) -> int:
@@ -36,7 +36,7 @@ def check_targets(targets, target_lengths, B: int, S: Optional[int], V: int, bla
     if targets.shape[1] != S:
         raise ValueError(f"targets: expected shape ({B}, {S}), got {targets.shape}")
     target_lengths = lengths_array("target_lengths", target_lengths, B, S)
-    valid = np.arange(S)[None, :] < target_lengths[:, None]
+    valid = length_mask(target_lengths, S)  # (B, S)
     vals = targets[valid]
     if vals.size and (vals.min() < 0 or vals.max() >= V):
         raise ValueError(f"targets: expected labels in [0, {V - 1}] within target_lengths, "
@@ -49,9 +49,9 @@ def check_targets(targets, target_lengths, B: int, S: Optional[int], V: int, bla
 
 
 def check_options(reduction, backend) -> str:
+    """Validate ``reduction`` and resolve ``backend`` to "numpy" or "numba" (both losses have kernels)."""
     choice("reduction", reduction, REDUCTIONS)
-    choice("backend", backend, BACKENDS)
-    return "numba" if backend is None else backend
+    return resolve_backend(backend)
 
 
 def reduce_loss(nll: np.ndarray, reduction: str, dtype) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .._backend import dispatch
 from .._validate import float_array, lengths_array
 from ..kernels.ctc import ctc_backward_kernel, ctc_forward_kernel
 from ._checks import check_blank, check_options, check_targets, loss_scale, reduce_loss
@@ -151,7 +152,7 @@ def ctc_loss(logits: np.ndarray, targets: np.ndarray, logit_lengths: np.ndarray,
     log_alpha = np.full((B, T, N), NEG_INF)
     log_beta = np.full((B, T, N), NEG_INF)
     log_like = np.zeros((B, 2))
-    fwd = ctc_forward_kernel if backend == "numba" else _ctc_forward_numpy
+    fwd = dispatch(backend, _ctc_forward_numpy, ctc_forward_kernel)
     fwd(logits, targets, logit_lengths, target_lengths, blank, row_max, log_Z, log_alpha, log_beta, log_like)
     nll = -log_like[:, 0]  # (B,)
     if zero_infinity:
@@ -170,7 +171,7 @@ def ctc_loss_backward(dloss, cache: CTCCache) -> np.ndarray:
     scale = loss_scale(dloss, cache.reduction, B)  # (B,)
     scale[np.isneginf(cache.log_like[:, 0])] = 0.0
     dlogits = np.zeros((B, T, V), dtype=cache.logits.dtype)
-    bwd = ctc_backward_kernel if cache.backend == "numba" else _ctc_backward_numpy
+    bwd = dispatch(cache.backend, _ctc_backward_numpy, ctc_backward_kernel)
     bwd(cache.logits, cache.targets, cache.logit_lengths, cache.target_lengths, cache.blank, cache.row_max,
         cache.log_Z, cache.log_alpha, cache.log_beta, cache.log_like, scale, dlogits)
     return dlogits

@@ -19,6 +19,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .._backend import dispatch
 from .._validate import float_array, lengths_array
 from ..kernels.rnnt import rnnt_backward_kernel, rnnt_forward_kernel
 from ._checks import check_blank, check_options, check_targets, loss_scale, reduce_loss
@@ -163,7 +164,7 @@ def rnnt_loss(logits: np.ndarray, targets: np.ndarray, logit_lengths: np.ndarray
     row_max = np.zeros((B, T, U1), dtype=logits.dtype)
     log_Z, log_blank, log_emit, log_alpha, log_beta = (np.full((B, T, U1), NEG_INF) for _ in range(5))
     log_like = np.zeros((B, 2))
-    fwd = rnnt_forward_kernel if backend == "numba" else _rnnt_forward_numpy
+    fwd = dispatch(backend, _rnnt_forward_numpy, rnnt_forward_kernel)
     fwd(logits, targets, logit_lengths, target_lengths, blank, row_max, log_Z, log_blank, log_emit, log_alpha,
         log_beta, log_like)
     loss = reduce_loss(-log_like[:, 0], reduction, logits.dtype)
@@ -180,7 +181,7 @@ def rnnt_loss_backward(dloss, cache: RNNTCache) -> np.ndarray:
     B = cache.logits.shape[0]
     scale = loss_scale(dloss, cache.reduction, B)  # (B,)
     dlogits = np.empty(cache.logits.shape, dtype=cache.logits.dtype)  # every element is written below
-    bwd = rnnt_backward_kernel if cache.backend == "numba" else _rnnt_backward_numpy
+    bwd = dispatch(cache.backend, _rnnt_backward_numpy, rnnt_backward_kernel)
     bwd(cache.logits, cache.targets, cache.logit_lengths, cache.target_lengths, cache.blank, cache.row_max,
         cache.log_Z, cache.log_blank, cache.log_emit, cache.log_alpha, cache.log_beta, cache.log_like, scale,
         cache.fastemit_lambda, cache.clamp, dlogits)

@@ -21,14 +21,12 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .._validate import choice, float_array, lengths_array, length_mask, same_dtype
+from .._backend import dispatch, resolve_backend
+from .._validate import float_array, length_mask, lengths_array, same_dtype
 from ..kernels.lstm import lstm_cell_backward_kernel, lstm_cell_forward_kernel
 
 __all__ = ["lstm_forward", "lstm_backward", "lstm_step_forward", "lstm_step_backward", "LSTMCache",
            "LSTMStepCache"]
-
-BACKENDS = (None, "numpy", "numba")
-
 
 # ----------------------------------------------------------------------------- NumPy twins
 
@@ -77,11 +75,12 @@ def _cell_backward_numpy(dy, dh_next, dc_next, gates, c_prev, tanh_c, valid, da,
     dh_pass[...] = np.where(m, 0, dh_next)
 
 
-def _cells(backend):
-    choice("backend", backend, BACKENDS)
-    if backend == "numpy":
-        return _cell_forward_numpy, _cell_backward_numpy
-    return lstm_cell_forward_kernel, lstm_cell_backward_kernel
+def _cell_forward(backend: str):
+    return dispatch(backend, _cell_forward_numpy, lstm_cell_forward_kernel)
+
+
+def _cell_backward(backend: str):
+    return dispatch(backend, _cell_backward_numpy, lstm_cell_backward_kernel)
 
 
 def _check_weights(D: int, H: int, W_ih, W_hh, b):
@@ -100,7 +99,7 @@ class LSTMStepCache(NamedTuple):
     W_hh: np.ndarray  # (4H, H)
     gates: np.ndarray  # (B, 4H) activated i, f, g, o
     tanh_c: np.ndarray  # (B, H) tanh of the new cell
-    backend: Optional[str]
+    backend: str  # resolved: "numpy" or "numba"
 
 
 def lstm_step_forward(x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, W_ih: np.ndarray,
@@ -119,7 +118,8 @@ def lstm_step_forward(x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, W_i
     float_array("c_prev", c_prev, shape=(B, H))
     _check_weights(D, H, W_ih, W_hh, b)
     dtype = same_dtype(x=x, h_prev=h_prev, c_prev=c_prev, W_ih=W_ih, W_hh=W_hh, b=b)
-    fwd, _ = _cells(backend)
+    backend = resolve_backend(backend)
+    fwd = _cell_forward(backend)
     a = x @ W_ih.T + h_prev @ W_hh.T + b  # (B, 4H) [lstm:preact]
     t = np.tanh(a * _gate_scale(H, dtype))  # every gate's one transcendental, vectorised [lstm:gates]
     valid = np.ones(B, dtype=np.uint8)
@@ -137,19 +137,19 @@ def lstm_step_backward(dh: np.ndarray, dc: Optional[np.ndarray], cache: LSTMStep
     -> dx (B, D), dh_prev (B, H), dc_prev (B, H), dW_ih (4H, D), dW_hh (4H, H), db (4H,).
     [lstm:dcell] [lstm:dgates] [lstm:dweights]
     """
-    x, h_prev, c_prev, W_ih, W_hh, gates, tanh_c, backend = cache
-    B, H = h_prev.shape
+    B, H = cache.h_prev.shape
     float_array("dh", dh, shape=(B, H))
-    dc = np.zeros_like(h_prev) if dc is None else float_array("dc", dc, shape=(B, H))
-    _, bwd = _cells(backend)
-    dtype = gates.dtype
+    dc = np.zeros_like(cache.h_prev) if dc is None else float_array("dc", dc, shape=(B, H))
+    bwd = _cell_backward(cache.backend)
+    dtype = cache.gates.dtype
     da = np.empty((B, 4 * H), dtype)
     dc_prev, dh_pass = np.empty((B, H), dtype), np.empty((B, H), dtype)
-    bwd(np.ascontiguousarray(dh, dtype), np.zeros((B, H), dtype), np.ascontiguousarray(dc, dtype), gates,
-        np.ascontiguousarray(c_prev), tanh_c, np.ones(B, np.uint8), da, dc_prev, dh_pass)
-    dx = da @ W_ih  # (B, D) [lstm:dinput]
-    dh_prev = da @ W_hh  # (B, H) [lstm:dhprev]
-    return dx, dh_prev, dc_prev, da.T @ x, da.T @ h_prev, da.sum(0)  # [lstm:dweights]
+    bwd(np.ascontiguousarray(dh, dtype), np.zeros((B, H), dtype), np.ascontiguousarray(dc, dtype),
+        cache.gates, np.ascontiguousarray(cache.c_prev), cache.tanh_c, np.ones(B, np.uint8), da, dc_prev,
+        dh_pass)
+    dx = da @ cache.W_ih  # (B, D) [lstm:dinput]
+    dh_prev = da @ cache.W_hh  # (B, H) [lstm:dhprev]
+    return dx, dh_prev, dc_prev, da.T @ cache.x, da.T @ cache.h_prev, da.sum(0)  # [lstm:dweights]
 
 
 # ----------------------------------------------------------------------------- sequence
@@ -171,7 +171,7 @@ def _reverse_index(lengths: np.ndarray, T: int) -> np.ndarray:
     """
     t = np.arange(T)[None, :]
     L = lengths[:, None]
-    return np.where(t < L, L - 1 - t, t)  # [lstm:reverse]
+    return np.where(length_mask(lengths, T), L - 1 - t, t)  # [lstm:reverse]
 
 
 class LSTMCache(NamedTuple):
@@ -185,7 +185,7 @@ class LSTMCache(NamedTuple):
     gates: np.ndarray  # (T, B, 4H) activated i, f, g, o (0 at padded steps)
     tanh_c: np.ndarray  # (T, B, H) tanh(c_t) (0 at padded steps)
     rev_index: Optional[np.ndarray]  # (B, T) per-sequence reversal index, None when not reverse
-    backend: Optional[str]
+    backend: str  # resolved: "numpy" or "numba"
 
 
 def lstm_forward(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: np.ndarray,
@@ -207,7 +207,8 @@ def lstm_forward(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: n
     float_array("c0", c0, shape=(B, H))
     _check_weights(D, H, W_ih, W_hh, b)
     dtype = same_dtype(x=x, h0=h0, c0=c0, W_ih=W_ih, W_hh=W_hh, b=b)
-    fwd, _ = _cells(backend)
+    backend = resolve_backend(backend)
+    fwd = _cell_forward(backend)
 
     mask = length_mask(lengths, T)  # (B, T)
     rev_index = _reverse_index(lengths, T) if reverse else None
@@ -253,7 +254,8 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
     -> dx (B, T, D) (exactly 0 at padded steps), dh0 (B, H), dc0 (B, H), dW_ih (4H, D),
     dW_hh (4H, H), db (4H,). [lstm:dcell] [lstm:dgates] [lstm:dhprev] [lstm:dweights]
     """
-    xs, lengths, valid, W_ih, W_hh, hs, cs, gates, tanh_c, rev_index, backend = cache
+    xs, hs, cs = cache.x, cache.hs, cache.cs  # (T, B, D), (T + 1, B, H), (T + 1, B, H)
+    gates, valid, rev_index = cache.gates, cache.valid, cache.rev_index
     T, B, D = xs.shape
     H = hs.shape[2]
     dtype = hs.dtype
@@ -263,7 +265,7 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
         float_array("dh_n", dh_n, shape=(B, H)).astype(dtype)
     dc_carry = np.zeros((B, H), dtype) if dc_n is None else \
         float_array("dc_n", dc_n, shape=(B, H)).astype(dtype)
-    _, bwd = _cells(backend)
+    bwd = _cell_backward(cache.backend)
 
     if rev_index is not None:
         dh = _reorder(dh, rev_index)  # into processing order
@@ -271,10 +273,10 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
     da = np.empty((T, B, 4 * H), dtype)
     dc_prev = np.empty((B, H), dtype)
     dh_pass = np.empty((B, H), dtype)
-    W_hh_c = np.ascontiguousarray(W_hh)
+    W_hh_c = np.ascontiguousarray(cache.W_hh)
     dh_bufs = (np.empty((B, H), dtype), np.empty((B, H), dtype))  # dh_carry alternates between two buffers
     for t in range(T - 1, -1, -1):
-        bwd(dy[t], dh_carry, dc_carry, gates[t], cs[t], tanh_c[t], valid[t], da[t], dc_prev, dh_pass)
+        bwd(dy[t], dh_carry, dc_carry, gates[t], cs[t], cache.tanh_c[t], valid[t], da[t], dc_prev, dh_pass)
         dh_new = dh_bufs[t % 2]  # never the buffer dh_carry currently points to
         np.matmul(da[t], W_hh_c, out=dh_new)  # (B, H) the only GEMM inside the loop [lstm:dhprev]
         dh_new += dh_pass
@@ -285,7 +287,7 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
     dW_ih = da2.T @ xs.reshape(T * B, D)  # [lstm:dweights] one GEMM over all steps
     dW_hh = da2.T @ hs[:T].reshape(T * B, H)
     db = da2.sum(0)
-    dx = (da2 @ W_ih).reshape(T, B, D).transpose(1, 0, 2)  # [lstm:dinput] zero where da = 0 (padding)
+    dx = (da2 @ cache.W_ih).reshape(T, B, D).transpose(1, 0, 2)  # [lstm:dinput] zero where da = 0 (padding)
     if rev_index is not None:
         dx = _reorder(dx, rev_index)
     return np.ascontiguousarray(dx), dh_carry, dc_carry.copy(), dW_ih, dW_hh, db

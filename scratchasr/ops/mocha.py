@@ -18,7 +18,8 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .._validate import choice, float_array, int_array, lengths_array, length_mask, positive_int, same_dtype
+from .._backend import dispatch, resolve_backend
+from .._validate import choice, float_array, int_array, length_mask, lengths_array, positive_int, same_dtype
 from ..kernels import mocha as _km
 
 __all__ = ["monotonic_attention_forward", "monotonic_attention_backward", "MonotonicAttentionCache",
@@ -94,13 +95,6 @@ def _chunk_backward_numpy(dbeta, alpha, S, beta, lengths, w, dalpha, du):
                      0.0)  # [mocha:du-chunk]
 
 
-def _impl(backend, numpy_fn, kernel_name):
-    choice("backend", backend, (None, "numpy", "numba"))
-    if backend == "numpy":
-        return numpy_fn
-    return getattr(_km, kernel_name)
-
-
 def _prepare(name_a, a, name_b, b, lengths):
     float_array(name_a, a, ndim=2)
     B, T = a.shape
@@ -126,7 +120,7 @@ class MonotonicAttentionCache(NamedTuple):
     cp: Optional[np.ndarray]  # (B, T) float64 safe exclusive cumprod of 1 - p (parallel), else None
     S: Optional[np.ndarray]  # (B, T) float64 cumsum of alpha_prev / clipped cp (parallel), else None
     dtype: np.dtype  # dtype of the inputs, used for the returned gradients
-    backend: Optional[str]
+    backend: str  # resolved: "numpy" or "numba" (always "numpy" in parallel mode: no kernel)
 
 
 def monotonic_attention_forward(p: np.ndarray, alpha_prev: np.ndarray, *, mode: str = "recursive",
@@ -141,14 +135,16 @@ def monotonic_attention_forward(p: np.ndarray, alpha_prev: np.ndarray, *, mode: 
     NOT renormalised. ``mode="recursive"`` runs the exact O(T) recursion [mocha:q-rec]
     [mocha:alpha-rec] (Numba kernel unless ``backend="numpy"``); ``mode="parallel"`` the
     cumulative-product closed form [mocha:safe-cumprod] [mocha:parallel], which loses accuracy when
-    the cumulative product drops below ``DENOM_FLOOR`` (p near 1, long memories).
+    the cumulative product drops below ``DENOM_FLOOR`` (p near 1, long memories); it has no Numba
+    kernel, so ``backend="numba"`` is an error there.
     """
     choice("mode", mode, ("recursive", "parallel"))
+    backend = resolve_backend(backend, has_kernel=mode == "recursive")
     p64, a64, lengths, valid, dtype = _prepare("p", p, "alpha_prev", alpha_prev, lengths)
     B, T = p64.shape
     if mode == "recursive":
         alpha, q = np.empty((B, T)), np.empty((B, T))
-        fwd = _impl(backend, _recursive_forward_numpy, "monotonic_recursive_forward_kernel")
+        fwd = dispatch(backend, _recursive_forward_numpy, _km.monotonic_recursive_forward_kernel)
         fwd(p64, a64, lengths, alpha, q)
         cache = MonotonicAttentionCache(mode, p64, a64, lengths, valid, q, None, None, dtype, backend)
         return alpha.astype(dtype, copy=False), cache
@@ -169,14 +165,14 @@ def monotonic_attention_backward(dalpha: np.ndarray, cache: MonotonicAttentionCa
     Recursive mode: the reverse recursion [mocha:dq-rec] [mocha:dp-rec]. Parallel mode: the chain
     rule through cumsum, clip and safe cumprod [mocha:dparallel].
     """
-    mode, p, a, lengths, valid, q, cp, S, dtype, backend = cache
+    p, a, valid, cp, S, dtype = cache.p, cache.alpha_prev, cache.valid, cache.cp, cache.S, cache.dtype
     B, T = p.shape
     float_array("dalpha", dalpha, shape=(B, T))
     da = np.ascontiguousarray(np.where(valid, dalpha, 0.0), dtype=np.float64)
-    if mode == "recursive":
+    if cache.mode == "recursive":
         dp, dalpha_prev = np.empty((B, T)), np.empty((B, T))
-        bwd = _impl(backend, _recursive_backward_numpy, "monotonic_recursive_backward_kernel")
-        bwd(da, p, q, lengths, dp, dalpha_prev)
+        bwd = dispatch(cache.backend, _recursive_backward_numpy, _km.monotonic_recursive_backward_kernel)
+        bwd(da, p, cache.q, cache.lengths, dp, dalpha_prev)
         return dp.astype(dtype, copy=False), dalpha_prev.astype(dtype, copy=False)
     # Parallel form: alpha = p * cp * S, S = cumsum(a / d), d = clip(cp, floor, 1),
     # cp = exp(exclusive-cumsum(log x)), x = 1 - p.
@@ -206,7 +202,7 @@ class MochaChunkCache(NamedTuple):
     valid: np.ndarray  # (B, T) bool
     chunk_size: int  # w
     dtype: np.dtype
-    backend: Optional[str]
+    backend: str  # resolved: "numpy" or "numba"
 
 
 def mocha_chunk_forward(alpha: np.ndarray, u: np.ndarray, *, chunk_size: int, lengths=None,
@@ -220,10 +216,11 @@ def mocha_chunk_forward(alpha: np.ndarray, u: np.ndarray, *, chunk_size: int, le
     Chunks are truncated at the first frame. ``chunk_size=1`` returns alpha exactly.
     """
     w = positive_int("chunk_size", chunk_size)
+    backend = resolve_backend(backend)
     a64, u64, lengths, valid, dtype = _prepare("alpha", alpha, "u", u, lengths)
     B, T = a64.shape
     beta, S = np.empty((B, T)), np.empty((B, T, w))
-    _impl(backend, _chunk_forward_numpy, "mocha_chunk_forward_kernel")(a64, u64, lengths, w, beta, S)
+    dispatch(backend, _chunk_forward_numpy, _km.mocha_chunk_forward_kernel)(a64, u64, lengths, w, beta, S)
     return beta.astype(dtype, copy=False), MochaChunkCache(a64, S, beta, lengths, valid, w, dtype, backend)
 
 
@@ -232,14 +229,13 @@ def mocha_chunk_backward(dbeta: np.ndarray, cache: MochaChunkCache) -> Tuple[np.
 
     [mocha:dalpha-chunk] [mocha:du-chunk]
     """
-    alpha, S, beta, lengths, valid, w, dtype, backend = cache
-    B, T = alpha.shape
+    B, T = cache.alpha.shape
     float_array("dbeta", dbeta, shape=(B, T))
-    db = np.ascontiguousarray(np.where(valid, dbeta, 0.0), dtype=np.float64)
+    db = np.ascontiguousarray(np.where(cache.valid, dbeta, 0.0), dtype=np.float64)
     dalpha, du = np.empty((B, T)), np.empty((B, T))
-    bwd = _impl(backend, _chunk_backward_numpy, "mocha_chunk_backward_kernel")
-    bwd(db, alpha, S, beta, lengths, w, dalpha, du)
-    return dalpha.astype(dtype, copy=False), du.astype(dtype, copy=False)
+    bwd = dispatch(cache.backend, _chunk_backward_numpy, _km.mocha_chunk_backward_kernel)
+    bwd(db, cache.alpha, cache.S, cache.beta, cache.lengths, cache.chunk_size, dalpha, du)
+    return dalpha.astype(cache.dtype, copy=False), du.astype(cache.dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------- test time
