@@ -63,3 +63,46 @@ def test_errors(tmp_path):
         read_data_dir(d)
     with pytest.raises(FileNotFoundError, match="no such directory"):
         read_data_dir(tmp_path / "missing")
+
+
+def test_sph2pipe_options_that_would_be_dropped_are_refused_with_the_line(tmp_path):
+    d = _dir(tmp_path)
+    b = tmp_path / "audio" / "B.WAV"
+    a = tmp_path / "audio" / "a.wav"
+    for opts, message in (("-t 0.5:1.0", r"-t 0\.5:1\.0 \(a time or sample range\)"),
+                          ("-s 100:900", r"-s 100:900"),
+                          ("-c 2", r"-c 2 selects one channel"),
+                          ("-u", r"option -u is not supported"),
+                          ("-x", r"unknown sph2pipe option -x"),
+                          ("{b} -f", r"option -f needs a value")):
+        cmd = opts.format(b=b) if "{b}" in opts else f"{opts} {b}"
+        (d / "wav.scp").write_text(f"u1 {a}\nu2 sph2pipe {cmd} |\n")
+        with pytest.raises(ValueError, match=r"wav\.scp:2 \(u2\): .*" + message):
+            read_data_dir(d)
+
+
+def test_sph2pipe_channel_of_a_stereo_file_is_refused(tmp_path):
+    d = _dir(tmp_path)
+    st = tmp_path / "audio" / "st.sph"
+    write_sphere(st, np.zeros((100, 2), dtype=np.int16), 16000)
+    (d / "wav.scp").write_text(f"u1 sph2pipe -f wav -c 1 {st} |\nu2 {tmp_path / 'audio' / 'B.WAV'}\n")
+    with pytest.raises(ValueError, match=r"wav\.scp:1 \(u1\): sph2pipe -c 1 .*\(2 channel\(s\)\)"):
+        read_data_dir(d)
+    (d / "wav.scp").write_text(f"u1 sph2pipe -p -f wav {st} |\nu2 {tmp_path / 'audio' / 'B.WAV'}\n")
+    assert read_data_dir(d)[0].wav_path == str(st)     # no channel selection: read whole, as sph2pipe does
+
+
+@pytest.mark.parametrize("name", ["text", "wav.scp", "utt2spk"])
+def test_non_utf8_files_are_refused_with_the_line(tmp_path, name):
+    d = _dir(tmp_path)
+    lines = (d / name).read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].rstrip(b"\n") + b" caf\xe9\n" if name == "text" else lines[1].replace(b"u", b"\xff", 1)
+    (d / name).write_bytes(b"".join(lines))
+    with pytest.raises(ValueError, match=rf"{name}:2: not UTF-8 text \(byte 0x(e9|ff)"):
+        read_data_dir(d)
+
+
+def test_utf8_text_with_bom_is_read(tmp_path):
+    d = _dir(tmp_path)
+    (d / "text").write_bytes("\ufeffu1 café au lait\nu2 naïve\n".encode("utf-8"))
+    assert [u.text for u in read_data_dir(d)] == ["café au lait", "naïve"]
