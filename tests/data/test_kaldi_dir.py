@@ -18,7 +18,8 @@ def _dir(tmp_path):
     write_sphere(audio / "B.WAV", np.ones(800, dtype=np.int16), 16000)
     d = tmp_path / "data"
     d.mkdir()
-    (d / "wav.scp").write_text(f"u2 /usr/bin/sph2pipe -f wav -p -c 1 {audio / 'B.WAV'} |\nu1 {audio / 'a.wav'}\n")
+    (d / "wav.scp").write_text(f"u2 /usr/bin/sph2pipe -f wav -p -c 1 {audio / 'B.WAV'} |\n"
+                               f"u1 {audio / 'a.wav'}\n")
     (d / "text").write_text("u1 sil hh iy sil\nu2 sil b sil\n")
     (d / "utt2spk").write_text("u1 spkA\nu2 spkB\n")
     return d
@@ -96,7 +97,10 @@ def test_sph2pipe_channel_of_a_stereo_file_is_refused(tmp_path):
 def test_non_utf8_files_are_refused_with_the_line(tmp_path, name):
     d = _dir(tmp_path)
     lines = (d / name).read_bytes().splitlines(keepends=True)
-    lines[1] = lines[1].rstrip(b"\n") + b" caf\xe9\n" if name == "text" else lines[1].replace(b"u", b"\xff", 1)
+    if name == "text":
+        lines[1] = lines[1].rstrip(b"\n") + b" caf\xe9\n"
+    else:
+        lines[1] = lines[1].replace(b"u", b"\xff", 1)
     (d / name).write_bytes(b"".join(lines))
     with pytest.raises(ValueError, match=rf"{name}:2: not UTF-8 text \(byte 0x(e9|ff)"):
         read_data_dir(d)
