@@ -90,7 +90,7 @@ def swish_forward(x: np.ndarray) -> Tuple[np.ndarray, SwishCache]:
 
 def swish_backward(dy: np.ndarray, cache: SwishCache):
     """``(dx,)`` with ``dx = dy (s + x s (1 - s))`` [ops:swish-back]."""
-    x, s = cache
+    x, s = cache.x, cache.s
     dy = float_array("dy", dy, shape=x.shape)
     return (dy * (s + x * s * (1 - s)),)  # [ops:swish-back]
 
@@ -119,7 +119,7 @@ def glu_forward(x: np.ndarray, axis: int = -1) -> Tuple[np.ndarray, GLUCache]:
 
 def glu_backward(dy: np.ndarray, cache: GLUCache):
     """``(dx,)``: ``da = dy s``, ``dg = dy a s (1 - s)`` concatenated back along ``axis`` [ops:glu-back]."""
-    a, s, axis = cache
+    a, s, axis = cache.a, cache.s, cache.axis
     dy = float_array("dy", dy, shape=a.shape)
     da = dy * s  # [ops:glu-back]
     dg = dy * a * s * (1 - s)  # [ops:glu-back]

@@ -82,7 +82,8 @@ def _step_forward(query, keys, values, lengths, W_q, w, alpha_prev, F, U, smooth
 
 
 def _step_backward(dcontext, cache, dalpha):
-    query, values, valid, W_q, w, z, alpha, sig, windows, f, F, U = cache
+    query, values, valid, W_q, w, z = cache.query, cache.values, cache.valid, cache.W_q, cache.w, cache.z
+    alpha, sig, windows, f, F, U = cache.alpha, cache.sig, cache.windows, cache.f, cache.F, cache.U
     B, T, Dv = values.shape
     float_array("dcontext", dcontext, shape=(B, Dv))
     dalpha = np.zeros_like(alpha) if dalpha is None else np.where(valid, float_array("dalpha", dalpha,

@@ -160,7 +160,7 @@ def sdpa_backward(dout: np.ndarray, cache: SDPACache) -> Tuple[np.ndarray, np.nd
     """Backward of ``sdpa_forward``: dout (B, H, Tq, dv) -> dq, dk, dv.
 
     [attn:dout] [attn:dsoftmax] [attn:dscores]"""
-    q, k, v, p, scale = cache
+    q, k, v, p, scale = cache.q, cache.k, cache.v, cache.p, cache.scale
     float_array("dout", dout, shape=p.shape[:3] + (v.shape[3],))
     dv = p.swapaxes(-1, -2) @ dout  # (B, H, Tk, dv) [attn:dout]
     dp = dout @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
@@ -242,7 +242,8 @@ def mha_backward(dout: np.ndarray, cache: MHACache) -> Tuple[np.ndarray, ...]:
     """Backward of ``mha_forward``: dout (B, Tq, E) ->
     dx_q, dx_kv, dW_q, db_q, dW_k, db_k, dW_v, db_v, dW_o, db_o. [attn:dproj] [attn:mha-out]
     For self-attention (x_q is x_kv) the caller adds dx_q + dx_kv."""
-    x_q, x_kv, W_q, W_k, W_v, W_o, attn, ctx, rows = cache
+    x_q, x_kv, W_q, W_k, W_v, W_o = cache.x_q, cache.x_kv, cache.W_q, cache.W_k, cache.W_v, cache.W_o
+    attn, ctx, rows = cache.attn, cache.ctx, cache.rows
     float_array("dout", dout, shape=ctx.shape)
     H = attn.q.shape[1]
     E = ctx.shape[2]

@@ -143,7 +143,8 @@ def conv1d_backward(dout: np.ndarray, cache: Conv1dCache):
 
     dbias is left out when the forward had no bias.
     """
-    xp, weight, out_mask, in_mask, idx, p, has_bias = cache
+    xp, weight, out_mask, in_mask, idx = cache.xp, cache.weight, cache.out_mask, cache.in_mask, cache.idx
+    p, has_bias = cache.padding, cache.has_bias
     C_out, cg, K = weight.shape
     C_in = xp.shape[2]
     G = C_in // cg
@@ -238,7 +239,11 @@ def conv2d_backward(dout: np.ndarray, cache: Conv2dCache):
 
     dbias is left out when the forward had no bias.
     """
-    xp, weight, out_mask, in_mask, idx_t, idx_f, (pT, pF), (B, C_in, T, F), has_bias = cache
+    xp, weight, out_mask, in_mask = cache.xp, cache.weight, cache.out_mask, cache.in_mask
+    idx_t, idx_f = cache.idx_t, cache.idx_f
+    pT, pF = cache.padding
+    B, C_in, T, F = cache.in_shape
+    has_bias = cache.has_bias
     cols = _im2col_2d(xp, idx_t, idx_f)  # recomputed (see Conv2dCache)
     C_out, _, KT, KF = weight.shape
     T_out, F_out = idx_t.shape[0], idx_f.shape[0]

@@ -50,7 +50,7 @@ def embedding_backward(dout: np.ndarray, cache: EmbeddingCache) -> Tuple[np.ndar
 
     dout : (..., D) like the output. Returns ``(dW (V, D),)`` (ids are integers: no gradient).
     """
-    ids, V = cache
+    ids, V = cache.ids, cache.V
     dout = float_array("dout", dout, shape=ids.shape + (None,))
     D = dout.shape[-1]
     keep = ids.reshape(-1) >= 0

@@ -52,7 +52,7 @@ def linear_forward(x: np.ndarray, W: np.ndarray, b: Optional[np.ndarray] = None,
 
 def linear_backward(dy: np.ndarray, cache: LinearCache):
     """Gradients ``(dx (..., D), dW (O, D), db (O,))``; ``db`` is left out when ``b`` was None."""
-    x, W, has_bias, mask = cache
+    x, W, has_bias, mask = cache.x, cache.W, cache.has_bias, cache.mask
     dy = float_array("dy", dy, shape=x.shape[:-1] + (W.shape[0],))
     if mask is not None:
         dy = np.where(mask, dy, 0)  # padded outputs pass no gradient

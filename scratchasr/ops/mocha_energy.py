@@ -83,7 +83,8 @@ def monotonic_energy_backward(de: np.ndarray, cache: MonotonicEnergyCache) -> Tu
 
     [mocha:dmono-energy] [mocha:dweight-norm] [mocha:denergy-tanh]
     """
-    query, W_q, v, g, z, zv, valid = cache
+    query, W_q, v, g, z, zv = cache.query, cache.W_q, cache.v, cache.g, cache.z, cache.zv
+    valid = cache.valid
     float_array("de", de, shape=zv.shape)
     de = np.where(valid, de, 0)
     dr = np.asarray(de.sum(), dtype=g.dtype)  # [mocha:dmono-energy]
@@ -122,7 +123,7 @@ def chunk_energy_forward(query: np.ndarray, keys: np.ndarray, W_q: np.ndarray, v
 
 def chunk_energy_backward(du: np.ndarray, cache: ChunkEnergyCache) -> Tuple[np.ndarray, ...]:
     """du (B, T) -> dquery (B, Dq), dkeys (B, T, A), dW_q (A, Dq), dv (A,). [mocha:dchunk-energy]"""
-    query, W_q, v, z, valid = cache
+    query, W_q, v, z, valid = cache.query, cache.W_q, cache.v, cache.z, cache.valid
     float_array("du", du, shape=valid.shape)
     du = np.where(valid, du, 0)
     dv = np.einsum("bt,bta->a", du, z)  # [mocha:dchunk-energy]
@@ -165,6 +166,6 @@ def monotonic_probability_forward(e: np.ndarray, *, noise_std: float = 0.0,
 
 def monotonic_probability_backward(dp: np.ndarray, cache: MonotonicProbabilityCache) -> np.ndarray:
     """dp (B, T) -> de (B, T) = dp p (1 - p), 0 at padding (the noise is a constant). [mocha:dprob]"""
-    p, _, valid = cache
+    p, valid = cache.p, cache.valid
     float_array("dp", dp, shape=p.shape)
     return np.where(valid, dp * p * (1 - p), 0)  # [mocha:dprob]

@@ -8,7 +8,7 @@ Equations: docs/equations/ops.md, sections "Layer norm" and "Batch norm".
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Tuple
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def layer_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *,
 
 def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
     """``(dx, dgamma, dbeta)``; ``dx = rstd (g - mean(g) - xhat mean(g xhat))`` with ``g = dy gamma``."""
-    xhat, rstd, gamma = cache
+    xhat, rstd, gamma = cache.xhat, cache.rstd, cache.gamma
     dy = float_array("dy", dy, shape=xhat.shape)
     g = dy * gamma  # dL/dxhat
     dx = rstd * (g - g.mean(axis=-1, keepdims=True)
@@ -120,7 +120,8 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, lengt
 
 def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache):
     """``(dx, dgamma, dbeta)``; training: ``dx = rstd/N (N g - sum g - xhat sum(g xhat))`` at valid frames."""
-    xhat, rstd, gamma, mask, n, training = cache
+    xhat, rstd, gamma, mask, n = cache.xhat, cache.rstd, cache.gamma, cache.mask, cache.n
+    training = cache.training
     dy = float_array("dy", dy, shape=xhat.shape)
     dy = np.where(mask, dy, 0)  # padded outputs pass no gradient
     dgamma = np.sum(dy * xhat, axis=(0, 1))  # [ops:batch-norm-back]

@@ -110,7 +110,9 @@ def rel_mha_backward(dout: np.ndarray, cache: RelMHACache) -> Tuple[np.ndarray, 
     """Backward of ``rel_mha_forward``: dout (B, T, E) ->
     dx, dpos, dW_q, db_q, dW_k, db_k, dW_v, db_v, dW_pos, dpos_bias_u, dpos_bias_v, dW_o, db_o.
     [attn:drel] [attn:dsoftmax] [attn:dproj]"""
-    x, pos, W_q, W_k, W_v, W_pos, W_o, qu, qv, k, v, p, P, ctx, rows, scale = cache
+    x, pos, W_q, W_k, W_v, W_pos = cache.x, cache.pos, cache.W_q, cache.W_k, cache.W_v, cache.W_pos
+    W_o, qu, qv, k, v, p, P = cache.W_o, cache.qu, cache.qv, cache.k, cache.v, cache.p, cache.P
+    ctx, rows, scale = cache.ctx, cache.rows, cache.scale
     float_array("dout", dout, shape=ctx.shape)
     B, H, T, dk = qu.shape
     E = H * dk

@@ -44,7 +44,7 @@ def softmax_forward(x: np.ndarray, axis: int = -1) -> Tuple[np.ndarray, SoftmaxC
 
 def softmax_backward(dy: np.ndarray, cache: SoftmaxCache):
     """``(dx,)`` with ``dx = y * (dy - sum_j dy_j y_j)`` [ops:softmax-back]."""
-    y, axis = cache
+    y, axis = cache.y, cache.axis
     dy = float_array("dy", dy, shape=y.shape)
     return (y * (dy - np.sum(dy * y, axis=axis, keepdims=True)),)  # [ops:softmax-back]
 
@@ -64,6 +64,6 @@ def log_softmax_forward(x: np.ndarray, axis: int = -1) -> Tuple[np.ndarray, LogS
 
 def log_softmax_backward(dy: np.ndarray, cache: LogSoftmaxCache):
     """``(dx,)`` with ``dx = dy - exp(log_y) * sum_j dy_j`` [ops:log-softmax-back]."""
-    log_y, axis = cache
+    log_y, axis = cache.log_y, cache.axis
     dy = float_array("dy", dy, shape=log_y.shape)
     return (dy - np.exp(log_y) * np.sum(dy, axis=axis, keepdims=True),)  # [ops:log-softmax-back]
