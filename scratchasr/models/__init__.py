@@ -1,0 +1,11 @@
+"""Registered models (API.md "scratchasr.models"): ``available()``, ``build(name, ...)``, the ``Model`` base.
+
+Importing this package imports every model file of the project, which registers it. A model defined
+elsewhere registers itself with ``@models.register("name")`` on import; recipes list such modules in
+their config's ``imports`` so that the trainer and ``scratchasr.inference.load`` import them first.
+"""
+
+from .base import Model, available, build, build_from_config, check_batch, gather_state, register
+from . import ctc_blstm  # noqa: F401  (registers "ctc_blstm")
+
+__all__ = ["Model", "available", "build", "build_from_config", "check_batch", "gather_state", "register"]

@@ -1,141 +1,128 @@
 """BiLSTM-CTC acoustic model (Graves, Mohamed & Hinton 2013, "Speech recognition with deep recurrent
-neural networks", the CTC baseline on TIMIT).
+neural networks", the CTC baseline on TIMIT), registered as ``"ctc_blstm"``.
 
-    x (B, T, D) --frame stacking k--> (B, T/k, k*D) --stacked BiLSTM--> (B, T/k, 2H) --linear--> logits (B, T/k, V)
+    x (B, T, D) --FrameStack k--> (B, T/k, k*D) --LSTM (bi)--> (B, T/k, 2H) --Linear--> logits (B, T/k, V)
+    loss = CTC(logits, targets)  (blank = id 0; docs/equations/ctc.md)
 
-Frame stacking (optional, ``stack > 1``) concatenates ``k`` consecutive frames and keeps every k-th
-position: it divides the recurrent work by ``k`` (a 10 ms frame rate becomes 20 or 30 ms), which
-still leaves more frames than phones. The output layer is ``y = h W^T + b`` (docs/equations/ops.md).
-Parameters live in one dict with dotted names (``encoder.W_ih_l0``, ``output.W``) so that
-checkpoints, the optimizer and finite-difference tests see every array by name.
+Frame stacking (``stack > 1``) concatenates ``k`` consecutive frames and keeps every k-th position:
+it divides the recurrent work by ``k`` and still leaves more frames than phones. The output layer is
+``y = h W^T + b`` [ops:linear]. Parameters: ``encoder.W_ih_l0`` ... (nn.LSTM), ``output.W``,
+``output.b``.
+
+Options (``models.build("ctc_blstm", ..., **options)``):
+    hidden (256): LSTM cells per direction; num_layers (2); dropout (0.0) between LSTM layers, training
+    only; stack (1): frame stacking factor; bidirectional (True): False gives a causal (streamable)
+    encoder.
+
+Decoding: ``method="greedy"`` (best path) or ``"beam"`` (CTC prefix beam search, optional shallow
+fusion with a language model through ``lm``/``lm_weight``), see scratchasr/decode/ctc.py.
+An utterance too short for its labels (fewer frames than labels plus repeats) has loss ``inf`` and
+receives no gradient; the trainer names and skips it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Tuple
 
 import numpy as np
 
-from .._validate import float_array, lengths_array
-from ..nn.lstm import init_lstm_params, lstm_stack_backward, lstm_stack_forward
+from .._validate import positive_int
+from ..data.batch import Batch
+from ..decode.ctc import ctc_greedy_decode, ctc_prefix_beam_search
+from ..losses import ctc_loss, ctc_loss_backward
+from ..nn.layers import Linear
+from ..nn.lstm import LSTM
+from ..nn.stack import FrameStack
+from ..ops.softmax import log_softmax_forward
+from .base import Model, check_batch, register
 
-__all__ = ["CTCBLSTMConfig", "CTCBLSTM", "stack_frames", "unstack_frames_grad"]
+__all__ = ["CTCBLSTM", "ctc_min_frames"]
 
-
-@dataclass
-class CTCBLSTMConfig:
-    input_dim: int = 123
-    vocab_size: int = 62  # blank + 61 TIMIT phones
-    hidden: int = 256
-    num_layers: int = 2
-    stack: int = 1  # frame stacking / subsampling factor
-    dropout: float = 0.0  # between LSTM layers, training only
-
-
-def stack_frames(x: np.ndarray, lengths: np.ndarray, k: int):
-    """(B, T, D) -> (B, ceil(T/k), k*D) by concatenating k consecutive frames; new lengths ceil(L/k).
-
-    Frames past a length are replaced by zeros, so a partial last group is zero-padded.
-    """
-    B, T, D = x.shape
-    if k == 1:
-        return x, lengths
-    Tk = -(-T // k)
-    xp = np.zeros((B, Tk * k, D), x.dtype)
-    xp[:, :T] = x * (np.arange(T)[None, :] < lengths[:, None])[:, :, None]  # padding is never read
-    return xp.reshape(B, Tk, k * D), -(-lengths // k)
+BLANK = 0
 
 
-def unstack_frames_grad(dxs: np.ndarray, T: int, k: int, lengths: np.ndarray) -> np.ndarray:
-    """Backward of :func:`stack_frames`: (B, ceil(T/k), k*D) -> (B, T, D), zero past each length."""
-    if k == 1:
-        return dxs * (np.arange(T)[None, :] < lengths[:, None])[:, :, None]
-    B, Tk, kD = dxs.shape
-    return dxs.reshape(B, Tk * k, kD // k)[:, :T] * (np.arange(T)[None, :] < lengths[:, None])[:, :, None]
+def ctc_min_frames(targets: np.ndarray, target_lengths: np.ndarray) -> np.ndarray:
+    """Frames CTC needs to emit each target: its length plus one blank between each repeated pair."""
+    S = targets.shape[1]
+    valid = np.arange(S)[None, :] < target_lengths[:, None]
+    repeats = (targets[:, 1:] == targets[:, :-1]) & valid[:, 1:]
+    return target_lengths + repeats.sum(axis=1)
 
 
-class ModelCache(NamedTuple):
-    T: int  # input frames before stacking
-    in_lengths: np.ndarray  # (B,) input lengths
-    lengths: np.ndarray  # (B,) output lengths
-    h: np.ndarray  # (B, T', 2H) encoder output (input of the output layer)
-    encoder: object  # StackCache of nn.lstm
+class CTCModelCache(NamedTuple):
+    ctc: object             # CTCCache of losses.ctc_loss
+    feasible: np.ndarray    # (B,) bool: enough frames for the labels
+    dtype: np.dtype
 
 
-class CTCBLSTM:
-    """The model: ``params`` and ``grads`` dicts with dotted names, functional forward/backward."""
+@register("ctc_blstm")
+class CTCBLSTM(Model):
+    """Stacked (Bi)LSTM encoder, linear output layer, CTC loss; see the module docstring."""
 
-    def __init__(self, config: CTCBLSTMConfig, *, rng: Optional[np.random.Generator] = None,
-                 dtype=np.float32, params: Optional[Dict[str, np.ndarray]] = None):
-        self.config = config
-        if params is None:
-            rng = rng if rng is not None else np.random.default_rng(0)
-            enc = init_lstm_params(rng, input_size=config.input_dim * config.stack, hidden_size=config.hidden,
-                                   num_layers=config.num_layers, bidirectional=True, dtype=dtype)
-            params = {f"encoder.{k}": v for k, v in enc.items()}
-            a = 1.0 / np.sqrt(2 * config.hidden)
-            params["output.W"] = rng.uniform(-a, a, (config.vocab_size, 2 * config.hidden)).astype(dtype)
-            params["output.b"] = np.zeros(config.vocab_size, dtype)
-        self.params = params
-        self.grads = {k: np.zeros_like(v) for k, v in params.items()}
+    OPTIONS = dict(hidden=256, num_layers=2, dropout=0.0, stack=1, bidirectional=True)
 
-    def config_dict(self) -> dict:
-        return asdict(self.config)
+    def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, hidden: int, num_layers: int,
+                 dropout: float, stack: int, bidirectional: bool) -> None:
+        super().__init__()
+        positive_int("hidden", hidden)
+        positive_int("num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"bidirectional: expected True or False, got {bidirectional!r}")
+        self.input_dim, self.vocab_size, self.dtype = input_dim, vocab_size, np.dtype(dtype)
+        self.stack = FrameStack(stack)
+        self.encoder = LSTM(input_dim * self.stack.k, hidden, num_layers=num_layers, bidirectional=bidirectional,
+                            dropout=float(dropout), seed=seed, dtype=dtype)
+        self.output = Linear(self.encoder.output_size, vocab_size, rng=np.random.default_rng([seed, 2]),
+                             dtype=dtype)
 
-    def output_lengths(self, lengths: np.ndarray) -> np.ndarray:
-        return -(-np.asarray(lengths) // self.config.stack)
+    # ------------------------------------------------------------------ encoder
+    def logits(self, x: np.ndarray, lengths: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """x (B, T, D) with zero padding -> (logits (B, T', V), out_lengths (B,)); caches pushed in training."""
+        xs, out_len = self.stack(x, lengths)
+        h = self.encoder(xs, out_len)                     # (B, T', dirs*H), zero past out_len
+        return self.output(h, out_len), out_len           # [ops:linear], zero past out_len
 
-    def forward(self, x: np.ndarray, lengths, *, rng: Optional[np.random.Generator] = None):
-        """x (B, T, D) -> (logits (B, T', V), out_lengths (B,), cache). ``rng`` given = training dropout."""
-        c = self.config
-        float_array("x", x, ndim=3, shape=(None, None, c.input_dim))
-        B, T, _ = x.shape
-        lengths = lengths_array("lengths", lengths, B, T)
-        xs, out_len = stack_frames(x, lengths, c.stack)
-        enc = self._encoder_params()
-        masks = None
-        if rng is not None and c.dropout > 0 and c.num_layers > 1:
-            keep = 1.0 - c.dropout
-            masks = [(rng.random((B, xs.shape[1], 2 * c.hidden)) < keep).astype(x.dtype) / x.dtype.type(keep)
-                     for _ in range(c.num_layers - 1)]
-        h, enc_cache = lstm_stack_forward(enc, xs, out_len, num_layers=c.num_layers, bidirectional=True,
-                                          dropout_masks=masks)
-        logits = h @ self.params["output.W"].T + self.params["output.b"]  # [ops:linear]
-        logits *= (np.arange(h.shape[1])[None, :] < out_len[:, None])[:, :, None]  # padding -> 0
-        return logits, out_len, ModelCache(T, lengths, out_len, h, enc_cache)
+    def log_probs(self, batch: Batch) -> Tuple[np.ndarray, np.ndarray]:
+        """Per-frame log-posteriors ``(B, T', V)`` (float64) and their lengths, without caches (plots, decoding)."""
+        x, xl, _, _ = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size, dtype=self.dtype)
+        was = self.training
+        self.eval()
+        try:
+            logits, out_len = self.logits(x, xl)
+        finally:
+            self.train(was)
+        lp, _ = log_softmax_forward(logits.astype(np.float64))
+        return lp, out_len
 
-    def backward(self, dlogits: np.ndarray, cache: ModelCache) -> np.ndarray:
-        """Accumulates (+=) into ``self.grads``; returns dx (B, T, D)."""
-        T, in_len, out_len, h, enc_cache = cache
-        valid = (np.arange(h.shape[1])[None, :] < out_len[:, None])[:, :, None]
-        dlogits = dlogits * valid
-        W = self.params["output.W"]
-        self.grads["output.W"] += dlogits.reshape(-1, W.shape[0]).T @ h.reshape(-1, W.shape[1])
-        self.grads["output.b"] += dlogits.sum(axis=(0, 1))
-        dh = dlogits @ W
-        enc = self._encoder_params()
-        dxs, g = lstm_stack_backward(dh, enc, enc_cache)
-        for k, v in g.items():
-            self.grads[f"encoder.{k}"] += v
-        return unstack_frames_grad(dxs, T, self.config.stack, in_len)
+    # ------------------------------------------------------------------ contract
+    def forward_loss(self, batch: Batch) -> Tuple[np.ndarray, Dict[str, float]]:
+        x, xl, y, yl = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size, dtype=self.dtype)
+        logits, out_len = self.logits(x, xl)
+        feasible = ctc_min_frames(y, yl) <= out_len
+        # zero_infinity: an infeasible utterance gives 0 and no gradient inside the loss; we report it as inf
+        nll, cache = ctc_loss(logits, y, out_len, yl, blank=BLANK, reduction="none", zero_infinity=True)
+        loss = np.where(feasible, nll, np.inf)
+        self.push(CTCModelCache(ctc=cache, feasible=feasible, dtype=logits.dtype))
+        stats = dict(loss=float(np.sum(nll[feasible])), utterances=float(feasible.sum()),
+                     frames=float(out_len.sum()), labels=float(yl.sum()))
+        return loss, stats
 
-    def _encoder_params(self) -> Dict[str, np.ndarray]:
-        """The LSTM stack's parameters under the names nn.lstm expects (``encoder.`` stripped)."""
-        return {k[len("encoder."):]: v for k, v in self.params.items() if k.startswith("encoder.")}
+    def backward(self, dloss: np.ndarray) -> np.ndarray:
+        cache: CTCModelCache = self.pop()
+        dloss = self._check_dloss(dloss, cache.feasible.shape[0])
+        dloss = np.where(cache.feasible, dloss, 0.0)                     # skipped utterances: no gradient
+        dlogits = ctc_loss_backward(dloss, cache.ctc).astype(cache.dtype, copy=False)
+        dh = self.output.backward(dlogits)
+        dxs = self.encoder.backward(dh)
+        return self.stack.backward(dxs)
 
-    def zero_grad(self) -> None:
-        for v in self.grads.values():
-            v[...] = 0
-
-    def num_parameters(self) -> int:
-        return int(sum(v.size for v in self.params.values()))
-
-
-def pad_batch(feats: List[np.ndarray]):
-    """List of (T_i, D) -> (B, T_max, D) zero-padded, lengths (B,)."""
-    lengths = np.array([f.shape[0] for f in feats], dtype=np.int64)
-    out = np.zeros((len(feats), int(lengths.max()), feats[0].shape[1]), feats[0].dtype)
-    for i, f in enumerate(feats):
-        out[i, : f.shape[0]] = f
-    return out, lengths
+    def decode(self, batch: Batch, *, method: str = "greedy", beam_size: int = 1, lm=None,
+               lm_weight: float = 0.0, **options) -> List[List[int]]:
+        beam_size = self._check_decode_args(method, beam_size)
+        lp, out_len = self.log_probs(batch)
+        if method == "greedy":
+            return ctc_greedy_decode(lp, out_len, blank=BLANK)
+        return ctc_prefix_beam_search(lp, out_len, beam_size=beam_size, blank=BLANK, lm=lm, lm_weight=lm_weight,
+                                      **options)

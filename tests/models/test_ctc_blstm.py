@@ -1,69 +1,77 @@
-"""Whole-model finite-difference test of the BiLSTM-CTC model on two utterances (STYLE.md: rtol 1e-5)."""
+"""BiLSTM-CTC specifics beyond the contract test: input gradient, frame stacking, infeasible utterances,
+and the recipe's exact loss against an independent composition of the ops."""
 
 import numpy as np
 import pytest
 
-from scratchasr.losses import ctc_loss, ctc_loss_backward
-from scratchasr.models.ctc_blstm import CTCBLSTM, CTCBLSTMConfig, pad_batch, stack_frames
-from scratchasr.testing import gradcheck
+from scratchasr import models
+from scratchasr.data.batch import make_batch
+from scratchasr.losses import ctc_loss
+from scratchasr.models.ctc_blstm import ctc_min_frames
+from scratchasr.nn.lstm import lstm_stack_forward
+from scratchasr.nn.stack import stack_frames
+from scratchasr.testing import model_gradcheck
 
 
-def _setup(stack, rng):
-    cfg = CTCBLSTMConfig(input_dim=3, vocab_size=5, hidden=4, num_layers=2, stack=stack, dropout=0.0)
-    model = CTCBLSTM(cfg, rng=rng, dtype=np.float64)
-    for k in model.params:  # larger weights than the init: logits of scale 1..3, gradients well above noise
-        model.params[k] = model.params[k] * 3.0
-    x, lengths = pad_batch([rng.standard_normal((7, 3)), rng.standard_normal((5, 3))])
-    targets = np.array([[1, 2], [3, 0]])
-    tlen = np.array([2, 1])
-    return model, x, lengths, targets, tlen
+def _model(stack, dtype=np.float64, **kw):
+    return models.build("ctc_blstm", input_dim=3, vocab_size=5, dtype=dtype, seed=0, hidden=4, num_layers=2,
+                        stack=stack, **kw)
 
 
 @pytest.mark.parametrize("stack", [1, 2])
-def test_whole_model_gradcheck_two_utterances(stack, rng):
-    model, x, lengths, targets, tlen = _setup(stack, rng)
-    names = sorted(model.params)
+def test_input_gradient_and_zero_gradient_on_padding(stack, rng):
+    model = _model(stack)
+    for p in model.parameters().values():
+        p[...] *= 3.0
+    x0, x1 = rng.standard_normal((7, 3)), rng.standard_normal((5, 3))
+    batch = make_batch([x0, x1], [[1, 2], [3]])
 
-    def forward(x, *arrays):
-        for k, a in zip(names, arrays):
-            model.params[k] = a
-        logits, out_len, cache = model.forward(x, lengths)
-        loss, lcache = ctc_loss(logits, targets, out_len, tlen, reduction="none")
-        return loss, (cache, lcache)
-
-    def backward(dloss, caches):
-        cache, lcache = caches
-        model.grads = {k: np.zeros_like(v) for k, v in model.params.items()}
-        dx = model.backward(ctc_loss_backward(dloss, lcache), cache)
-        return (dx,) + tuple(model.grads[k] for k in names)
-
-    report = gradcheck(forward, backward, [x] + [model.params[k] for k in names], names=["x"] + names, rtol=1e-5,
-                       atol=1e-9)  # FD rounding floor: eps_64 * |L| / h ~ 1e-9 for |L| ~ 10
+    report = model_gradcheck(model, batch, feats=True)
     assert report.ok, str(report)
-    dx = backward(np.ones(2), forward(x, *[model.params[k] for k in names])[1])[0]
-    assert np.all(dx[1, 5:] == 0)  # padded frames get exactly zero gradient
+    model.forward_loss(batch)
+    dx = model.backward(np.ones(2))
+    assert np.all(dx[1, 5:] == 0)
 
 
-def test_padding_does_not_change_outputs(rng):
-    model, x, lengths, *_ = _setup(2, rng)
-    logits, out_len, _ = model.forward(x, lengths)
-    x2 = x.copy()
-    x2[1, 5:] = 1e3  # garbage in the padding
-    logits2, _, _ = model.forward(x2, lengths)
-    np.testing.assert_allclose(logits, logits2, rtol=0, atol=0)
-    assert np.all(logits[1, out_len[1]:] == 0)
+def test_loss_equals_ops_composed_by_hand(rng):
+    """forward_loss == CTC of (stack -> LSTM stack -> linear) written directly with the functional ops."""
+    model = _model(2)
+    batch = make_batch([rng.standard_normal((7, 3)), rng.standard_normal((6, 3))], [[1, 2], [4, 4]])
+    loss, _ = model.forward_loss(batch)
+    model.clear_caches()
+    p = model.parameters()
+    xs, L = stack_frames(batch.feats, batch.feat_lengths, 2)
+    enc = {k[len("encoder."):]: v for k, v in p.items() if k.startswith("encoder.")}
+    h, _ = lstm_stack_forward(enc, xs, L, num_layers=2, bidirectional=True)
+    logits = h @ p["output.W"].T + p["output.b"]
+    ref, _ = ctc_loss(logits, batch.targets, L, batch.target_lengths, reduction="none")
+    np.testing.assert_allclose(loss, ref, rtol=1e-12)
+
+
+def test_infeasible_utterance_is_inf_and_gets_no_gradient(rng):
+    model = _model(2)
+    # 4 frames -> 2 after stacking; [1, 1] needs 3 frames (a blank between the repeats)
+    batch = make_batch([rng.standard_normal((4, 3)), rng.standard_normal((9, 3))], [[1, 1], [2]])
+    assert list(ctc_min_frames(batch.targets, batch.target_lengths)) == [3, 1]
+    model.zero_grad()
+    loss, stats = model.forward_loss(batch)
+    assert np.isinf(loss[0]) and np.isfinite(loss[1]) and stats["utterances"] == 1
+    model.backward(np.array([1.0, 0.0]))
+    assert all(np.all(g == 0) for g in model.gradients().values())
 
 
 def test_stack_frames_shapes():
     x = np.arange(2 * 5 * 2, dtype=np.float64).reshape(2, 5, 2)
     xs, L = stack_frames(x, np.array([5, 3]), 2)
     assert xs.shape == (2, 3, 4) and list(L) == [3, 2]
-    np.testing.assert_array_equal(xs[0, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(xs[1, 1, :2], x[1, 2])  # frames 2 and 3 of utterance 1 form step 1
+    assert np.all(xs[1, 1, 2:] == 0)  # frame 3 of utterance 1 is padding: never read
 
 
-def test_bad_input(rng):
-    model, x, lengths, *_ = _setup(1, rng)
-    with pytest.raises(ValueError, match="x: expected shape"):
-        model.forward(x[:, :, :2], lengths)
-    with pytest.raises(ValueError, match="lengths"):
-        model.forward(x, np.array([8, 1]))
+def test_options_are_validated():
+    with pytest.raises(ValueError, match=r"^hidden:"):
+        _model(1, hidden=0)
+    with pytest.raises(ValueError, match=r"^dropout:"):
+        _model(1, dropout=1.0)
+    with pytest.raises(ValueError, match=r"^k:"):
+        _model(0)
