@@ -14,8 +14,9 @@ from scratchasr.testing import model_gradcheck
 
 
 def _model(stack, dtype=np.float64, **kw):
-    return models.build("ctc_blstm", input_dim=3, vocab_size=5, dtype=dtype, seed=0, hidden=4, num_layers=2,
-                        stack=stack, **kw)
+    opts = dict(hidden=4, num_layers=2, stack=stack)
+    opts.update(kw)
+    return models.build("ctc_blstm", input_dim=3, vocab_size=5, dtype=dtype, seed=0, **opts)
 
 
 @pytest.mark.parametrize("stack", [1, 2])
