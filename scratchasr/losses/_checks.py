@@ -48,6 +48,33 @@ def check_targets(targets, target_lengths, B: int, S: Optional[int], V: int, bla
     return np.ascontiguousarray(targets), np.ascontiguousarray(target_lengths)
 
 
+def check_finite_logits(logits: np.ndarray, logit_lengths: np.ndarray,
+                        target_lengths: Optional[np.ndarray] = None) -> None:
+    """The logits the loss reads may not be NaN or +inf; the padding may hold anything (NaN included).
+
+    ``-inf`` is allowed (a masked symbol: log 0) as long as each frame keeps one finite logit. CTC
+    reads ``logits[b, :T_b]``; RNN-T (``target_lengths`` given, logits ``(B, T, U+1, V)``) reads
+    ``logits[b, :T_b, :U_b + 1]``. Unchecked, a NaN came out as a NaN loss from one backend, inf
+    from the other, and as 0 under ``zero_infinity``.
+    """
+    lengths = "logit_lengths" if target_lengths is None else "logit_lengths and target_lengths"
+    for b in range(logits.shape[0]):
+        Tb = int(logit_lengths[b])
+        block = logits[b, :Tb] if target_lengths is None else logits[b, :Tb, :int(target_lengths[b]) + 1]
+        if np.isfinite(block).all():
+            continue                                   # the common case: one pass, nothing else
+        bad = np.isnan(block) | np.isposinf(block)
+        if bad.any():
+            where = (b,) + tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"logits: {logits[where]} at index {where}, inside {lengths} (NaN and +inf "
+                             "are only allowed in the padding; -inf masks a symbol)")
+        dead = np.isneginf(block).all(axis=-1)
+        if dead.any():
+            where = (b,) + tuple(int(i) for i in np.argwhere(dead)[0])
+            raise ValueError(f"logits: every symbol is -inf at frame {where}, inside {lengths}: "
+                             "the frame has no probability to distribute")
+
+
 def check_options(reduction, backend) -> str:
     """Validate ``reduction`` and resolve ``backend`` to "numpy" or "numba" (both losses have kernels)."""
     choice("reduction", reduction, REDUCTIONS)
@@ -67,6 +94,9 @@ def reduce_loss(nll: np.ndarray, reduction: str, dtype) -> np.ndarray:
 def loss_scale(dloss, reduction: str, B: int) -> np.ndarray:
     """Turn ``dloss`` (shape of the loss) into a per-utterance float64 multiplier (B,)."""
     d = np.asarray(dloss, dtype=np.float64)
+    if not np.all(np.isfinite(d)):
+        bad = d if d.ndim == 0 else d[~np.isfinite(d)][:3]
+        raise ValueError(f"dloss: expected finite values, got {bad}")
     if reduction == "none":
         if d.shape != (B,):
             raise ValueError(f"dloss: expected shape ({B},) for reduction='none', got {d.shape}")

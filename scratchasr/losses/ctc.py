@@ -17,7 +17,8 @@ import numpy as np
 from .._backend import dispatch
 from .._validate import float_array, lengths_array
 from ..kernels.ctc import ctc_backward_kernel, ctc_forward_kernel
-from ._checks import check_blank, check_options, check_targets, loss_scale, reduce_loss
+from ._checks import (check_blank, check_finite_logits, check_options, check_targets, loss_scale,
+                      reduce_loss)
 
 NEG_INF = -np.inf
 
@@ -112,6 +113,7 @@ def _prepare(logits, targets, logit_lengths, target_lengths, blank):
     blank = check_blank(blank, V)
     targets, target_lengths = check_targets(targets, target_lengths, B, None, V, blank)
     logit_lengths = np.ascontiguousarray(lengths_array("logit_lengths", logit_lengths, B, T))
+    check_finite_logits(logits, logit_lengths)
     return np.ascontiguousarray(logits), targets, logit_lengths, target_lengths, blank
 
 

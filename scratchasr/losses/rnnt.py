@@ -22,7 +22,8 @@ import numpy as np
 from .._backend import dispatch
 from .._validate import float_array, lengths_array
 from ..kernels.rnnt import rnnt_backward_kernel, rnnt_forward_kernel
-from ._checks import check_blank, check_options, check_targets, loss_scale, reduce_loss
+from ._checks import (check_blank, check_finite_logits, check_options, check_targets, loss_scale,
+                      reduce_loss)
 
 NEG_INF = -np.inf
 
@@ -158,6 +159,7 @@ def rnnt_loss(logits: np.ndarray, targets: np.ndarray, logit_lengths: np.ndarray
     targets, target_lengths = check_targets(targets, target_lengths, B, U1 - 1, V, blank)
     logit_lengths = lengths_array("logit_lengths", logit_lengths, B, T, allow_zero=False)  # T_b >= 1
     logit_lengths = np.ascontiguousarray(logit_lengths)
+    check_finite_logits(logits, logit_lengths, target_lengths)
     fastemit_lambda = _float_option("fastemit_lambda", fastemit_lambda, minimum=0.0)
     clamp = _float_option("clamp", clamp)
     logits = np.ascontiguousarray(logits)
