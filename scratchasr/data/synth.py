@@ -55,6 +55,10 @@ MAX_LABEL_MISMATCH_S = 0.050   # |audio end - last label end| above this: the ut
 MAX_TAIL_S = 0.300             # audio running this far past the labels is also suspicious
 
 
+class SynthesisError(RuntimeError):
+    """A synthesis run that produced no utterance for some split (every one failed or was dropped)."""
+
+
 @dataclass(frozen=True)
 class Voice:
     """A synthesiser voice: engine, name as the engine knows it, sex (for TIMIT's speaker-id letter)."""
@@ -217,7 +221,8 @@ def plan_corpus(sentences: Sequence[str], voices: Sequence[str], *, size: str = 
         offset = int(rng.integers(len(pool_voices)))
         rotation = pool_voices[offset:] + pool_voices[:offset]
         if split != "train":
-            rotation = [v for v in rotation if v in holdout_voices] + [v for v in rotation if v not in holdout_voices]
+            rotation = ([v for v in rotation if v in holdout_voices]
+                        + [v for v in rotation if v not in holdout_voices])
         for k in range(n):
             key = rotation[k % len(rotation)]
             v = VOICE_BY_KEY[key]
@@ -263,9 +268,27 @@ _FESTIVAL_DUMP = r"""
           (item.daughters tok))
         (set! k (+ k 1)))))
      (utt.relation.items u 'Token))
-    (mapcar (lambda (s) (format fd "S %s %f\n" (item.name s) (item.feat s "end"))) (utt.relation.items u 'Segment))
+    (mapcar (lambda (s) (format fd "S %s %f\n" (item.name s) (item.feat s "end")))
+            (utt.relation.items u 'Segment))
     (fclose fd)))
 """
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def scheme_string(text: str) -> str:
+    """``text`` as a Scheme (SIOD) string literal that festival reads back as exactly that text.
+
+    Backslash and double quote are the only characters with a meaning inside a SIOD string; both
+    are backslash-escaped, so nothing in ``text`` can close the literal and be evaluated as code
+    (``(system ...)``). Control characters (newline, NUL, ...) become spaces: to the synthesiser they
+    are word breaks anyway, and a NUL would end the string early.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a str, got {type(text).__name__}")
+    text = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _festival_batch(voice: Voice, jobs: list[Job], tmp: Path) -> dict[str, tuple]:
@@ -274,23 +297,30 @@ def _festival_batch(voice: Voice, jobs: list[Job], tmp: Path) -> dict[str, tuple
     Segments are ``[(end_seconds, phone, token_index or -1)]`` in order. Words are walked through
     festival's Token relation, so a token festival splits ("dictionary's" -> dictionary + 's) still
     counts as the one word of the text.
+
+    The script is Scheme source, so nothing from outside goes into it unescaped: sentence text through
+    :func:`scheme_string`, and no path at all (festival runs in ``tmp`` and writes plain file names,
+    so a quote or space in ``TMPDIR`` cannot break the script).
     """
+    for j in jobs:
+        if not _SAFE_NAME.fullmatch(j.utt_id):
+            raise ValueError(f"utt_id: expected letters, digits, '_', '.' or '-', got {j.utt_id!r}")
     lines = [f"({voice.name})", "(set! scratchasr_base_lr int_lr_params)", _FESTIVAL_DUMP]
     for j in jobs:
         s = j.speaker
-        lines.append(f"(Parameter.set 'Duration_Stretch {s.tempo})")
+        lines.append(f"(Parameter.set 'Duration_Stretch {float(s.tempo)!r})")
         # diphone/mbrola voices take their F0 target from int_lr_params; an entry consed in front
         # overrides the voice's own (assoc returns the first match). HTS voices ignore it.
         lines.append("(if (assoc 'target_f0_mean scratchasr_base_lr) (set! int_lr_params (cons (list "
-                     f"'target_f0_mean (* {s.f0} (car (cdr (assoc 'target_f0_mean scratchasr_base_lr))))) "
-                     "scratchasr_base_lr)))")
-        lines.append(f'(set! u (utt.synth (Utterance Text "{j.text}")))')
-        lines.append(f'(utt.save.wave u "{tmp / (j.utt_id + ".wav")}" \'riff)')
-        lines.append(f'(scratchasr_dump u "{tmp / (j.utt_id + ".lab")}")')
+                     f"'target_f0_mean (* {float(s.f0)!r} (car (cdr (assoc 'target_f0_mean "
+                     "scratchasr_base_lr))))) scratchasr_base_lr)))")
+        lines.append(f"(set! u (utt.synth (Utterance Text {scheme_string(j.text)})))")
+        lines.append(f"(utt.save.wave u {scheme_string(j.utt_id + '.wav')} 'riff)")
+        lines.append(f"(scratchasr_dump u {scheme_string(j.utt_id + '.lab')})")
     script = tmp / "batch.scm"
     script.write_text("\n".join(lines) + "\n")
     try:
-        subprocess.run(["festival", "-b", str(script)], capture_output=True, timeout=600)
+        subprocess.run(["festival", "-b", script.name], cwd=tmp, capture_output=True, timeout=600)
     except subprocess.TimeoutExpired:
         pass  # whatever was written before the hang is validated below; the rest is reported as dropped
     out = {}
@@ -404,7 +434,8 @@ def _to_timit(job: Job, wav: Path, segs: list[tuple]) -> tuple[np.ndarray, list,
         raise ValueError("word alignment failed")
     last_end = segs[-1][0] * scale
     if last_end - n > MAX_LABEL_MISMATCH_S * SAMPLE_RATE:
-        raise ValueError(f"truncated audio ({n / SAMPLE_RATE:.3f} s, labels end at {last_end / SAMPLE_RATE:.3f} s)")
+        raise ValueError(f"truncated audio ({n / SAMPLE_RATE:.3f} s, labels end at "
+                         f"{last_end / SAMPLE_RATE:.3f} s)")
     if n - last_end > MAX_TAIL_S * SAMPLE_RATE:
         raise ValueError(f"audio runs {(n - last_end) / SAMPLE_RATE:.3f} s past its labels")
     phones, word_spans = [], {}
@@ -471,7 +502,8 @@ def _run_batch(args) -> list[dict]:
                 if r is not None:
                     raw[j.utt_id] = r
         for j in jobs:
-            res = {"utt_id": j.utt_id, "speaker": j.speaker.id, "voice": voice_key, "sentence_id": j.sentence_id}
+            res = {"utt_id": j.utt_id, "speaker": j.speaker.id, "voice": voice_key,
+                   "sentence_id": j.sentence_id}
             if j.utt_id not in raw:
                 res.update(ok=False, reason=f"{voice.engine} produced no output")
             else:
@@ -536,6 +568,10 @@ def synth_timit(out_dir: str | os.PathLike, *, size: str = "small", seed: int = 
     Returns:
         The summary also written to ``out_dir/corpus.json``: counts per split, dropped utterances
         with reasons, voices, speakers and their parameters.
+
+    Raises:
+        SynthesisError (a RuntimeError) after writing ``corpus.json`` if a split ends up with no
+        utterance at all (the synthesiser failed on every one): such a corpus must not look finished.
     """
     root = Path(out_dir)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -590,6 +626,13 @@ def synth_timit(out_dir: str | os.PathLike, *, size: str = "small", seed: int = 
     present = {r["speaker"] for r in ok}
     (root / "splits.json").write_text(json.dumps(
         {"dev": [s.id for s in speakers if s.split == "dev" and s.id in present],
-         "core_test": [s.id for s in speakers if s.split == "core_test" and s.id in present]}, indent=1) + "\n")
+         "core_test": [s.id for s in speakers if s.split == "core_test" and s.id in present]},
+        indent=1) + "\n")
     (root / "corpus.json").write_text(json.dumps(summary, indent=1) + "\n")
+    empty = [sp for sp, n in counts.items() if n == 0]
+    if empty:
+        reasons = sorted({d["reason"] for d in summary["dropped"]})
+        raise SynthesisError(f"synth_timit: no utterance was synthesised for split(s) {empty} "
+                             f"({len(summary['dropped'])} dropped; reasons: {reasons[:3]}); the corpus in "
+                             f"{root} is unusable, details in {root / 'corpus.json'}")
     return summary

@@ -162,3 +162,77 @@ def test_to_timit_labels_and_validation(tmp_path):
     job.speaker.warp = 1.05
     y2, phones2, _ = synth._to_timit(job, tmp_path / "ok.wav", SEGS)
     assert abs(y2.size - 9760 / 1.05) <= 2 and abs(phones2[1][0] - 1600 / 1.05) <= 1
+
+
+# ---------------------------------------------------------------- festival's script is code: nothing leaks in
+
+
+def _festival_job(text, utt_id="MKAL000_SI1"):
+    if shutil.which("festival") is None or "kal" not in synth.available_voices():
+        pytest.skip("festival with voice_kal_diphone not installed")
+    spk = synth.Speaker(id="MKAL000", voice="kal", split="train", dialect="DR1", tempo=1.0, f0=1.0, warp=1.0)
+    return synth.Job(utt_id=utt_id, speaker=spk, sentence_id="SI1", text=text, words=synth._tokens(text))
+
+
+@pytest.mark.parametrize("text", ['He said "hi".',
+                                  'x\\" (system "touch {p}") "',
+                                  'x\\\\" (system "touch {p}") "',
+                                  'x")(system "touch {p}")("',
+                                  'Hello") (system "touch {p}") (set! x "',
+                                  'line one\n(system "touch {p}")\n"'])
+def test_scheme_string_reads_back_as_the_same_text(tmp_path, text):
+    import subprocess
+    if shutil.which("festival") is None:
+        pytest.skip("festival not installed")
+    marker = tmp_path / "pwned"
+    text = text.format(p=marker)
+    script = tmp_path / "t.scm"
+    script.write_text(f'(format t "[%s]\\n" {synth.scheme_string(text)})\n')
+    out = subprocess.run(["festival", "-b", str(script)], capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "[" + text.replace("\n", " ") + "]"
+    assert not marker.exists()
+
+
+def test_crafted_sentence_cannot_run_code_through_the_library(tmp_path):
+    marker = tmp_path / "pwned"
+    # with the text pasted between quotes this closes the string and the call, runs system, and
+    # leaves the parentheses balanced: before escaping, festival ran it
+    text = f'Hello") (system "touch {marker}") (set! x "'
+    job = _festival_job(text)
+    results = synth._run_batch((str(tmp_path / "corpus"), "kal", [job]))
+    assert not marker.exists()
+    assert len(results) == 1 and results[0]["utt_id"] == job.utt_id
+    with pytest.raises(ValueError, match=r"^utt_id:"):
+        synth._festival_batch(synth.VOICE_BY_KEY["kal"], [_festival_job("Hi.", utt_id='x" y')], tmp_path)
+
+
+def test_quote_in_tmpdir_does_not_break_synthesis(tmp_path, monkeypatch):
+    import tempfile
+    weird = tmp_path / 'my "tmp" dir'
+    weird.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(weird))
+    job = _festival_job("The cat sat on the mat.")
+    (res,) = synth._run_batch((str(tmp_path / "corpus"), "kal", [job]))
+    assert res["ok"], res
+    assert (tmp_path / "corpus" / "TRAIN" / "DR1" / "MKAL000" / "SI1.WAV").is_file()
+
+
+def test_a_split_with_no_utterance_is_an_error(tmp_path, monkeypatch):
+    if not synth.WORDNET_DIR.is_dir():
+        pytest.skip("wordnet-base not installed")
+    monkeypatch.setattr(synth, "available_voices", lambda: ["kal"])
+
+    def run_batch(args):       # stands in for the synthesiser: everything but dev succeeds
+        _, voice, jobs = args
+        return [{"utt_id": j.utt_id, "speaker": j.speaker.id, "voice": voice, "sentence_id": j.sentence_id,
+                 **({"ok": False, "reason": "festival produced no output"} if j.speaker.split == "dev"
+                    else {"ok": True, "seconds": 1.0})} for j in jobs]
+
+    monkeypatch.setattr(synth, "_run_batch", run_batch)
+    with pytest.raises(synth.SynthesisError, match=r"^synth_timit: .*split\(s\) \['dev'\].*no output"):
+        synth.synth_timit(tmp_path / "c", size="tiny", jobs=1, progress=False)
+    summary = json.loads((tmp_path / "c" / "corpus.json").read_text())
+    assert summary["utterances"]["dev"] == 0 and summary["utterances"]["train"] == 8
+    monkeypatch.setattr(synth, "_run_batch", lambda args: [dict(r, ok=True, seconds=1.0)
+                                                          for r in run_batch(args)])
+    assert synth.synth_timit(tmp_path / "d", size="tiny", jobs=1, progress=False)["utterances"]["dev"] == 4
