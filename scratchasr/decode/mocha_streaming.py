@@ -19,7 +19,7 @@ from typing import Dict, List, NamedTuple, Tuple
 
 import numpy as np
 
-from .._validate import float_array, lengths_array, positive_int
+from .._validate import float_array, length_mask, lengths_array, positive_int
 from ..ops.lstm import lstm_step_forward
 from ..ops.mocha import hard_monotonic_attention
 from ..ops.mocha_energy import chunk_energy_forward, monotonic_energy_forward
@@ -52,7 +52,7 @@ def mocha_hard_decode(params: Dict[str, np.ndarray], enc: np.ndarray, lengths=No
     dtype = P["W_hh"].dtype
     if enc.dtype != dtype:
         raise TypeError(f"enc: expected the parameters' dtype {dtype}, got {enc.dtype}")
-    valid = np.arange(T)[None, :] < lengths[:, None]
+    valid = length_mask(lengths, T)  # (B, T)
     enc = np.where(valid[:, :, None], enc, 0)
     keys_m = enc @ P["W_hm"].T + P["b_m"]
     keys_c = enc @ P["W_hc"].T + P["b_c"]

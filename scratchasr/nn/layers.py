@@ -15,7 +15,7 @@ Conventions (see ``module.py`` for the forward/backward/cache contract):
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -52,6 +52,12 @@ def _mask3(lengths, x) -> Optional[np.ndarray]:
         return None
     B, T = x.shape[:2]
     return length_mask(lengths_array("lengths", lengths, B, T), T).reshape(B, T, *([1] * (x.ndim - 2)))
+
+
+class MaskedCache(NamedTuple):
+    """An op's cache plus the valid-frame mask the module applied around the op."""
+    op: object  # the op's own NamedTuple cache
+    mask: Optional[np.ndarray]  # (B, T, 1...) bool valid frames, or None without lengths
 
 
 class Linear(Module):
@@ -111,14 +117,14 @@ class LayerNorm(Module):
         y, cache = ops.layer_norm_forward(x, self.params["gamma"], self.params["beta"], eps=self.eps)
         if mask is not None:
             y = np.where(mask, y, 0)  # padded frames would otherwise output beta
-        self.push((cache, mask))
+        self.push(MaskedCache(cache, mask))
         return y
 
     def backward(self, dout):
-        cache, mask = self.pop()
-        if mask is not None:
-            dout = np.where(mask, dout, 0)  # nothing flows back from padded frames
-        dx, dgamma, dbeta = ops.layer_norm_backward(dout, cache)
+        cache = self.pop()
+        if cache.mask is not None:
+            dout = np.where(cache.mask, dout, 0)  # nothing flows back from padded frames
+        dx, dgamma, dbeta = ops.layer_norm_backward(dout, cache.op)
         self.grads["gamma"] += dgamma
         self.grads["beta"] += dbeta
         return dx
@@ -264,14 +270,14 @@ class _Activation(Module):
         y, cache = type(self)._fwd(x)
         if mask is not None:
             y = np.where(mask, y, 0)
-        self.push((cache, mask))
+        self.push(MaskedCache(cache, mask))
         return y
 
     def backward(self, dout):
-        cache, mask = self.pop()
-        if mask is not None:
-            dout = np.where(mask, dout, 0)
-        return type(self)._bwd(dout, cache)[0]
+        cache = self.pop()
+        if cache.mask is not None:
+            dout = np.where(cache.mask, dout, 0)
+        return type(self)._bwd(dout, cache.op)[0]
 
 
 class ReLU(_Activation):

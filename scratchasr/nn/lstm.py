@@ -108,7 +108,8 @@ def lstm_stack_forward(params: Dict[str, np.ndarray], x: np.ndarray, lengths, *,
 
 def lstm_stack_backward(dy: np.ndarray, params: Dict[str, np.ndarray], cache: StackCache):
     """Backward of ``lstm_stack_forward``: dy -> dx (B, T, D), grads dict (same keys as params)."""
-    lengths, valid, caches, p_in, p_out, drops, dirs, H = cache
+    valid, caches, dirs, H = cache.valid, cache.lstm, cache.dirs, cache.H
+    p_in, p_out, drops = cache.proj_in, cache.proj_out, cache.dropout
     grads: Dict[str, np.ndarray] = {}
     for layer in range(len(caches) - 1, -1, -1):
         if drops[layer] is not None:
@@ -174,10 +175,10 @@ class LSTM(Module):
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
         self.dropout, self.backend = float(dropout), backend
         rng = np.random.default_rng(seed)
-        self.params = init_lstm_params(rng, input_size=input_size, hidden_size=hidden_size,
-                                       num_layers=num_layers, bidirectional=bidirectional,
-                                       proj_size=proj_size, dtype=dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        for name, value in init_lstm_params(rng, input_size=input_size, hidden_size=hidden_size,
+                                            num_layers=num_layers, bidirectional=bidirectional,
+                                            proj_size=proj_size, dtype=dtype).items():
+            self.add_param(name, value)
         self.dropout_rng = np.random.default_rng(seed + 1)
 
     @property
@@ -185,13 +186,11 @@ class LSTM(Module):
         return self.proj_size or (2 if self.bidirectional else 1) * self.hidden_size
 
     def load_torch_state_dict(self, state_dict) -> "LSTM":
+        """Copy a ``torch.nn.LSTM`` state_dict into the parameters in place (cast to their dtype)."""
         if self.proj_size:
             raise ValueError("proj_size: torch.nn.LSTM has no layer projection of this kind")
         new = from_torch_state_dict(state_dict, num_layers=self.num_layers, bidirectional=self.bidirectional)
-        for k, v in new.items():
-            if v.shape != self.params[k].shape:
-                raise ValueError(f"state_dict: {k} has shape {v.shape}, expected {self.params[k].shape}")
-            self.params[k] = v.astype(self.params[k].dtype)
+        self.assign_params(new)
         return self
 
     def forward(self, x: np.ndarray, lengths=None) -> np.ndarray:
@@ -205,16 +204,13 @@ class LSTM(Module):
         y, cache = lstm_stack_forward(self.params, x, lengths, num_layers=self.num_layers,
                                       bidirectional=self.bidirectional, dropout_masks=masks,
                                       backend=self.backend)
-        if self.training:
-            self._caches.append(cache)
+        self.push(cache)
         return y
 
     __call__ = forward
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        if not self._caches:
-            raise RuntimeError("backward: no cache left; call forward in training mode first")
-        dx, G = lstm_stack_backward(dy, self.params, self._caches.pop())
+        dx, G = lstm_stack_backward(dy, self.params, self.pop())
         for k, g in G.items():
             self.grads[k] += g
         return dx

@@ -138,7 +138,7 @@ def decoder_backward(dlogits: np.ndarray, params: Dict[str, np.ndarray], cache: 
     Reverse loop over steps carrying ds (B, H), dcell (B, H) and dalpha (B, T) (the gradient that
     step i+1 sends to its alpha_prev). [mocha:ddecoder]
     """
-    enc, valid, out_valid, steps, _, _ = cache
+    enc, valid, out_valid, steps = cache.enc, cache.valid, cache.out_valid, cache.steps
     B, T, D = enc.shape
     U = len(steps)
     P = params
@@ -200,9 +200,10 @@ class MochaDecoder(Module):
         self.chunk_size = positive_int("chunk_size", chunk_size)
         self.noise_std, self.mode = float(noise_std), mode
         rng = np.random.default_rng(seed)
-        self.params = init_mocha_params(rng, enc_dim=enc_dim, vocab=vocab, embed_dim=embed_dim, hidden=hidden,
-                                        att_dim=att_dim, r_init=r_init, dtype=dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        for name, value in init_mocha_params(rng, enc_dim=enc_dim, vocab=vocab, embed_dim=embed_dim,
+                                             hidden=hidden, att_dim=att_dim, r_init=r_init,
+                                             dtype=dtype).items():
+            self.add_param(name, value)
         self.noise_rng = np.random.default_rng(seed + 1)
         self.last_alphas: Optional[np.ndarray] = None
         self.last_betas: Optional[np.ndarray] = None
@@ -213,16 +214,13 @@ class MochaDecoder(Module):
                                         mode=self.mode, noise_std=noise, rng=self.noise_rng,
                                         label_lengths=label_lengths)
         self.last_alphas, self.last_betas = cache.alphas, cache.betas
-        if self.training:
-            self._caches.append(cache)
+        self.push(cache)
         return logits
 
     __call__ = forward
 
     def backward(self, dlogits) -> np.ndarray:
-        if not self._caches:
-            raise RuntimeError("backward: no cache left; call forward in training mode first")
-        denc, G = decoder_backward(dlogits, self.params, self._caches.pop())
+        denc, G = decoder_backward(dlogits, self.params, self.pop())
         for k, g in G.items():
             self.grads[k] += g
         return denc

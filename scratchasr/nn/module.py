@@ -8,7 +8,10 @@ How to write a module
 2. ``forward(x, ...)``: call ops; in training mode push each op's cache with ``self.push(cache)``
    (nothing is pushed in eval mode, so inference keeps no memory).
 3. ``backward(dout)``: pop the caches in reverse order with ``self.pop()``, call the op backwards,
-   add (``+=``) parameter gradients into ``self.grads`` and return the input gradient.
+   add (``+=``) parameter gradients into ``self.grads`` and return the input gradient. A cache holding
+   more than one thing is a NamedTuple read by field name, never unpacked by position.
+4. Parameter arrays are updated in place (``self.params[k][...] = v``), never rebound: optimizers
+   built from ``parameters()`` hold the arrays themselves, so a rebound array would be a stale copy.
 
 Every forward in training mode must be matched by exactly one backward: ``zero_grad()`` raises if a
 cache was left behind, which catches the classic "forward twice, backward once" bug. Names are dotted
@@ -45,6 +48,22 @@ class Module:
         self.grads[name] = np.zeros_like(value)
         return value
 
+    def assign_params(self, arrays: Dict[str, np.ndarray], *, source: str = "state_dict") -> None:
+        """Copy ``arrays`` into this module's own parameters of the same names, in place.
+
+        Values are cast to each parameter's dtype (converters from float32 checkpoints or torch use
+        this); every name and shape is checked before anything is written, and no array is rebound,
+        so an optimizer built earlier from ``parameters()`` keeps updating the module's arrays.
+        """
+        for k, v in arrays.items():
+            if k not in self.params:
+                raise ValueError(f"{source}: unexpected parameter {k!r}, expected one of "
+                                 f"{sorted(self.params)}")
+            if np.shape(v) != self.params[k].shape:
+                raise ValueError(f"{source}: {k} has shape {np.shape(v)}, expected {self.params[k].shape}")
+        for k, v in arrays.items():
+            self.params[k][...] = v  # in place: optimizers hold these very arrays
+
     def add_buffer(self, name: str, value: np.ndarray) -> np.ndarray:
         self.buffers[name] = value
         return value
@@ -64,6 +83,12 @@ class Module:
             raise RuntimeError(f"{type(self).__name__}.backward: no cache left; was forward called in "
                                f"training mode before this backward?")
         return self._caches.pop()
+
+    def clear_caches(self) -> None:
+        """Drop every cache left by forwards in this module and its children (for evaluation loops,
+        gradient checks and error recovery, where a training-mode forward is not followed by backward)."""
+        for _, m in self.named_modules():
+            m._caches.clear()
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -111,9 +136,10 @@ class Module:
     def zero_grad(self) -> None:
         for prefix, m in self.named_modules():
             if m._caches:
-                raise RuntimeError(f"zero_grad: module {prefix.rstrip('.') or type(m).__name__} "
-                                   f"({type(m).__name__}) still holds {len(m._caches)} cache(s) never consumed by backward: a "
-                                   f"forward in training mode was not followed by its backward")
+                name = prefix.rstrip(".") or type(m).__name__
+                raise RuntimeError(f"zero_grad: module {name} ({type(m).__name__}) still holds "
+                                   f"{len(m._caches)} cache(s) never consumed by backward: a forward in "
+                                   f"training mode was not followed by its backward")
             for g in m.grads.values():
                 g[...] = 0
 

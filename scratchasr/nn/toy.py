@@ -108,7 +108,7 @@ def gradcheck_table(seed: int = 0) -> str:
 
     def fwd(x, g, bt):
         ln.params["gamma"][...], ln.params["beta"][...] = g, bt
-        ln._caches.clear()
+        ln.clear_caches()
         return ln(x, lengths), (x, g, bt)
 
     def bwd(dout, cache):
@@ -136,7 +136,6 @@ def main(argv=None) -> Dict[str, object]:
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     feats, labels = make_data(args.n_train + args.n_test, rng)
-    tr, te = slice(0, args.n_train), slice(args.n_train, None)
     net = build(rng)
     print(f"{len(CLASSES)} classes, {args.n_train} train / {args.n_test} test utterances, "
           f"{min(f.shape[0] for f in feats)}-{max(f.shape[0] for f in feats)} frames x {BANDS} bands; "

@@ -16,7 +16,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .._validate import float_array, lengths_array, positive_int, same_dtype
+from .._validate import float_array, length_mask, lengths_array, positive_int, same_dtype
 
 __all__ = ["sdpa_forward", "sdpa_backward", "padding_mask", "causal_mask", "chunk_mask",
            "sinusoidal_positions", "mha_forward", "mha_backward", "split_heads", "merge_heads",
@@ -33,7 +33,7 @@ def padding_mask(lengths, T: int, *, queries: bool = False) -> np.ndarray:
     """
     T = positive_int("T", T, minimum=0)
     lengths = lengths_array("lengths", lengths, len(np.atleast_1d(lengths)), T)
-    valid = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
+    valid = length_mask(lengths, T)  # (B, T)
     if queries:
         return (valid[:, None, :, None] & valid[:, None, None, :])  # (B, 1, T, T)
     return valid[:, None, None, :]
