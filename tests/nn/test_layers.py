@@ -21,8 +21,7 @@ def module_gradcheck(net, x, lengths, **kw):
     def load(ps):
         for k, p in zip(names, ps):
             live[k][...] = p
-        for _, m in net.named_modules():
-            m._caches.clear()
+        net.clear_caches()
 
     def fwd(x, *ps):
         load(ps)
@@ -66,8 +65,7 @@ def test_whole_network_gradcheck(act, B, T, lengths):
     if checked is not None:
         assert checked == {"x", *names}
     # padded input positions receive exactly zero gradient
-    for _, m in net.named_modules():  # the finite-difference forwards left caches behind
-        m._caches.clear()
+    net.clear_caches()  # the finite-difference forwards left caches behind
     net.zero_grad()
     y, out_len = net(x, lengths)
     dx = net.backward(rng.normal(size=y.shape))
