@@ -82,3 +82,103 @@ def test_rnnt_non_finite_logits_inside_the_lattice_are_an_error(backend):
         with pytest.raises(ValueError, match=r"^logits: .* at index \(1, 2, 1, 4\), inside logit_lengths "
                                              r"and target_lengths"):
             rnnt_loss(z2, y, zl, yl, backend=backend)
+
+
+# ---------------------------------------------------------------- attention
+
+
+def _sdpa_inputs(seed=0, dtype=np.float64):
+    from scratchasr.ops.attention import padding_mask
+    rng = np.random.default_rng(seed)
+    q, k = (rng.standard_normal((2, 2, 4, 3)).astype(dtype) for _ in range(2))
+    v = rng.standard_normal((2, 2, 4, 5)).astype(dtype)
+    return q, k, v, padding_mask(np.array([4, 2]), 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["v", "k", "kv"])
+def test_sdpa_never_reads_masked_out_rows(dtype, where):
+    from scratchasr.ops.attention import sdpa_backward, sdpa_forward
+    q, k, v, mask = _sdpa_inputs(dtype=dtype)
+    ref, ref_cache = sdpa_forward(q, k, v, mask)
+    k2, v2 = k.copy(), v.copy()
+    if "k" in where:
+        k2[1, :, 2:] = np.nan                          # keys 2, 3 of utterance 1 are padding
+    if "v" in where:
+        v2[1, :, 2:] = np.nan
+    out, cache = sdpa_forward(q, k2, v2, mask)
+    tol = 1e-12 if dtype == np.float64 else 1e-5     # rows re-read over their keys: a different sum order
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    for got, want in zip(sdpa_backward(dout, cache), sdpa_backward(dout, ref_cache)):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_sdpa_nan_in_an_attended_value_still_shows():
+    from scratchasr.ops.attention import sdpa_forward
+    q, k, v, mask = _sdpa_inputs()
+    v[1, 0, 1, 0] = np.nan                             # key 1 < length 2: attended by every query
+    out, _ = sdpa_forward(q, k, v, mask)
+    assert np.isnan(out[1, 0, :, 0]).all() and np.isfinite(np.delete(out, 1, axis=0)).all()
+    assert np.isfinite(out[1, 0, :, 1:]).all() and np.isfinite(out[1, 1]).all()
+
+
+@pytest.mark.parametrize("magnitude", [1e100, 1e154, 1e200, 1e300])
+@pytest.mark.parametrize("masked", [False, True])
+def test_sdpa_huge_scores_give_hard_attention_not_nan(magnitude, masked):
+    # q k^T / sqrt(d) around magnitude**2: far beyond float64 for >= 1e155. The softmax tends to a
+    # one-hot on each row's largest score, which is what must come out (never NaN, never a warning).
+    import warnings
+
+    from scratchasr.ops.attention import causal_mask, sdpa_backward, sdpa_forward
+    q, k, v, _ = _sdpa_inputs(2)
+    mask = causal_mask(4) if masked else None
+    s = np.einsum("bhid,bhjd->bhij", q, k)
+    s = np.where(causal_mask(4), s, -np.inf) if masked else s
+    hard = np.take_along_axis(v, s.argmax(-1)[..., None], axis=2)      # (B, H, Tq, dv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, cache = sdpa_forward(q * magnitude, k * magnitude, v, mask)
+        grads = sdpa_backward(np.ones_like(out), cache)
+    np.testing.assert_allclose(out, hard, atol=1e-12)
+    assert all(np.isfinite(g).all() for g in grads)
+
+
+def test_sdpa_overflow_rescaling_matches_the_plain_path():
+    # the power-of-two rescaling is exact: at a moderate scale where both paths apply, same weights
+    from scratchasr.ops.attention import masked_softmax
+    rng = np.random.default_rng(3)
+    s = rng.standard_normal((2, 3, 6)) * 4
+    mask = rng.random((2, 3, 6)) > 0.3
+    for m in (None, mask):
+        np.testing.assert_allclose(masked_softmax(s / 2.0 ** 10, m, log2_gain=10), masked_softmax(s, m),
+                                   rtol=1e-13, atol=1e-300)
+
+
+# ---------------------------------------------------------------- LSTM
+
+
+def test_lstm_backward_refuses_a_dtype_other_than_the_forwards():
+    from scratchasr.ops.lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
+    rng = np.random.default_rng(0)
+    B, T, D, H = 2, 3, 4, 5
+    f32 = np.float32
+    x = rng.standard_normal((B, T, D)).astype(f32)
+    h0 = np.zeros((B, H), f32)
+    W_ih = rng.standard_normal((4 * H, D)).astype(f32)
+    W_hh = rng.standard_normal((4 * H, H)).astype(f32)
+    b = np.zeros(4 * H, f32)
+    hs, _, cache = lstm_forward(x, [3, 2], h0, h0, W_ih, W_hh, b)
+    dh = np.ones(hs.shape, f32)
+    ref = lstm_backward(dh, cache, np.ones((B, H), f32), np.ones((B, H), f32))
+    assert all(g.dtype == f32 for g in ref)
+    for name, args in (("dh_n", (dh, cache, np.ones((B, H)), None)),
+                       ("dc_n", (dh, cache, None, np.ones((B, H)))),
+                       ("dh", (dh.astype(np.float64), cache))):
+        with pytest.raises(TypeError, match=rf"^{name}: expected dtype float32 .*got float64"):
+            lstm_backward(*args)
+    _, _, step_cache = lstm_step_forward(x[:, 0], h0, h0, W_ih, W_hh, b)
+    with pytest.raises(TypeError, match=r"^dc: expected dtype float32"):
+        lstm_step_backward(np.ones((B, H), f32), np.ones((B, H)), step_cache)
+    with pytest.raises(TypeError, match=r"^dh: expected dtype float32"):
+        lstm_step_backward(np.ones((B, H)), None, step_cache)

@@ -82,20 +82,29 @@ def _sinusoid(pos: np.ndarray, E: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- masked softmax
 
-def masked_softmax(s: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:
+def masked_softmax(s: np.ndarray, mask: Optional[np.ndarray], *, log2_gain: int = 0) -> np.ndarray:
     """Softmax over the last axis restricted to ``mask``; fully masked rows give all zeros [attn:softmax].
 
+    ``log2_gain``: the softmax of ``s * 2**log2_gain`` (an exact power of two), for scores that only
+    fit in floating point divided by it (see ``sdpa_forward``); the shifted scores ``(s - max)`` are
+    multiplied with ``np.ldexp``, where overflow to ``-inf`` is correct (the weight is 0).
     ``s`` is not modified; the temporaries are updated in place (one pass each, no extra copies).
     """
     if mask is None:
-        e = s - s.max(axis=-1, keepdims=True)  # every exponent <= 0
+        with np.errstate(over="ignore"):  # 1e308 - (-1e308) = -inf is right: exp gives 0
+            e = s - s.max(axis=-1, keepdims=True)  # every exponent <= 0
+            if log2_gain:
+                np.ldexp(e, log2_gain, out=e)
         np.exp(e, out=e)
         e /= e.sum(axis=-1, keepdims=True)
         return e
     s = np.where(mask, s, -np.inf)  # masked scores never reach exp
     m = s.max(axis=-1, keepdims=True)
     m[~np.isfinite(m)] = 0  # all-masked row: any finite shift
-    s -= m
+    with np.errstate(over="ignore"):
+        s -= m
+        if log2_gain:
+            np.ldexp(s, log2_gain, out=s)
     np.exp(s, out=s)  # exp(-inf) = 0 at masked keys
     z = s.sum(axis=-1, keepdims=True)
     z[z == 0] = 1  # all-masked row stays 0
@@ -150,10 +159,31 @@ def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.
     same_dtype(q=q, k=k, v=v)
     mask = _check_mask(mask, (B, H, Tq, Tk))
     scale = 1.0 / np.sqrt(d)
-    s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk) [attn:scores], scale on the smaller q
-    p = masked_softmax(s, mask)  # [attn:softmax]
-    out = p @ v  # (B, H, Tq, dv) [attn:out]
+    with np.errstate(over="ignore"):
+        s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk) [attn:scores], scale on q
+    log2_gain = 0
+    if not np.isfinite(s).all() and np.isfinite(q).all() and np.isfinite(k).all():
+        # finite q and k whose scores overflow (|s| > 1.8e308 in float64): compute s / 2**(e_q + e_k)
+        # exactly, with q and k divided by powers of two, and let the softmax multiply back
+        e_q, e_k = int(np.frexp(np.abs(q).max())[1]), int(np.frexp(np.abs(k).max())[1])
+        s = (np.ldexp(q, -e_q) * q.dtype.type(scale)) @ np.ldexp(k, -e_k).swapaxes(-1, -2)
+        log2_gain = e_q + e_k
+    p = masked_softmax(s, mask, log2_gain=log2_gain)  # [attn:softmax]
+    out = _attend(p, v)  # (B, H, Tq, dv) [attn:out]
     return out, SDPACache(q, k, v, p, scale)
+
+
+def _attend(p: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``p @ v`` reading only the values a query weighs: a NaN in a masked-out value row (padding)
+    would otherwise reach every output through ``0 * NaN``. Rows that came out non-finite (rare)
+    are recomputed over their keys with ``p > 0``; NaN in a value that is attended stays NaN."""
+    out = p @ v  # (B, H, Tq, dv) [attn:out]
+    if np.isfinite(out).all():
+        return out
+    for b, h, i in np.argwhere(~np.isfinite(out).all(axis=-1)):
+        keys = p[b, h, i] > 0  # (Tk,)
+        out[b, h, i] = p[b, h, i, keys] @ v[b, h, keys]
+    return out
 
 
 def sdpa_backward(dout: np.ndarray, cache: SDPACache) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -164,11 +194,21 @@ def sdpa_backward(dout: np.ndarray, cache: SDPACache) -> Tuple[np.ndarray, np.nd
     float_array("dout", dout, shape=p.shape[:3] + (v.shape[3],))
     dv = p.swapaxes(-1, -2) @ dout  # (B, H, Tk, dv) [attn:dout]
     dp = dout @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
+    if not np.isfinite(dp).all():
+        # a non-finite value row the forward never read (p = 0): ds is exactly 0 there whatever dp,
+        # so zeroing dp where p = 0 changes nothing but keeps 0 * NaN out of the row sums
+        dp = np.where(p > 0, dp, 0)
     ds = masked_softmax_backward(dp, p)  # [attn:dsoftmax] zero at masked keys
     sc = p.dtype.type(scale)
-    dq = (ds @ k) * sc  # [attn:dscores] (the 1/sqrt(d) applied to the smaller arrays)
-    dk = (ds.swapaxes(-1, -2) @ q) * sc
+    dq = (ds @ _finite_or_zero(k)) * sc  # [attn:dscores] (the 1/sqrt(d) applied to the smaller arrays)
+    dk = (ds.swapaxes(-1, -2) @ _finite_or_zero(q)) * sc
     return dq, dk, dv
+
+
+def _finite_or_zero(x: np.ndarray) -> np.ndarray:
+    """``x`` with NaN/inf replaced by 0, for products with ``ds``: a non-finite key or query the
+    forward attended made its ``p`` row (hence ``ds``) NaN already; any other one has ``ds = 0``."""
+    return x if np.isfinite(x).all() else np.where(np.isfinite(x), x, 0)
 
 
 # ----------------------------------------------------------------------------- multi-head attention

@@ -138,10 +138,11 @@ def lstm_step_backward(dh: np.ndarray, dc: Optional[np.ndarray], cache: LSTMStep
     [lstm:dcell] [lstm:dgates] [lstm:dweights]
     """
     B, H = cache.h_prev.shape
-    float_array("dh", dh, shape=(B, H))
-    dc = np.zeros_like(cache.h_prev) if dc is None else float_array("dc", dc, shape=(B, H))
-    bwd = _cell_backward(cache.backend)
     dtype = cache.gates.dtype
+    _forward_dtype("dh", float_array("dh", dh, shape=(B, H)), dtype)
+    dc = np.zeros_like(cache.h_prev) if dc is None else \
+        _forward_dtype("dc", float_array("dc", dc, shape=(B, H)), dtype)
+    bwd = _cell_backward(cache.backend)
     da = np.empty((B, 4 * H), dtype)
     dc_prev, dh_pass = np.empty((B, H), dtype), np.empty((B, H), dtype)
     bwd(np.ascontiguousarray(dh, dtype), np.zeros((B, H), dtype), np.ascontiguousarray(dc, dtype),
@@ -245,6 +246,14 @@ def lstm_forward(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: n
     return out, (hs[T].copy(), cs[T].copy()), cache
 
 
+def _forward_dtype(name: str, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Gradients come in the forward's dtype: a silent cast (float64 -> float32) is refused, as the
+    forward refuses mixed dtypes."""
+    if a.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (the forward pass's), got {a.dtype}")
+    return a
+
+
 def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] = None,
                   dc_n: Optional[np.ndarray] = None) -> Tuple[np.ndarray, ...]:
     """Backward through time of ``lstm_forward``.
@@ -259,12 +268,12 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
     T, B, D = xs.shape
     H = hs.shape[2]
     dtype = hs.dtype
-    float_array("dh", dh, shape=(B, T, H))
-    # astype copies, so the carried buffers below never alias dh_n / dc_n
+    _forward_dtype("dh", float_array("dh", dh, shape=(B, T, H)), dtype)
+    # copies, so the carried buffers below never alias dh_n / dc_n
     dh_carry = np.zeros((B, H), dtype) if dh_n is None else \
-        float_array("dh_n", dh_n, shape=(B, H)).astype(dtype)
+        _forward_dtype("dh_n", float_array("dh_n", dh_n, shape=(B, H)), dtype).copy()
     dc_carry = np.zeros((B, H), dtype) if dc_n is None else \
-        float_array("dc_n", dc_n, shape=(B, H)).astype(dtype)
+        _forward_dtype("dc_n", float_array("dc_n", dc_n, shape=(B, H)), dtype).copy()
     bwd = _cell_backward(cache.backend)
 
     if rev_index is not None:
