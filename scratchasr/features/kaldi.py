@@ -12,10 +12,17 @@ Per frame, in Kaldi's order (``FeatureWindowFunction``/``ProcessWindow`` in
 7. MFCC only: orthonormal DCT-II, keep ``num_ceps``, multiply by the lifter; ``c0`` replaced by the
    log-energy when ``use_energy``.
 
-The fast path: a strided view of the frames (no copy), then for each block of ``BLOCK`` frames
-vectorised per-frame arithmetic on a ``(BLOCK, frame_length)`` array, one batched ``rfft`` and one
-matmul with the mel matrix (blocks keep every temporary small; see ``BLOCK``). The DC removal of
-step 2 is applied after pre-emphasis, as the equivalent subtraction of ``(1 - k) * mean``.
+The fast path: for each block of ``BLOCK`` frames, one Numba pass (``kernels/fbank.py``, NumPy twin
+``_frame_prep_numpy``) reads the frames straight from the 1-D signal and writes DC removal,
+pre-emphasis and window into a zero-padded float64 buffer; then one batched ``rfft`` and one matmul
+with the mel matrix (blocks keep every temporary small; see ``BLOCK``).
+
+Precision: the DFT and |X|^2 run in float64 whatever the input dtype, and the power is rounded once
+to the input's dtype before the mel matmul (a sum of non-negative terms, accurate to a few float32
+ulps). A float32 FFT, as Kaldi's, rounds each bin by about ``eps_32 * ||x_t||``, which reaches
+3.5e-3 in the log of low-band bins 1e9 below a frame's loudest bin on real speech (LibriVox,
+pocketsphinx-testdata); in float64 the float32 path stays within 2e-6 of the float64 one, and the
+float64 FFT costs less than the NumPy passes the kernel replaced (experiments/bench/features.md).
 
 References: Kaldi ``src/feat/feature-{window,fbank,mfcc}.cc``, ``mel-computations.cc``; S. Davis and
 P. Mermelstein, IEEE TASSP 28(4), 1980 (MFCC); B.-H. Juang et al., IEEE TASSP 35(7), 1987 (lifter).
@@ -30,9 +37,10 @@ import numpy as np
 import scipy.fft
 
 from .._validate import choice, positive_int
+from ..kernels.fbank import kaldi_frame_prep_kernel
 from .mel import kaldi_mel_banks
 from .stft import _check_signal
-from .windows import frames_kaldi, get_window, num_frames_kaldi
+from .windows import get_window, kaldi_frame_source, num_frames_kaldi
 
 FLT_EPS = float(np.finfo(np.float32).eps)     # 1.1920929e-07, Kaldi's log floor
 KALDI_WINDOWS = ("hamming", "hanning", "hann", "povey", "rectangular", "blackman")
@@ -88,11 +96,11 @@ def lifter_coefficients(num_ceps: int, cepstral_lifter: float) -> np.ndarray:
     return 1.0 + 0.5 * cepstral_lifter * np.sin(np.pi * i / cepstral_lifter)   # [features:lifter]
 
 
-# Frames are processed in blocks of this many: every temporary of a block (at most
-# BLOCK x 512 complex64 = 96 KiB) stays below glibc's 128 KiB mmap threshold and in the L2 cache.
-# Whole-utterance temporaries were fresh mmaps, and their page faults cost more than the
-# arithmetic (0.6 of 1.2 ms for a 3 s utterance; experiments/bench/features.md).
-BLOCK = 48
+# Frames are processed in blocks of this many: the largest temporary of a block, the float64 DFT
+# (BLOCK x 257 complex128 = 120 KiB for P = 512), stays below glibc's 128 KiB mmap threshold and in
+# the L2 cache. Larger temporaries are fresh mmaps whose page faults cost more than the arithmetic
+# (48-frame blocks: 197 KiB, 1.07 ms per 3 s utterance against 0.80 ms with 30; bench/features.md).
+BLOCK = 30
 
 
 def _check_options(waveform, *, sample_frequency, frame_length, frame_shift, dither, preemphasis_coefficient,
@@ -121,60 +129,69 @@ def _log_energy(frames: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(energy, FLT_EPS))                         # [features:energy]
 
 
-def _power_spectrum(frames: np.ndarray, buf: np.ndarray, *, preemphasis_coefficient: float,
-                    remove_dc_offset: bool, window: np.ndarray, want_energy: bool, raw_energy: bool):
-    """Steps 2-5 for a block of frames ``(n, L)`` (a read-only view is fine: it is never written).
+def _frame_prep_numpy(signal: np.ndarray, first: int, shift: int, preemph: float, remove_dc: bool,
+                      window: np.ndarray, buf: np.ndarray) -> None:
+    """Steps 2 and 4-5 before the DFT, the readable way: ``buf[t, :L] = window * preemph(x_t - mean)``.
 
-    Returns ``(power (n, P//2 + 1), log_energy (n,) or None)`` in the frames' dtype.
+    Twin of ``scratchasr.kernels.fbank.kaldi_frame_prep_kernel`` (same arguments, same results):
+    frame ``t < buf.shape[0]`` is ``signal[first + t * shift:][:L]``, ``L = window.size``; buf (n, P)
+    float64, columns L.. untouched. Arithmetic in float64.
     """
-    dtype = frames.dtype
-    n, L = frames.shape
-    if want_energy and raw_energy:
-        centred = frames - frames.mean(axis=1, keepdims=True) if remove_dc_offset else frames
-        log_energy = _log_energy(centred)
-    else:
-        log_energy = None
-    # Pre-emphasis and window are written straight into the DFT buffer (n, P), whose columns
-    # L..P-1 the caller has zeroed once (zero-padding to P); only columns 0..L-1 are written here.
-    buf = buf[:n]
-    k = dtype.type(preemphasis_coefficient)
-    if k != 0.0:
-        np.multiply(frames[:, :-1], -k, out=buf[:, 1:L])
-        buf[:, 1:L] += frames[:, 1:]                                   # x[n] - k x[n-1] [features:preemph]
-        np.multiply(frames[:, 0], 1 - k, out=buf[:, 0])               # Kaldi: x[0] -= k x[0]
-    else:
-        buf[:, :L] = frames
-    if remove_dc_offset:
-        # Removing the mean m before pre-emphasis equals removing (1 - k) m after it, for every
-        # sample (n >= 1: (x_n - m) - k (x_{n-1} - m); n = 0: (1 - k)(x_0 - m)): one pass fewer.
-        buf[:, :L] -= (1 - k) * frames.mean(axis=1, keepdims=True)    # [features:dc]
+    n, L = buf.shape[0], window.shape[0]
+    frames = np.lib.stride_tricks.sliding_window_view(signal[first:], L)[::shift][:n]   # [features:frames-snip]
+    x = frames.astype(np.float64)                                      # (n, L)
+    if remove_dc:
+        x -= x.mean(axis=1, keepdims=True)                             # [features:dc]
+    buf[:, 0] = (1.0 - preemph) * x[:, 0]                              # Kaldi: x[0] -= k x[0]
+    buf[:, 1:L] = x[:, 1:] - preemph * x[:, :-1]                       # x[n] - k x[n-1] [features:preemph]
     buf[:, :L] *= window                                               # [features:window-povey]
-    if want_energy and not raw_energy:
-        log_energy = _log_energy(buf[:, :L])
-    # scipy.fft is the same pocketfft as numpy.fft but keeps float32 in float32 (numpy 2.4's float32
-    # rfft measured 5-7x slower). No overwrite_x: the buffer's zero padding is reused by the next block.
-    X = scipy.fft.rfft(buf, axis=1)                                    # (n, K) [features:dft]
-    Xv = X.view(dtype).reshape(n, -1, 2)                               # (n, K, 2): real, imaginary
-    np.square(Xv, out=Xv)                                              # X is ours: square in place
-    return Xv[:, :, 0] + Xv[:, :, 1], log_energy                       # |X|^2 [features:power]
+
+
+def _frame_prep(backend: Optional[str]):
+    choice("backend", backend, (None, "numpy", "numba"))
+    return _frame_prep_numpy if backend == "numpy" else kaldi_frame_prep_kernel
 
 
 def _kaldi_pipeline(x, opts, T, *, window_type, dither, rng, snip_edges, preemphasis_coefficient,
-                    remove_dc_offset, want_energy, raw_energy, project, out_dim):
+                    remove_dc_offset, want_energy, raw_energy, project, out_dim, backend=None):
     """Frame ``x`` (Kaldi), and for each block of frames compute the power spectrum and
-    ``project(power, log_energy) -> (n, out_dim)``; returns ``(T, out_dim)`` float32."""
+    ``project(power (n, K) in x's dtype, log_energy (n,) or None) -> (n, out_dim)``; returns
+    ``(T, out_dim)`` float32.
+
+    Steps 2 and 4-5 (DC removal, pre-emphasis, window) write each block straight into one float64
+    DFT buffer ``(BLOCK, P)`` whose columns L..P-1 stay zero (the zero padding); the DFT and |X|^2
+    run in float64 and the power is rounded once to x's dtype (module docstring, "Precision").
+    """
+    prep = _frame_prep(backend)
+    out = np.empty((T, out_dim), dtype=np.float32)
+    if T == 0:
+        return out
+    x = np.ascontiguousarray(x)
     dtype = x.dtype
-    frames = frames_kaldi(x, opts.frame_length, opts.frame_shift, snip_edges)   # (T, L) read-only view
+    L, S = opts.frame_length, opts.frame_shift
+    signal, first, _ = kaldi_frame_source(x, L, S, snip_edges)        # frame t: signal[first + t S:][:L]
+    frames = np.lib.stride_tricks.sliding_window_view(signal[first:], L)[::S][:T]   # (T, L) read-only view
     if dither != 0.0:
         frames = frames + (dither * rng.standard_normal(frames.shape)).astype(dtype)  # [features:dither]
-    window = _kaldi_window(window_type, opts.frame_length).astype(dtype)
-    out = np.empty((T, out_dim), dtype=np.float32)
-    buf = np.zeros((min(T, BLOCK), opts.padded_length), dtype=dtype)  # DFT input, zero-padded to P
+        signal, first, S = frames.reshape(-1), 0, L                   # the dithered frames, back to back
+    window = _kaldi_window(window_type, L)                             # (L,) float64
+    k, dc = float(preemphasis_coefficient), bool(remove_dc_offset)
+    buf = np.zeros((min(T, BLOCK), opts.padded_length))                # float64 DFT input, zero-padded to P
     for s in range(0, T, BLOCK):
-        power, log_energy = _power_spectrum(
-            frames[s:s + BLOCK], buf, preemphasis_coefficient=preemphasis_coefficient,
-            remove_dc_offset=remove_dc_offset, window=window, want_energy=want_energy, raw_energy=raw_energy)
-        out[s:s + BLOCK] = project(power, log_energy)
+        n = min(BLOCK, T - s)
+        log_energy = None
+        if want_energy and raw_energy:
+            block = frames[s:s + n]
+            log_energy = _log_energy(block - block.mean(axis=1, keepdims=True) if dc else block)
+        prep(signal, first + s * S, S, k, dc, window, buf[:n])        # [features:preemph]
+        if want_energy and not raw_energy:
+            log_energy = _log_energy(buf[:n, :L])
+        # scipy.fft is the same pocketfft as numpy.fft. No overwrite_x: the zero padding is reused.
+        X = scipy.fft.rfft(buf[:n], axis=1)                            # (n, K) complex128 [features:dft]
+        Xv = X.view(np.float64).reshape(n, -1, 2)                      # (n, K, 2): real, imaginary
+        np.square(Xv, out=Xv)                                          # X is ours: square in place
+        power = np.add(Xv[:, :, 0], Xv[:, :, 1], out=np.empty(Xv.shape[:2], dtype))  # |X|^2 [features:power]
+        out[s:s + n] = project(power, log_energy)
     return out
 
 
@@ -184,15 +201,14 @@ def fbank(waveform: np.ndarray, *, sample_frequency: float = 16000.0, frame_leng
           snip_edges: bool = True, num_mel_bins: int = 23, low_freq: float = 20.0, high_freq: float = 0.0,
           use_energy: bool = False, energy_floor: float = 0.0, raw_energy: bool = True,
           use_log_fbank: bool = True, use_power: bool = True,
-          rng: Optional[np.random.Generator] = None) -> np.ndarray:
+          rng: Optional[np.random.Generator] = None, backend: Optional[str] = None) -> np.ndarray:
     """Kaldi ``compute-fbank-feats``: log mel filterbank energies ``(n_frames, num_mel_bins)`` float32.
 
     Args:
         waveform: ``(N,)`` float32/float64 samples, any scale (Kaldi's convention is int16 scale;
             a signal in [-1, 1] gives the same features shifted by ``ln(32768^2)`` per bin).
-            The arithmetic runs in this dtype. float32 is the fast path and, like Kaldi (itself
-            float32), its FFT rounding reaches ~1e-3 in the log of bins 1e7 below a frame's loudest;
-            float64 costs ~1.5x the time and agrees with Kaldi to ~5e-4 (Kaldi's own rounding).
+            The DFT runs in float64 for either dtype, so float32 input gives the float64 features to
+            ~2e-6 (Kaldi itself, in float32, differs from both by up to ~7e-4 on real speech).
         frame_length, frame_shift: milliseconds. snip_edges: only whole frames (True) or frames
             centred on ``i * shift + shift/2`` with mirrored edges (False).
         dither: Gaussian noise std added per frame (int16 scale); needs ``rng`` when non-zero.
@@ -200,6 +216,8 @@ def fbank(waveform: np.ndarray, *, sample_frequency: float = 16000.0, frame_leng
         use_energy: prepend the log-energy column (raw: before pre-emphasis/window).
         energy_floor: floor on the energy (not its log); 0 means none.
         use_log_fbank / use_power: natural log of the mel energies; power (|X|^2) or magnitude.
+        backend: ``None``/``"numba"``: the Numba frame kernel; ``"numpy"``: its readable twin
+            (same numbers to float64 rounding).
 
     Returns:
         ``(n_frames, num_mel_bins + use_energy)`` float32; ``(0, ...)`` if the signal is shorter than
@@ -229,7 +247,7 @@ def fbank(waveform: np.ndarray, *, sample_frequency: float = 16000.0, frame_leng
     return _kaldi_pipeline(x, opts, T, window_type=window_type, dither=dither, rng=rng, snip_edges=snip_edges,
                            preemphasis_coefficient=preemphasis_coefficient, remove_dc_offset=remove_dc_offset,
                            want_energy=use_energy, raw_energy=raw_energy, project=project,
-                           out_dim=num_mel_bins + int(use_energy))
+                           out_dim=num_mel_bins + int(use_energy), backend=backend)
 
 
 def mfcc(waveform: np.ndarray, *, num_ceps: int = 13, cepstral_lifter: float = 22.0, use_energy: bool = True,
@@ -237,12 +255,13 @@ def mfcc(waveform: np.ndarray, *, num_ceps: int = 13, cepstral_lifter: float = 2
          frame_shift: float = 10.0, dither: float = 0.0, preemphasis_coefficient: float = 0.97,
          remove_dc_offset: bool = True, window_type: str = "povey", round_to_power_of_two: bool = True,
          snip_edges: bool = True, low_freq: float = 20.0, high_freq: float = 0.0, energy_floor: float = 0.0,
-         raw_energy: bool = True, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+         raw_energy: bool = True, rng: Optional[np.random.Generator] = None,
+         backend: Optional[str] = None) -> np.ndarray:
     """Kaldi ``compute-mfcc-feats``: ``(n_frames, num_ceps)`` float32.
 
     log mel energies (as :func:`fbank`) -> orthonormal DCT-II -> first ``num_ceps`` -> lifter
     ``1 + Q/2 sin(pi i / Q)`` (``cepstral_lifter = Q``, 0 disables it) -> with ``use_energy``, ``c0``
-    is replaced by the log-energy. Framing options as :func:`fbank`.
+    is replaced by the log-energy. Framing options and ``backend`` as :func:`fbank`.
     """
     num_mel_bins = positive_int("num_mel_bins", num_mel_bins, minimum=3)
     num_ceps = positive_int("num_ceps", num_ceps)
@@ -275,4 +294,5 @@ def mfcc(waveform: np.ndarray, *, num_ceps: int = 13, cepstral_lifter: float = 2
 
     return _kaldi_pipeline(x, opts, T, window_type=window_type, dither=dither, rng=rng, snip_edges=snip_edges,
                            preemphasis_coefficient=preemphasis_coefficient, remove_dc_offset=remove_dc_offset,
-                           want_energy=use_energy, raw_energy=raw_energy, project=project, out_dim=num_ceps)
+                           want_energy=use_energy, raw_energy=raw_energy, project=project, out_dim=num_ceps,
+                           backend=backend)

@@ -77,19 +77,18 @@ def num_frames_kaldi(num_samples: int, frame_length: int, frame_shift: int, snip
     return (num_samples + frame_shift // 2) // frame_shift
 
 
-def frames_kaldi(y: np.ndarray, frame_length: int, frame_shift: int, snip_edges: bool) -> np.ndarray:
-    """Kaldi's framing (``ExtractWindow`` before any processing): ``(n_frames, frame_length)``.
+def kaldi_frame_source(y: np.ndarray, frame_length: int, frame_shift: int,
+                       snip_edges: bool) -> tuple[np.ndarray, int, int]:
+    """Where Kaldi's frames live: ``(signal, first, n_frames)`` such that frame ``i`` is
+    ``signal[first + i * frame_shift : first + i * frame_shift + frame_length]``.
 
-    ``snip_edges=True``: frame ``i`` covers ``[i*shift, i*shift + L)`` and only whole frames are kept.
-    ``snip_edges=False``: frame ``i`` is centred on ``i*shift + shift//2`` and samples outside the
-    signal are mirrored with the edge sample repeated (``x[-1] = x[0]``, numpy's "symmetric" pad).
+    ``signal`` is ``y`` itself (``snip_edges=True``, or when no frame reaches past an edge) or ``y``
+    mirrored at its edges (numpy's "symmetric" pad, Kaldi's ``x[-1] = x[0]``).
     """
     N = y.shape[0]
     n = num_frames_kaldi(N, frame_length, frame_shift, snip_edges)
-    if n == 0:
-        return np.empty((0, frame_length), dtype=y.dtype)
-    if snip_edges:                                              # [features:frames-snip]
-        return np.lib.stride_tricks.sliding_window_view(y, frame_length)[::frame_shift][:n]
+    if n == 0 or snip_edges:                                    # [features:frames-snip]
+        return y, 0, n
     begin0 = frame_shift // 2 - frame_length // 2               # first frame's first sample (may be < 0)
     end_last = (n - 1) * frame_shift + begin0 + frame_length    # one past the last frame's last sample
     pad_left, pad_right = max(0, -begin0), max(0, end_last - N)
@@ -97,5 +96,18 @@ def frames_kaldi(y: np.ndarray, frame_length: int, frame_shift: int, snip_edges:
     # np.pad "symmetric" reflects repeatedly when the pad exceeds the signal, as Kaldi's while-loop does.
     if pad_left or pad_right:
         yp = np.pad(y, (pad_left, pad_right), mode="symmetric")
-    start = begin0 + pad_left
-    return np.lib.stride_tricks.sliding_window_view(yp[start:], frame_length)[::frame_shift][:n]
+    return yp, begin0 + pad_left, n
+
+
+def frames_kaldi(y: np.ndarray, frame_length: int, frame_shift: int, snip_edges: bool) -> np.ndarray:
+    """Kaldi's framing (``ExtractWindow`` before any processing): ``(n_frames, frame_length)``.
+
+    ``snip_edges=True``: frame ``i`` covers ``[i*shift, i*shift + L)`` and only whole frames are kept.
+    ``snip_edges=False``: frame ``i`` is centred on ``i*shift + shift//2`` and samples outside the
+    signal are mirrored with the edge sample repeated (``x[-1] = x[0]``, numpy's "symmetric" pad).
+    A read-only strided view (no copy) of ``y`` or of its mirrored copy.
+    """
+    signal, first, n = kaldi_frame_source(y, frame_length, frame_shift, snip_edges)
+    if n == 0:
+        return np.empty((0, frame_length), dtype=y.dtype)
+    return np.lib.stride_tricks.sliding_window_view(signal[first:], frame_length)[::frame_shift][:n]
