@@ -182,3 +182,58 @@ def test_lstm_backward_refuses_a_dtype_other_than_the_forwards():
         lstm_step_backward(np.ones((B, H), f32), np.ones((B, H)), step_cache)
     with pytest.raises(TypeError, match=r"^dh: expected dtype float32"):
         lstm_step_backward(np.ones((B, H)), None, step_cache)
+
+
+# ---------------------------------------------------------------- feature options Kaldi refuses
+
+
+@pytest.mark.parametrize("fn_name", ["fbank", "mfcc"])
+def test_feature_options_kaldi_refuses_are_refused_with_the_option_named(fn_name):
+    from scratchasr import features
+    fn = getattr(features, fn_name)
+    x = np.random.default_rng(0).standard_normal(1600)
+    extra = {"num_ceps": 13} if fn_name == "mfcc" else {}
+    with pytest.raises(ValueError, match=r"^num_mel_bins: 128 filters .* leave 1 filter\(s\) without any"):
+        fn(x, num_mel_bins=128, **extra)                  # 16 kHz, 512-point DFT: Kaldi's limit is 126
+    assert fn(x, num_mel_bins=126, **extra).shape[0] == 8
+    with pytest.raises(ValueError, match=r"^high_freq:"):
+        fn(x, low_freq=4000.0, high_freq=3000.0, **extra)
+    with pytest.raises(ValueError, match=r"^high_freq:"):
+        fn(x, low_freq=4000.0, high_freq=4000.0, **extra)
+    with pytest.raises(ValueError, match=r"^low_freq:"):
+        fn(x, low_freq=float("nan"), **extra)
+    for name, bad in (("frame_length", float("nan")), ("frame_shift", 0.0), ("frame_length", -25.0),
+                      ("dither", float("nan"))):
+        with pytest.raises(ValueError, match=rf"^{name}:"):
+            fn(x, **{name: bad}, **extra)
+    # a frame longer than the signal: no frame, as Kaldi (snip_edges=True); compute_features raises
+    assert fn(x[:399], **extra).shape[0] == 0
+
+
+@pytest.mark.oracle
+def test_empty_mel_filter_refusal_matches_kaldi():
+    knf = pytest.importorskip("kaldi_native_fbank")
+    from scratchasr.features import fbank
+
+    def kaldi_accepts(n, sr, low, high):
+        o = knf.FbankOptions()
+        o.frame_opts.dither, o.frame_opts.samp_freq = 0.0, sr
+        o.mel_opts.num_bins, o.mel_opts.low_freq, o.mel_opts.high_freq = n, low, high
+        try:
+            knf.OnlineFbank(o)
+            return True
+        except ValueError:                                   # "You may have set num_mel_bins too large."
+            return False
+
+    def we_accept(n, sr, low, high):
+        try:
+            fbank(np.zeros(int(sr) // 10), num_mel_bins=n, sample_frequency=sr, low_freq=low, high_freq=high)
+            return True
+        except ValueError as e:
+            assert str(e).startswith("num_mel_bins:")
+            return False
+
+    for sr, low, high in ((16000.0, 20.0, 0.0), (8000.0, 0.0, -400.0), (16000.0, 64.0, 3000.0)):
+        verdicts = [(kaldi_accepts(n, sr, low, high), we_accept(n, sr, low, high)) for n in range(40, 140, 3)]
+        assert [k for k, _ in verdicts] == [w for _, w in verdicts]
+        assert any(k for k, _ in verdicts) and not all(k for k, _ in verdicts)   # the boundary is crossed

@@ -58,6 +58,10 @@ def frame_options(sample_frequency: float, frame_length: float, frame_shift: flo
                   round_to_power_of_two: bool) -> FrameOptions:
     if not (np.isfinite(sample_frequency) and sample_frequency > 0):
         raise ValueError(f"sample_frequency: expected a positive number, got {sample_frequency}")
+    for name, ms in (("frame_length", frame_length), ("frame_shift", frame_shift)):
+        if isinstance(ms, bool) or not isinstance(ms, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(ms) or ms <= 0:
+            raise ValueError(f"{name}: expected a positive number of milliseconds, got {ms!r}")
     # Same expression order as Kaldi's WindowSize()/WindowShift() so the truncation agrees.
     L = int(sample_frequency * 0.001 * frame_length)
     S = int(sample_frequency * 0.001 * frame_shift)
@@ -113,8 +117,8 @@ def _check_options(waveform, *, sample_frequency, frame_length, frame_shift, dit
     if not (0.0 <= preemphasis_coefficient <= 1.0):
         raise ValueError("preemphasis_coefficient: expected a value in [0, 1], "
                          f"got {preemphasis_coefficient}")
-    if dither < 0:
-        raise ValueError(f"dither: expected >= 0, got {dither}")
+    if not np.isfinite(dither) or dither < 0:
+        raise ValueError(f"dither: expected a finite number >= 0, got {dither}")
     if dither != 0.0 and not isinstance(rng, np.random.Generator):
         raise ValueError("rng: dither != 0 needs an explicit np.random.Generator "
                          "(rng=np.random.default_rng(seed))")

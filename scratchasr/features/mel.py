@@ -141,6 +141,7 @@ def kaldi_mel_banks(*, num_bins: int, padded_window_size: int, sample_frequency:
     """Kaldi's ``MelBanks`` as a dense float64 matrix ``(num_bins, padded_window_size // 2 + 1)``.
 
     ``high_freq <= 0`` means ``nyquist + high_freq`` (an offset below Nyquist), as in Kaldi.
+    As Kaldi, refuses a band and bin count that leave some filter without any FFT bin.
     """
     num_bins = positive_int("num_mel_bins", num_bins, minimum=3)
     padded_window_size = positive_int("padded_window_size", padded_window_size)
@@ -151,8 +152,17 @@ def kaldi_mel_banks(*, num_bins: int, padded_window_size: int, sample_frequency:
     if not (0.0 < hf <= nyquist) or hf <= low_freq:
         raise ValueError(f"high_freq: resolves to {hf} Hz, expected low_freq ({low_freq}) < high_freq <= "
                          f"Nyquist ({nyquist} Hz) for sample_frequency={sample_frequency}")
-    return _kaldi_mel_banks_cached(num_bins, padded_window_size, float(sample_frequency),
-                                   float(low_freq), float(hf))
+    w = _kaldi_mel_banks_cached(num_bins, padded_window_size, float(sample_frequency),
+                                float(low_freq), float(hf))
+    empty = np.flatnonzero(~(w > 0).any(axis=1))
+    if empty.size:
+        # Kaldi's MelBanks refuses this too ("You may have set --num-mel-bins too large"): an empty
+        # filter is a constant log(FLT_EPS) column, a feature that carries nothing
+        raise ValueError(f"num_mel_bins: {num_bins} filters between {low_freq} and {hf} Hz leave "
+                         f"{empty.size} filter(s) without any FFT bin (first: filter {empty[0]}) at a "
+                         f"{padded_window_size}-point DFT and {sample_frequency} Hz; use fewer mel bins, "
+                         "a wider band or a longer frame")
+    return w
 
 
 def melspectrogram(*, y: np.ndarray, sr: float = 22050, n_fft: int = 2048, hop_length: int = 512,
