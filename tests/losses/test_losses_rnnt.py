@@ -285,6 +285,9 @@ def _torch_rnnt_reference(torch, x, y, Tl, Ul, blank, fastemit_lambda=0.0):
 @pytest.mark.oracle
 @pytest.mark.parametrize("lam,clamp", [(0.0, -1.0), (0.0, 0.05), (0.02, -1.0)])
 def test_oracle_torch_autograd_lattice(rng, lam, clamp):
+    """torch autograd through our own recursion, written again node by node: it checks the hand-derived
+    backward (including FastEmit) against automatic differentiation, not against a peer's definition;
+    the peer is test_oracle_nemo_warprnnt_numba."""
     torch = pytest.importorskip("torch")
     B, T, U, V = 3, 6, 4, 6
     x, y = _batch(rng, B, T, U, V, blank=2)
@@ -299,6 +302,40 @@ def test_oracle_torch_autograd_lattice(rng, lam, clamp):
                                 backend=backend)
         np.testing.assert_allclose(loss, ref.detach().numpy(), rtol=1e-10)
         np.testing.assert_allclose(rnnt_loss_backward(np.ones(B), cache), g_ref, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lam,clamp", [(0.0, -1.0), (0.01, -1.0), (0.0, 0.05), (0.02, 0.1)])
+@pytest.mark.parametrize("blank", [0, 3])
+def test_oracle_nemo_warprnnt_numba(rng, dtype, lam, clamp, blank):
+    """A peer, not a copy: NeMo's RNN-T loss (the ``warprnnt-numba`` package, its CPU path: explicit
+    log-softmax, NeMo's own alpha/beta loops, gradient with respect to the log-probabilities pushed
+    through torch's log-softmax, then ``LogSoftmaxGradModification`` clamping the logits' gradient).
+    Ragged batches (one empty target, one single frame); loss, gradient, FastEmit and clamp.
+    NeMo reports the cost with FastEmit as ``(1 + lambda) * NLL``; our loss keeps the NLL (torchaudio's
+    and the FastEmit paper's convention), so the comparison scales it. The gradients agree as they are."""
+    torch = pytest.importorskip("torch")
+    warprnnt = pytest.importorskip("warprnnt_numba.rnnt_loss.rnnt_pytorch")
+    B, T, U, V = 4, 6, 4, 5
+    x, y = _batch(rng, B, T, U, V, blank=blank, dtype=dtype)
+    Tl, Ul = np.array([6, 3, 5, 1]), np.array([2, 4, 0, 1])     # NeMo needs max(Tl) = T, max(Ul) = U
+    xt = torch.tensor(x, requires_grad=True)
+    i32 = dict(dtype=torch.int32)
+    cost = warprnnt.rnnt_loss(xt, torch.tensor(y, **i32), torch.tensor(Tl, **i32), torch.tensor(Ul, **i32),
+                              blank=blank, reduction="none", fastemit_lambda=lam, clamp=max(clamp, 0.0))
+    cost.sum().backward()
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+    for backend in BACKENDS:
+        loss, cache = rnnt_loss(x, y, Tl, Ul, blank=blank, reduction="none", fastemit_lambda=lam, clamp=clamp,
+                                backend=backend)
+        assert loss.dtype == dtype
+        np.testing.assert_allclose((1 + lam) * loss, cost.detach().numpy(), **tol)
+        dx = rnnt_loss_backward(np.ones(B, dtype=dtype), cache)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), **tol)
+        if clamp > 0:
+            assert np.abs(dx).max() == pytest.approx(clamp)      # the clamp was active
+        assert np.all(dx[1, 3:] == 0) and np.all(dx[3, 1:] == 0) and np.all(dx[2, :, 1:] == 0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
