@@ -24,7 +24,8 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Optional peers (torch CPU 2.13.0, librosa, kaldi-native-fbank, python_speech_features) for oracle tests.
+# Optional peers (torch CPU 2.13.0, librosa, kaldi-native-fbank, python_speech_features, jiwer,
+# warprnnt-numba) for oracle tests.
 oracle: $(VENV)/.installed-test
 	$(PIP) install --quiet -e ".[test,plot,oracle]"
 
