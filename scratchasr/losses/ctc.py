@@ -191,7 +191,8 @@ def ctc_align(logits: np.ndarray, targets: np.ndarray, logit_lengths: np.ndarray
     """Viterbi forced alignment: the single best frame-level path through the CTC lattice [ctc:viterbi].
 
     Same inputs as ``ctc_loss``. The max-product version of [ctc:alpha-rec] with back-pointers;
-    ties go to the lowest predecessor state. Infeasible utterances get ``-1`` labels and ``-inf``.
+    ties go to the highest predecessor state (staying in s, then s-1, then s-2) and, at the end, to
+    the final blank over the last label. Infeasible utterances get ``-1`` labels and ``-inf``.
     """
     logits, targets, logit_lengths, target_lengths, blank = _prepare(logits, targets, logit_lengths,
                                                                      target_lengths, blank)

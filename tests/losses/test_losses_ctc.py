@@ -309,3 +309,58 @@ def test_masked_vocabulary_minus_inf_logits(rng, backend):
     ref, _ = ctc_loss(x[..., :5], y, [8, 6], [3, 2], reduction="none", backend=backend)
     np.testing.assert_allclose(loss, ref, rtol=1e-12)
     assert not np.any(np.isnan(d)) and np.all(d[..., 5] == 0.0)
+
+
+def _state_paths(y, blank, T):
+    """Every valid state sequence of the CTC lattice (extended target l', stay / +1 / skip +2)."""
+    ext = [blank]
+    for k in y:
+        ext += [k, blank]
+    N = len(ext)
+    for path in itertools.product(range(N), repeat=T):
+        if path[0] > 1 or path[-1] < N - 2:
+            continue
+        ok = True
+        for a, b in zip(path, path[1:]):
+            step = b - a
+            if not (0 <= step <= 2) or (step == 2 and (ext[b] == blank or ext[b] == ext[b - 2])):
+                ok = False
+                break
+        if ok:
+            yield ext, path
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_ctc_align_tie_break_keeps_the_highest_state(seed):
+    """ctc_align's documented tie-break: among equally likely best paths it returns the one whose
+    states, read from the last frame backwards, are largest (final blank over last label, then at each
+    step stay in s over s-1 over s-2). Logits take two values per frame, so exact ties abound; the
+    brute force sums each path in time order, the same additions as the Viterbi recursion."""
+    rng = np.random.default_rng(seed)
+    T, V, blank = int(rng.integers(3, 7)), 4, int(rng.integers(0, 4))
+    labels = [k for k in range(V) if k != blank]
+    y = [int(k) for k in rng.choice(labels, size=int(rng.integers(1, 3)))]
+    x = np.where(rng.random((T, V)) < 0.5, 0.0, -2.0)
+    lp = _log_softmax(x)
+    scored = []
+    for ext, path in _state_paths(y, blank, T):
+        score = 0.0
+        for t, s in enumerate(path):
+            score += lp[t, ext[s]]
+        scored.append((score, path[::-1], path))
+    best = max(s for s, _, _ in scored)
+    ties = [(rev, path) for s, rev, path in scored if s == best]
+    expected = max(ties)[1]
+    out = ctc_align(x[None], np.array([y]), [T], [len(y)], blank=blank)
+    assert out.log_prob[0] == best
+    assert tuple(out.states[0]) == expected, f"{len(ties)} tied best paths"
+
+
+def test_ctc_align_uniform_logits_emits_labels_as_early_as_possible():
+    """Uniform logits: every valid path ties. Keeping the highest state when walking back from the end
+    keeps the final blank as long as possible, so the labels come first."""
+    out = ctc_align(np.zeros((1, 5, 3)), np.array([[1, 2]]), [5], [2], blank=0)
+    assert out.states[0].tolist() == [1, 3, 4, 4, 4]
+    assert out.labels[0].tolist() == [1, 2, 0, 0, 0]
+    out = ctc_align(np.zeros((1, 5, 3)), np.array([[1, 1]]), [5], [2], blank=0)   # the blank between repeats
+    assert out.states[0].tolist() == [1, 2, 3, 4, 4]
