@@ -163,6 +163,8 @@ def _search_one(lp, K, blank, use_lm, lm_scaled, lm_raw, bonus, threshold,
                             f = fus[nd] + bonus
                             lm_new = lm_sum[nd]
                         score = pnb + f
+                    if score == -np.inf:
+                        continue                             # an impossible prefix never enters the beam
                     # insert into the sorted selection (strict order [ctc-decode:ties])
                     if n_sel == K and (score < s_score[K - 1] or (score == s_score[K - 1] and not _before(
                             score, nd, extra, s_score[K - 1], s_node[K - 1], s_extra[K - 1], parent, token,
@@ -226,6 +228,7 @@ def _search_one(lp, K, blank, use_lm, lm_scaled, lm_raw, bonus, threshold,
     f_ctc = np.empty(K, dtype=np.float64)
     f_lm = np.empty(K, dtype=np.float64)
     f_node = np.empty(K, dtype=np.int64)
+    n_fin = 0
     for k in range(n_beam):
         nd = b_node[k]
         ctc = _log_add(b_pb[k], b_pnb[k])
@@ -236,7 +239,10 @@ def _search_one(lp, K, blank, use_lm, lm_scaled, lm_raw, bonus, threshold,
             end = lm_scaled[lm_h, 0]
             lm_total = lm_sum[nd] + lm_raw[lm_h, 0]
         score = ctc + fus[nd] + end
-        pos = k                                              # insertion sort, same order as the selection
+        if score == -np.inf:
+            continue                                         # impossible once </s> is scored
+        pos = n_fin                                          # insertion sort, same order as the selection
+        n_fin += 1
         while pos > 0 and _before(score, nd, -1, f_score[pos - 1], f_node[pos - 1], -1,
                                   parent, token, length, buf_a, buf_b):
             f_score[pos] = f_score[pos - 1]
@@ -248,7 +254,7 @@ def _search_one(lp, K, blank, use_lm, lm_scaled, lm_raw, bonus, threshold,
         f_ctc[pos] = ctc
         f_lm[pos] = lm_total
         f_node[pos] = nd
-    n_out = min(n_beam, out_score.shape[0])
+    n_out = min(n_fin, out_score.shape[0])
     for k in range(n_out):
         out_len[k] = _write_tokens(f_node[k], -1, parent, token, length, buf_a)
         for i in range(out_len[k]):

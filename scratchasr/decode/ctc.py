@@ -192,7 +192,8 @@ def _prefix_beam_search_numpy(lp: np.ndarray, *, beam_size: int, blank: int, lm,
                     fusion = h.fusion + (insertion_bonus + lm_weight * lm_c)            # [ctc-decode:fusion]
                     lm_lp = h.lm + lm_c
                 nxt[new] = [NEG_INF, src + row[c], fusion, lm_lp]                # [ctc-decode:prefix-extend]
-        ranked = sorted(((k, _Prefix(*v)) for k, v in nxt.items()), key=ranking)[:beam_size]
+        ranked = sorted(((k, _Prefix(*v)) for k, v in nxt.items() if _log_add(v[0], v[1]) + v[2] > NEG_INF),
+                        key=ranking)[:beam_size]              # impossible prefixes never enter the beam
         if use_lm:                               # new prefixes feed their last token to the LM, in one batch
             new = [k for k, _ in ranked if k not in lm_ctx]
             if new:
@@ -208,7 +209,8 @@ def _prefix_beam_search_numpy(lp: np.ndarray, *, beam_size: int, blank: int, lm,
         if use_lm:
             eos = lm_ctx[prefix][1][0]
             end, lm_lp = lm_weight * eos, h.lm + eos                             # [ctc-decode:fusion]
-        hyps.append(Hypothesis(prefix, ctc + h.fusion + end, ctc, lm_lp))
+        if ctc + h.fusion + end > NEG_INF:                 # impossible once </s> is scored: dropped
+            hyps.append(Hypothesis(prefix, ctc + h.fusion + end, ctc, lm_lp))
     hyps.sort(key=lambda h: (-h.score, h.tokens))                                # [ctc-decode:ties]
     return hyps
 
@@ -253,10 +255,12 @@ def _prepare(log_probs: np.ndarray, lengths: np.ndarray, *, beam_size, blank, lm
     resolved = backend or ("numba" if (not use_lm or table is not None) else "numpy")
     valid = np.arange(T)[None, :] < lengths[:, None]                     # (B, T)
     x = np.where(valid[:, :, None], log_probs, 0.0)                      # padding is never read: zero it
-    lp = _log_softmax(x)
+    with np.errstate(invalid="ignore"):                                   # reported just below
+        lp = _log_softmax(x)
     if np.isnan(lp).any():
         b, t = np.argwhere(np.isnan(lp).any(axis=-1))[0]
-        raise ValueError(f"log_probs: expected no NaN or +inf within lengths, found one at [{b}, {t}]")
+        raise ValueError(f"log_probs: expected finite values or -inf (at least one finite per frame, no NaN, "
+                         f"no +inf) within lengths, frame [{b}, {t}] breaks this")
     opts = dict(beam_size=beam_size, blank=blank, lm=lm if use_lm else None, lm_weight=float(lm_weight),
                 insertion_bonus=float(insertion_bonus), token_threshold=token_threshold)
     return lp, opts, nbest, table, resolved
@@ -267,6 +271,14 @@ def _search_numba(lp: np.ndarray, lengths: np.ndarray, nbest: int, table: Option
     from ..kernels.ctc_decode import ctc_prefix_beam_search_kernel
 
     B, T, V = lp.shape
+    # the beam never holds more prefixes than exist (1 + (V-1) + ... + (V-1)^T): cap the kernel's arrays
+    reachable, n_len = 1, 1
+    for _ in range(T):
+        n_len *= V - 1
+        reachable += n_len
+        if reachable >= beam_size:
+            break
+    beam_size = min(beam_size, reachable)
     N = min(nbest, beam_size)
     use_lm = lm is not None
     raw = table if use_lm else np.zeros((1, 1))
@@ -319,6 +331,9 @@ def ctc_prefix_beam_search_utterance(log_probs: np.ndarray, *, beam_size: int = 
 
     Returns:
         ``Hypothesis(tokens, score, ctc_log_prob, lm_log_prob)`` sorted by ``score`` (ties by tokens).
+        Impossible prefixes (score ``-inf``: probability 0 under the acoustic or the language model) never
+        enter the beam, so the list is shorter than ``beam_size`` when fewer labellings are possible, and
+        empty when none is (e.g. an LM that gives ``</s>`` probability 0 everywhere).
     """
     lp = float_array("log_probs", log_probs, ndim=2)
     hyps, _ = _search(lp[None], np.array([lp.shape[0]]), lambda k: k, beam_size=beam_size,
@@ -343,12 +358,13 @@ def ctc_prefix_beam_search(log_probs: np.ndarray, lengths: Optional[np.ndarray] 
             the ``N`` best :class:`Hypothesis` (at most ``beam_size``), best first (for rescoring).
 
     Returns:
-        ``B`` lists of token ids, or with ``nbest``, ``B`` lists of hypotheses.
+        ``B`` lists of token ids (``[]`` also when no labelling is possible, see
+        :func:`ctc_prefix_beam_search_utterance`), or with ``nbest``, ``B`` lists of hypotheses.
     """
     log_probs, lengths, blank = _check(log_probs, lengths, blank)
     hyps, nbest = _search(log_probs, lengths, lambda k: 1, beam_size=beam_size, blank=blank, lm=lm,
                           lm_weight=lm_weight, insertion_bonus=insertion_bonus,
                           token_threshold=token_threshold, nbest=nbest, backend=backend)
     if nbest is None:
-        return [list(h[0].tokens) for h in hyps]
+        return [list(h[0].tokens) if h else [] for h in hyps]
     return hyps

@@ -273,8 +273,10 @@ def _parity_cases(seed, n=6):
         V = int(rng.integers(2, 9))
         T = int(rng.integers(1, 16))
         kind = i % 3
-        if kind == 0:
+        if kind == 0:                                     # with some -inf (log 0) entries
             x = rng.normal(0, rng.uniform(0.5, 4.0), (3, T, V))
+            x[rng.random((3, T, V)) < 0.15] = -np.inf
+            x[:, :, 0] = np.where(np.isinf(x).all(-1), 0.0, x[:, :, 0])
         elif kind == 1:                                   # quantised logits: many exactly equal scores
             x = rng.integers(0, 2, (3, T, V)).astype(np.float64) * math.log(2.0)
         else:                                             # peaky with long runs of one symbol (repeats)
@@ -389,6 +391,9 @@ def test_accepts_logits_and_validates():
     with pytest.raises(ValueError, match=r"^log_probs:"):
         ctc_prefix_beam_search(bad)
     assert ctc_prefix_beam_search(bad, np.array([2])) == ctc_prefix_beam_search(logits[:, :2])  # NaN past end
+    bad[0, 2] = -np.inf                                   # a frame with no possible symbol
+    with pytest.raises(ValueError, match=r"^log_probs:"):
+        ctc_prefix_beam_search(bad, backend="numba")
     # lm_weight 0 ignores the LM entirely (even a generic one: the kernel runs)
     assert ctc_prefix_beam_search(logits, lm=CountingLM(4), lm_weight=0.0, backend="numba") == \
         ctc_prefix_beam_search(logits)
