@@ -7,6 +7,7 @@ their config's ``imports`` so that the trainer and ``scratchasr.inference.load``
 
 from .base import Model, available, build, build_from_config, check_batch, gather_state, register
 from . import ctc_blstm  # noqa: F401  (registers "ctc_blstm")
+from . import transducer  # noqa: F401  (registers "transducer")
 from . import seq2seq  # noqa: F401  (registers "seq2seq")
 
 __all__ = ["Model", "available", "build", "build_from_config", "check_batch", "gather_state", "register"]
