@@ -148,7 +148,8 @@ def decoder_backward(dlogits: np.ndarray, params: Dict[str, np.ndarray], cache: 
     G = {k: np.zeros_like(v) for k, v in P.items()}
     denc = np.zeros((B, T, D), enc.dtype)
     dkeys_m, dkeys_c = np.zeros((B, T, P["W_hm"].shape[0])), np.zeros((B, T, P["W_hc"].shape[0]))
-    ds, dcell, dalpha_next = np.zeros((B, H)), np.zeros((B, H)), np.zeros((B, T))
+    # ds, dcell in the forward's dtype: lstm_step_backward refuses a gradient in another dtype
+    ds, dcell, dalpha_next = np.zeros((B, H), enc.dtype), np.zeros((B, H), enc.dtype), np.zeros((B, T))
     for i in range(U - 1, -1, -1):
         st = steps[i]
         dz = np.where(out_valid[:, i:i + 1], dlogits[:, i], 0)  # (B, V)
