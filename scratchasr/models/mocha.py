@@ -31,9 +31,10 @@ Options (``models.build("mocha", ..., **options)``):
     implemented), so only heads=1 is accepted.
 
 Decoding (``decode(batch, method=...)``): "greedy" (offline hard MoChA,
-``scratchasr.decode.mocha_streaming.mocha_hard_decode``) or "beam" (label-synchronous beam search
-over the step interface below, optional shallow fusion with a language model); both stop after
-``ceil(max_len_ratio * T')`` labels [mocha-model:max-len]. Streaming: ``model.streamer()``.
+``scratchasr.decode.mocha_streaming.mocha_hard_decode``) or "beam" (the label-synchronous beam search
+of ``scratchasr.decode.attention`` over the step interface below, optional shallow fusion with a
+language model); both emit at most ``max(1, ceil(max_len_ratio * T'))`` labels [attn-dec:max-len].
+Streaming: ``model.streamer()``.
 
 Step interface (what ``step`` takes): ``memory = model.encode(batch)`` (the encoder outputs),
 ``state = model.init_state(batch_size, memory=memory)``, then ``log_probs, state =
@@ -49,6 +50,7 @@ import numpy as np
 
 from .._validate import float_array, int_array, positive_int
 from ..data.batch import Batch
+from ..decode.attention import decode_attention, max_output_lengths
 from ..decode.mocha_streaming import HardDecodeResult, mocha_hard_decode
 from ..losses.cross_entropy import cross_entropy_loss, cross_entropy_loss_backward
 from ..nn.lstm import LSTM
@@ -66,11 +68,8 @@ SOS = EOS = 0
 
 
 def max_labels(frames, max_len_ratio: float) -> np.ndarray:
-    """Most labels a decoder may emit for ``frames`` encoder frames: ceil(ratio * T').
-
-    [mocha-model:max-len]
-    """
-    return np.ceil(max_len_ratio * np.asarray(frames, dtype=np.float64)).astype(np.int64)
+    """Most labels any decoder of this model emits for ``frames`` encoder frames [attn-dec:max-len]."""
+    return max_output_lengths(frames, max_len_ratio)
 
 
 def _check_ratio(max_len_ratio) -> float:
@@ -250,77 +249,31 @@ class MochaModel(Model):
             res = mocha_hard_decode(self.decoder.params, mem.enc[keep], mem.lengths[keep],
                                     chunk_size=self.decoder.chunk_size, sos=SOS, eos=EOS,
                                     max_len=int(caps[keep].max()))
-            for r, b in enumerate(keep):                                        # [mocha-model:max-len]
+            for r, b in enumerate(keep):                                        # [attn-dec:max-len]
                 n = int(caps[b])
                 labels[b], frames[b], att[b] = res.labels[r][:n], res.frames[r][:n], res.attention[r][:n]
         return HardDecodeResult(labels, frames, att)
 
     def decode(self, batch: Batch, *, method: str = "greedy", beam_size: int = 1, lm=None,
-               lm_weight: float = 0.0, max_len_ratio: float = 1.0, length_reward: float = 0.0
-               ) -> List[List[int]]:
+               lm_weight: float = 0.0, max_len_ratio: float = 1.0, length_norm: bool = False,
+               length_reward: float = 0.0) -> List[List[int]]:
+        """Greedy without an LM: offline hard MoChA (:meth:`hard_decode`). Beam search, or greedy with an
+        LM: ``scratchasr.decode.attention.decode_attention`` over :meth:`init_state`/:meth:`step`
+        (scoring rule [attn-dec:score], ``length_norm`` [attn-dec:length-norm], exact stop [attn-dec:stop])."""
         beam_size = self._check_decode_args(method, beam_size)
         ratio = _check_ratio(max_len_ratio)
-        if method == "greedy":
+        if method == "greedy" and lm is None:
             return self.hard_decode(batch, max_len_ratio=ratio).labels
-        if isinstance(lm_weight, bool) or not isinstance(lm_weight, (int, float)):
-            raise TypeError(f"lm_weight: expected a number, got {lm_weight!r}")
-        if isinstance(length_reward, bool) or not isinstance(length_reward, (int, float)):
-            raise TypeError(f"length_reward: expected a number, got {length_reward!r}")
         mem = self.encode(batch)
-        out = []
-        for b in range(mem.enc.shape[0]):
-            if mem.lengths[b] < 1:
-                out.append([])
-                continue
-            L = int(mem.lengths[b])
-            one = MochaMemory(mem.enc[b:b + 1, :L], mem.lengths[b:b + 1])
-            out.append(self._beam_one(one, beam_size=beam_size, lm=lm, lm_weight=float(lm_weight),
-                                      length_reward=float(length_reward), max_len=int(max_labels(L, ratio))))
+        out: List[List[int]] = [[] for _ in range(mem.enc.shape[0])]   # no frame: nothing to say
+        keep = np.flatnonzero(mem.lengths >= 1)
+        if keep.size:
+            hyps = decode_attention(self, gather_state(mem, keep), method=method, beam_size=beam_size, lm=lm,
+                                    lm_weight=lm_weight, max_len_ratio=ratio, length_norm=length_norm,
+                                    length_reward=length_reward)
+            for r, b in enumerate(keep):
+                out[b] = hyps[r]
         return out
-
-    def _beam_one(self, memory: MochaMemory, *, beam_size: int, lm, lm_weight: float, length_reward: float,
-                  max_len: int) -> List[int]:
-        """Label-synchronous beam search over the step interface for one utterance.
-
-        Each step expands every live hypothesis by every id and keeps the ``beam_size`` best of all the
-        expansions; those ending in <eos> are finished. After ``max_len`` labels a live hypothesis ends
-        as is (as greedy decoding stops). Score [mocha-model:beam-score]: sum of log P + lm_weight * sum
-        of LM log P + length_reward * labels. A beam that holds every hypothesis is an exhaustive search.
-        """
-        state = self.init_state(1, memory=memory)
-        lm_state = lm.init_state(1) if lm is not None else None
-        seqs: List[Tuple[int, ...]] = [()]
-        scores = np.zeros(1)
-        tokens = np.zeros(1, np.int64)
-        finished: List[Tuple[float, Tuple[int, ...]]] = []
-        for _ in range(max_len):
-            lp, state = self.step(state, tokens)                       # (K, V)
-            if lm is not None:
-                lm_lp, lm_state = lm.step(lm_state, tokens)
-                lp = lp + lm_weight * np.asarray(lm_lp, dtype=np.float64)
-            cand = scores[:, None] + lp                                 # (K, V)
-            flat = np.argsort(-cand, axis=None, kind="stable")[:beam_size]
-            rows, ids = np.unravel_index(flat, cand.shape)
-            keep_rows, keep_ids = [], []
-            for r, v in zip(rows, ids):
-                if v == EOS:
-                    finished.append((float(cand[r, v]) + length_reward * len(seqs[r]), seqs[r]))
-                else:
-                    keep_rows.append(r)
-                    keep_ids.append(v)
-            if not keep_rows:
-                break
-            idx = np.array(keep_rows, np.int64)
-            seqs = [seqs[r] + (int(v),) for r, v in zip(keep_rows, keep_ids)]
-            scores = cand[idx, np.array(keep_ids)]
-            tokens = np.array(keep_ids, np.int64)
-            state = gather_state(state, idx)
-            if lm is not None:
-                lm_state = gather_state(lm_state, idx)
-        else:
-            finished += [(float(sc) + length_reward * len(sq), sq) for sc, sq in zip(scores, seqs)]
-        best = max(finished, key=lambda f: f[0])
-        return list(best[1])
 
     def streamer(self, *, max_len_ratio: float = 1.0) -> "MochaStreamer":
         """An online greedy decoder of one utterance: ``accept(frames)``, ``finish()``."""
@@ -430,7 +383,7 @@ class MochaStreamer:
         P, w = self.model.decoder.params, self.model.decoder.chunk_size
         d = self.state.decoder
         n = d.enc.shape[0]
-        # the cap grows with n: waiting at it only delays a label [mocha-model:max-len]
+        # the cap [attn-dec:max-len] grows with n: waiting at it only delays a label [mocha-model:stream]
         cap = int(max_labels(n, self.ratio))
         new: List[int] = []
         while not d.done and d.emitted < cap and n > 0:

@@ -4,13 +4,13 @@ brute-force enumeration (with and without a language model), and the streamer ag
 for random chunkings, including *when* each label is emitted."""
 
 import functools
-import itertools
 
 import numpy as np
 import pytest
 
 from scratchasr import models
 from scratchasr.data.batch import make_batch
+from scratchasr.decode.attention import brute_force_best
 from scratchasr.models.mocha import MochaMemory, max_labels
 from scratchasr.optim import Adam
 from scratchasr.testing import model_gradcheck
@@ -195,24 +195,25 @@ class _TableLM:
         return self.table[tokens], (tokens.copy(),)
 
 
-def _score(m, memory, seq, cap, lm=None, lm_weight=0.0, length_reward=0.0):
-    """[mocha-model:beam-score] of one label sequence, teacher-forced through the step interface."""
+def _score(m, memory, seq, lm=None, lm_weight=0.0, length_reward=0.0, length_norm=False):
+    """[attn-dec:score] of one label sequence followed by <eos>, teacher-forced through the step interface."""
     state = m.init_state(1, memory=memory)
     lm_state = lm.init_state(1) if lm is not None else None
     tok, total = np.zeros(1, np.int64), 0.0
-    ends = list(seq) + ([0] if len(seq) < cap else [])
-    for y in ends:
+    for y in list(seq) + [0]:
         lp, state = m.step(state, tok)
         total += lp[0, y]
         if lm is not None:
             llp, lm_state = lm.step(lm_state, tok)
             total += lm_weight * llp[0, y]
         tok = np.array([y])
-    return total + length_reward * len(seq)
+    total += length_reward * (len(seq) + 1)
+    return total / (len(seq) + 1) if length_norm else total
 
 
-@pytest.mark.parametrize("lm_weight, length_reward", [(0.0, 0.0), (0.0, 1.5), (0.7, -0.5)])
-def test_beam_search_that_holds_everything_is_the_brute_force_best(lm_weight, length_reward):
+@pytest.mark.parametrize("lm_weight, length_reward, length_norm", [(0.0, 0.0, False), (0.0, 1.5, False),
+                                                                   (0.7, -0.5, False), (0.3, 0.0, True)])
+def test_beam_search_that_holds_everything_is_the_brute_force_best(lm_weight, length_reward, length_norm):
     V = 4
     rng = np.random.default_rng(7)
     m = _build(V=V, seed=3)
@@ -222,12 +223,12 @@ def test_beam_search_that_holds_everything_is_the_brute_force_best(lm_weight, le
         batch = make_batch(_feats(rng, [T]), [[1]])
         mem = m.encode(batch)
         cap = int(max_labels(T, 1.0))
-        seqs = [s for n in range(cap + 1) for s in itertools.product(range(1, V), repeat=n)]
-        scores = [_score(m, mem, s, cap, lm, lm_weight, length_reward) for s in seqs]
-        best = list(seqs[int(np.argmax(scores))])
-        hyp = m.decode(batch, method="beam", beam_size=len(seqs), lm=lm, lm_weight=lm_weight,
-                       length_reward=length_reward)[0]
-        assert hyp == best, (T, hyp, best, sorted(scores)[-3:])
+        n_seqs = sum((V - 1) ** n for n in range(cap + 1))
+        best = list(brute_force_best(lambda s: _score(m, mem, s, lm, lm_weight, length_reward, length_norm),
+                                     V, cap))
+        hyp = m.decode(batch, method="beam", beam_size=n_seqs, lm=lm, lm_weight=lm_weight,
+                       length_reward=length_reward, length_norm=length_norm)[0]
+        assert hyp == best, (T, hyp, best)
 
 
 def test_beam_search_scores_at_least_as_well_as_greedy():
@@ -235,11 +236,12 @@ def test_beam_search_scores_at_least_as_well_as_greedy():
     m = _trained(2)
     batch = make_batch(_toy(rng, 4)[0], [[1]] * 4)
     mem = m.encode(batch)
-    for b, (g, h) in enumerate(zip(m.decode(batch), m.decode(batch, method="beam", beam_size=4))):
+    greedy, beam = m.decode(batch), m.decode(batch, method="beam", beam_size=4)
+    assert m.decode(batch, method="greedy", lm=_TableLM(6, 0), lm_weight=0.0) == greedy  # step-driven greedy
+    for b, (g, h) in enumerate(zip(greedy, beam)):
         L = int(mem.lengths[b])
         one = MochaMemory(mem.enc[b:b + 1, :L], mem.lengths[b:b + 1])
-        cap = int(max_labels(L, 1.0))
-        assert _score(m, one, h, cap) >= _score(m, one, g, cap) - 1e-12
+        assert _score(m, one, h) >= _score(m, one, g) - 1e-12
 
 
 # ------------------------------------------------------------------------------------------------ streaming
