@@ -39,7 +39,8 @@ import numpy as np
 
 from .._validate import float_array, int_array, positive_int
 
-__all__ = ["AttentionHypothesis", "attention_beam_search", "attention_greedy_search", "ctc_prefix_scores",
+__all__ = ["AttentionHypothesis", "attention_beam_search", "brute_force_best", "attention_greedy_search",
+           "ctc_prefix_scores",
            "ctc_prefix_extend", "ctc_prefix_initial", "CTCPrefixState", "decode_attention",
            "max_output_lengths"]
 
@@ -196,7 +197,7 @@ def attention_beam_search(model, state, *, beam_size: int, max_len: int, lm=None
     hypothesis, the others stay active (so the beam shrinks as hypotheses finish). A hypothesis with
     ``max_len`` labels can only finish. The search stops when no active hypothesis can beat the best
     finished one any more [attn-dec:stop] (exact: the score bound holds for every completion), or after
-    ``max_len + 1`` steps. With ``beam_size`` at least V (V-1)^max_len nothing is pruned and the result
+    ``max_len + 1`` steps. With ``beam_size`` >= V (V-1)^(max_len-1) nothing is pruned and the result
     is the exact arg-max of the scoring rule over every label sequence (the brute-force test).
     ``ctc_log_probs`` (T', V) (blank = 0) adds the CTC prefix score with weight ``ctc_weight``
     (Watanabe et al. 2017); ``lm`` (step interface, column 0 = <eos>) adds ``lm_weight`` log P_lm.

@@ -91,8 +91,8 @@ class StatefulLSTM(Module):
         super().__init__()
         self.H, self.L, self.dropout = hidden_size, num_layers, float(dropout)
         rng = np.random.default_rng(seed)
-        for k, v in init_lstm_params(rng, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
-                                     dtype=dtype).items():
+        for k, v in init_lstm_params(rng, input_size=input_size, hidden_size=hidden_size,
+                                     num_layers=num_layers, dtype=dtype).items():
             self.add_param(k, v)
         self.dropout_rng = np.random.default_rng([seed, 1])
 
@@ -107,8 +107,8 @@ class StatefulLSTM(Module):
         for layer in range(self.L):
             P = {k: self.params[f"{k}_l{layer}"] for k in ("W_ih", "W_hh", "b")}
             y, (hn[:, layer], cn[:, layer]), c = lstm_forward(
-                inp, lengths, np.ascontiguousarray(h0[:, layer]), np.ascontiguousarray(c0[:, layer]), P["W_ih"],
-                P["W_hh"], P["b"])  # [lstm:preact]
+                inp, lengths, np.ascontiguousarray(h0[:, layer]), np.ascontiguousarray(c0[:, layer]),
+                P["W_ih"], P["W_hh"], P["b"])  # [lstm:preact]
             caches.append(c)
             m = None
             if self.training and self.dropout > 0 and layer < self.L - 1:

@@ -89,8 +89,8 @@ def test_ctc_prefix_probability_of_a_repeat_needs_a_blank():
 
 
 def _tiny_model(V=4, seed=0):
-    m = models.build("seq2seq", input_dim=3, vocab_size=V, dtype=np.float64, seed=seed, hidden=6, num_layers=1,
-                     embed_dim=4, stack=1)
+    m = models.build("seq2seq", input_dim=3, vocab_size=V, dtype=np.float64, seed=seed, hidden=6,
+                     num_layers=1, embed_dim=4, stack=1)
     for p in m.parameters().values():
         p[...] *= 3.0  # peaked, varied distributions
     return m
@@ -130,13 +130,12 @@ def test_beam_holding_every_hypothesis_is_the_brute_force_argmax(rng, length_nor
     all_seqs = [s for n in range(N + 1) for s in itertools.product(range(1, V), repeat=n)]
     scores = {s: score(s) for s in all_seqs}
     best = max(all_seqs, key=lambda s: scores[s])
-    hyps = attention_beam_search(model, state0, beam_size=V * (V - 1) ** N, max_len=N, lm=lm, lm_weight=lm_weight,
-                                 ctc_log_probs=ctc, ctc_weight=ctc_weight, length_norm=length_norm,
-                                 length_reward=reward, nbest=3)
+    hyps = attention_beam_search(model, state0, beam_size=V * (V - 1) ** N, max_len=N, lm=lm,
+                                 lm_weight=lm_weight, ctc_log_probs=ctc, ctc_weight=ctc_weight,
+                                 length_norm=length_norm, length_reward=reward, nbest=3)
     assert hyps[0].tokens == best
     np.testing.assert_allclose(hyps[0].score, scores[best], rtol=1e-9)
     assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
-    # the rule is not trivially won by the empty output or the longest one in every case
     np.testing.assert_allclose(hyps[0].att_log_prob, _att_log_prob(model, state0, best), rtol=1e-9)
 
 
@@ -157,7 +156,8 @@ def test_larger_beam_never_scores_worse(rng):
     model = _tiny_model(6, seed=5)
     batch = make_batch([rng.standard_normal((8, 3))], [[1]])
     state0 = model.init_state(1, memory=model.encode(batch))
-    best = [attention_beam_search(model, state0, beam_size=k, max_len=5)[0].score for k in (1, 2, 4, 6 * 5 ** 5)]
+    best = [attention_beam_search(model, state0, beam_size=k, max_len=5)[0].score
+            for k in (1, 2, 4, 6 * 5 ** 5)]
     exhaustive = best[-1]
     assert all(s <= exhaustive + 1e-12 for s in best)
 
