@@ -258,8 +258,8 @@ class MochaModel(Model):
                lm_weight: float = 0.0, max_len_ratio: float = 1.0, length_norm: bool = False,
                length_reward: float = 0.0) -> List[List[int]]:
         """Greedy without an LM: offline hard MoChA (:meth:`hard_decode`). Beam search, or greedy with an
-        LM: ``scratchasr.decode.attention.decode_attention`` over :meth:`init_state`/:meth:`step`
-        (scoring rule [attn-dec:score], ``length_norm`` [attn-dec:length-norm], exact stop [attn-dec:stop])."""
+        LM: ``scratchasr.decode.attention.decode_attention`` over :meth:`init_state`/:meth:`step` (scoring
+        rule [attn-dec:score], ``length_norm`` [attn-dec:length-norm], exact stop [attn-dec:stop])."""
         beam_size = self._check_decode_args(method, beam_size)
         ratio = _check_ratio(max_len_ratio)
         if method == "greedy" and lm is None:
