@@ -10,7 +10,6 @@ from . import ctc_blstm  # noqa: F401  (registers "ctc_blstm")
 from . import transducer  # noqa: F401  (registers "transducer")
 from . import seq2seq  # noqa: F401  (registers "seq2seq")
 from . import las  # noqa: F401  (registers "las")
-from . import las  # noqa: F401  (registers "las")
 from . import mocha  # noqa: F401  (registers "mocha")
 
 __all__ = ["Model", "available", "build", "build_from_config", "check_batch", "gather_state", "register"]
