@@ -1,0 +1,34 @@
+"""MoChA phone recogniser: causal LSTM encoder + monotonic chunkwise attention decoder (Chiu & Raffel 2018).
+
+    scratchasr train experiments/timit/mocha/config.py --data_dir=/path/to/TIMIT --exp_dir=exp/mocha
+
+Any key can be overridden with --key=value (e.g. --chunk_size=1 for hard monotonic attention, Raffel
+et al. 2017). The encoder is unidirectional and decoding uses hard monotonic attention, so the model
+runs online (MochaStreamer in scratchasr/models/mocha.py). Runs on real TIMIT (data_dir = the folder
+holding TRAIN/ and TEST/) and on the synthetic corpus from `scratchasr synth-timit`.
+"""
+
+CONFIG = dict(
+    model="mocha",
+    data_dir="/work/data/synth_full",
+    exp_dir="exp/mocha",
+    hidden=256,            # encoder LSTM cells (one direction: causal) and decoder LSTM cells
+    num_layers=3,          # encoder layers
+    stack=3,               # 3 frames stacked: 30 ms encoder steps, still more steps than phones
+    chunk_size=2,          # MoChA chunk (Chiu & Raffel 2018 found w = 2 enough on WSJ); 1 = hard monotonic
+    mode="recursive",      # exact expected alignment
+    noise_std=1.0,         # pre-sigmoid noise in training (Raffel et al.): p -> 0/1, as hard decoding assumes
+    label_smoothing=0.1,
+    embed_dim=64,
+    att_dim=128,
+    dropout=0.2,           # between encoder layers
+    lr=1e-3,               # Adam
+    clip=5.0,              # global gradient norm
+    batch_size=16,
+    epochs=30,
+    patience=4,
+    schedule="newbob",
+    lr_halving=True,       # halve the learning rate when dev PER does not improve
+    beam=1,                # dev decoding: greedy hard MoChA
+    seed=0,
+)
