@@ -67,9 +67,12 @@ def main(argv=None) -> int:
             ax.text(hi - 0.5, 38.5 - 4.5 * (i % 3), tok[lab], color="white", fontsize=7, ha="right", va="top")
         n_none = sum(t < 0 for t in hard.frames[0])
         ax.set(ylabel="log-mel bin", xlim=(0, Tk))
+        none = f"; {n_none} labels attended nothing" if n_none else ""
+        hyp = " ".join(tok[i] for i in hard.labels[0])
+        hyp = hyp if len(hyp) < 200 else hyp[:200] + " ..."
         ax.set_title(f"{u.id}: hard MoChA path (cyan: chunk of w={w} encoder frames of k={k} input frames "
-                     f"ending where attention stopped; label emitted there){'; ' + str(n_none) + ' labels attended nothing' if n_none else ''}\n"
-                     f"REF {' '.join(u.tokens)}\nHYP {' '.join(tok[i] for i in hard.labels[0])}", fontsize=8)
+                     f"ending where attention stopped; label emitted there){none}\n"
+                     f"REF {' '.join(u.tokens)}\nHYP {hyp}", fontsize=8)
         att = hard.attention[0]
         ax = axes[3 * n + 1]
         if att.size:
