@@ -103,6 +103,39 @@ def test_gradient_in_every_mode(opts):
     assert report.ok, str(report)
 
 
+def test_parallel_mode_gives_the_recursive_loss_on_short_inputs():
+    """The cumulative-product form is exact while the products stay above its 1e-10 floor (short inputs)."""
+    rng = np.random.default_rng(12)
+    batch = make_batch(_feats(rng, [8, 5]), [[1, 2, 2], [3]])
+    losses = []
+    for mode in ("recursive", "parallel"):
+        m = _build(mode=mode, chunk_size=3)
+        m.decoder.params["r"][...] = -1.0
+        loss, _ = m.forward_loss(batch)
+        m.clear_caches()
+        losses.append(loss)
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-9)
+
+
+def test_noise_and_dropout_act_in_training_only():
+    rng = np.random.default_rng(13)
+    m = _build(noise_std=1.0, dropout=0.3, num_layers=2)
+    batch = make_batch(_feats(rng, [8, 5]), [[1, 2], [3]])
+    a, _ = m.forward_loss(batch)
+    b, _ = m.forward_loss(batch)
+    m.clear_caches()
+    assert not np.allclose(a, b)                       # a new noise draw and dropout mask each time
+    m.eval()
+    c, _ = m.forward_loss(batch)
+    d, _ = m.forward_loss(batch)
+    np.testing.assert_array_equal(c, d)
+    m.train()
+    m.decoder.noise_std, m.encoder.dropout = 0.0, 0.0
+    e, _ = m.forward_loss(batch)
+    m.clear_caches()
+    np.testing.assert_allclose(c, e, rtol=1e-12)       # eval = training without noise and dropout
+
+
 def test_loss_of_an_utterance_does_not_depend_on_its_batch():
     rng = np.random.default_rng(3)
     m = _build()
