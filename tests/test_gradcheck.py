@@ -96,7 +96,7 @@ def test_wrt_and_float32_inputs(rng):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="inputs"):
+    with pytest.raises(ValueError, match=r"^inputs:"):
         gradcheck(affine_forward, affine_backward, (np.arange(3),))
-    with pytest.raises(ValueError, match="forward"):
+    with pytest.raises(ValueError, match=r"^forward:"):
         gradcheck(lambda x: x, lambda d, c: d, (np.ones(3),))

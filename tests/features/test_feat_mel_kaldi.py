@@ -48,13 +48,13 @@ def test_kaldi_banks_peak_one_and_offsets():
 
 
 def test_sample_rate_mismatch_errors():
-    with pytest.raises(ValueError, match="Nyquist"):
+    with pytest.raises(ValueError, match=r"^fmax: .* above the Nyquist"):
         mel_filterbank(sr=8000, n_fft=512, fmax=8000)
-    with pytest.raises(ValueError, match="high_freq"):
+    with pytest.raises(ValueError, match=r"^high_freq:"):
         fbank(np.ones(8000), sample_frequency=8000.0, high_freq=7600.0)
-    with pytest.raises(ValueError, match="low_freq"):
+    with pytest.raises(ValueError, match=r"^low_freq:"):
         fbank(np.ones(8000), sample_frequency=8000.0, low_freq=4000.0)
-    with pytest.raises(ValueError, match="fmin"):
+    with pytest.raises(ValueError, match=r"^fmin/fmax:"):
         melspectrogram(y=np.ones(4000), sr=16000, fmin=5000, fmax=4000)
 
 
@@ -171,27 +171,27 @@ def test_dither_uses_the_given_rng_only():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     np.testing.assert_allclose(a, fbank(x), atol=0.05)             # dither 1 on int16 scale is tiny here
-    with pytest.raises(ValueError, match="rng"):
+    with pytest.raises(ValueError, match=r"^rng:"):
         fbank(x, dither=1.0)
 
 
 def test_bad_input_gives_value_errors():
     for fn in (fbank, mfcc):
-        with pytest.raises(ValueError, match="empty"):
+        with pytest.raises(ValueError, match=r"^waveform: the signal is empty"):
             fn(np.zeros(0))
-        with pytest.raises(ValueError, match="finite"):
+        with pytest.raises(ValueError, match=r"^waveform: expected finite samples, found nan at index 500"):
             fn(np.r_[np.zeros(500), np.nan, np.zeros(500)])
-        with pytest.raises(ValueError, match="finite"):
+        with pytest.raises(ValueError, match=r"^waveform: expected finite samples, found -inf at index 500"):
             fn(np.r_[np.zeros(500), -np.inf])
-        with pytest.raises(ValueError, match="mono=True"):
+        with pytest.raises(ValueError, match=r"^waveform: expected a 1-D signal.*mono=True"):
             fn(np.zeros((2, 1000)))
         short = fn(np.ones(399), snip_edges=True)                  # shorter than one frame
         assert short.shape[0] == 0 and short.dtype == np.float32
-        with pytest.raises(ValueError, match="no frame"):
+        with pytest.raises(ValueError, match=r"^waveform: 10 samples give no frame"):
             fn(np.ones(10), snip_edges=False)
-        with pytest.raises(ValueError, match="window_type"):
+        with pytest.raises(ValueError, match=r"^window_type:"):
             fn(np.ones(1000), window_type="kaiser")
-    with pytest.raises(ValueError, match="num_ceps"):
+    with pytest.raises(ValueError, match=r"^num_ceps:"):
         mfcc(np.ones(1000), num_ceps=30)
     assert fbank(np.zeros(1000)).min() == pytest.approx(np.log(FLT_EPS))   # silence: the floor, not -inf
 

@@ -24,9 +24,9 @@ def test_povey_and_symmetry():
     assert w[0] == 0.0
     hp = get_window("hann", 8, periodic=True)          # periodic = first N of a symmetric N+1 window
     np.testing.assert_allclose(hp, get_window("hann", 9, periodic=False)[:8], atol=1e-16)
-    with pytest.raises(ValueError, match="window"):
+    with pytest.raises(ValueError, match=r"^window:"):
         get_window("kaiser", 8)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^N:"):
         get_window("hann", 0)
     assert not get_window("hann", 8).flags.writeable  # cached, so nobody may write into it
 
@@ -101,21 +101,21 @@ def test_istft_inverts_stft(kw, rng):
 
 
 def test_stft_bad_input():
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match=r"^y: the signal is empty"):
         stft(np.zeros(0))
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=r"^y: expected finite samples, found nan at index 1"):
         stft(np.array([0.0, np.nan] * 600))
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=r"^y: expected finite samples, found inf at index 1"):
         stft(np.array([0.0, np.inf] * 600))
-    with pytest.raises(ValueError, match="mono=True"):
+    with pytest.raises(ValueError, match=r"^y: expected a 1-D signal.*mono=True"):
         stft(np.zeros((2, 4000)))
-    with pytest.raises(TypeError, match="y"):
+    with pytest.raises(TypeError, match=r"^y:"):
         stft(np.zeros(4000, dtype=np.int16))
-    with pytest.raises(ValueError, match="shorter than one frame"):
+    with pytest.raises(ValueError, match=r"^y: signal of 100 samples is shorter than one frame"):
         stft(np.zeros(100), n_fft=256, center=False)
-    with pytest.raises(ValueError, match="pad_mode"):
+    with pytest.raises(ValueError, match=r"^pad_mode:"):
         stft(np.zeros(1000), n_fft=256, pad_mode="wrap")
-    with pytest.raises(ValueError, match="win_length"):
+    with pytest.raises(ValueError, match=r"^win_length:"):
         stft(np.zeros(1000), n_fft=256, win_length=300)
-    with pytest.raises(ValueError, match="rows"):
+    with pytest.raises(ValueError, match=r"^stft_matrix: expected 129 rows"):
         istft(np.zeros((100, 3), dtype=np.complex128), n_fft=256)

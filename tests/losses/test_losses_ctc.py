@@ -234,7 +234,7 @@ def test_validation_names_the_argument(bad, match):
 def test_backward_checks_dloss_shape(rng):
     x, y = _batch(rng, 2, 5, 4, 2)
     _, cache = ctc_loss(x, y, [5, 5], [2, 2], reduction="none")
-    with pytest.raises(ValueError, match="dloss"):
+    with pytest.raises(ValueError, match=r"^dloss:"):
         ctc_loss_backward(1.0, cache)
 
 
@@ -253,7 +253,9 @@ def test_property_finite_nonnegative_backends_agree(seed, B, T, V, S, blank_frac
         d = ctc_loss_backward(np.ones(B), cache)
         assert np.all(np.isfinite(loss)) and np.all(loss >= 0) and np.all(np.isfinite(d))
         res.append((loss, d))
-    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-10)
+    # A near-certain path gives a loss near 0 (1.6e-8 for seed 3, B 3, T 3, V 2, S 1): -log p is then
+    # accurate to ~1e-16 absolute, not relative, so the loss comparison needs an atol too.
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-10, atol=1e-13)
 
 

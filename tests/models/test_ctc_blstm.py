@@ -74,5 +74,5 @@ def test_options_are_validated():
         _model(1, hidden=0)
     with pytest.raises(ValueError, match=r"^dropout:"):
         _model(1, dropout=1.0)
-    with pytest.raises(ValueError, match=r"^k:"):
+    with pytest.raises(ValueError, match=r"^stack:"):
         _model(0)

@@ -91,7 +91,7 @@ def test_state_dict_round_trip_and_errors():
 
 def test_add_param_validation():
     m = Module()
-    with pytest.raises(ValueError, match="name"):
+    with pytest.raises(ValueError, match=r"^name:"):
         m.add_param("a.b", np.zeros(1))
-    with pytest.raises(TypeError, match="W"):
+    with pytest.raises(TypeError, match=r"^W:"):
         m.add_param("W", np.zeros(1, np.int64))

@@ -86,9 +86,9 @@ def test_zero_length_gives_zero_context(rng):
 
 def test_bad_input(rng):
     inp = _inputs(rng, True)
-    with pytest.raises(ValueError, match="F"):
+    with pytest.raises(ValueError, match=r"^F:"):
         location_attention_forward(*inp[:7], inp[7][:, :2], inp[8])
-    with pytest.raises(ValueError, match="alpha_prev"):
+    with pytest.raises(ValueError, match=r"^alpha_prev:"):
         location_attention_forward(inp[0], inp[1], inp[2], inp[3][:, :2], *inp[4:])
-    with pytest.raises(ValueError, match="W_q"):
+    with pytest.raises(ValueError, match=r"^W_q:"):
         additive_attention_forward(*_inputs(rng, False)[:4], np.zeros((A, Dq + 1)), inp[6])

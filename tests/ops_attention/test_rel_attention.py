@@ -81,7 +81,7 @@ def test_padding_zero_output_and_gradient(rng):
 
 def test_bad_input(rng):
     inp = _inputs(rng, 1, 3, 4, 2)
-    with pytest.raises(ValueError, match="pos"):
+    with pytest.raises(ValueError, match=r"^pos:"):
         rel_mha_forward(inp[0], inp[1][:-1], *inp[2:], num_heads=2)
-    with pytest.raises(ValueError, match="pos_bias_u"):
+    with pytest.raises(ValueError, match=r"^pos_bias_u:"):
         rel_mha_forward(*inp[:9], inp[9][:1], *inp[10:], num_heads=2)
