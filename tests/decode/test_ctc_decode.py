@@ -397,3 +397,45 @@ def test_accepts_logits_and_validates():
     # lm_weight 0 ignores the LM entirely (even a generic one: the kernel runs)
     assert ctc_prefix_beam_search(logits, lm=CountingLM(4), lm_weight=0.0, backend="numba") == \
         ctc_prefix_beam_search(logits)
+
+
+# ---------------------------------------------------------------------------------------------- oracles
+
+
+def _peaky(rng, B, T, V):
+    x = rng.normal(0, 1, (B, T, V))
+    x[:, :, 0] += 5.0
+    spikes = rng.random((B, T)) < 0.3
+    x[np.nonzero(spikes) + (rng.integers(1, V, spikes.sum()),)] += 9.0
+    return _log_softmax(x)
+
+
+@pytest.mark.oracle
+def test_same_best_labelling_as_pyctcdecode():
+    pyctcdecode = pytest.importorskip("pyctcdecode")
+    rng = np.random.default_rng(13)
+    B, T, V = 6, 30, 8
+    lp = _peaky(rng, B, T, V)
+    labels = [""] + list("abcdefg")
+    dec = pyctcdecode.build_ctcdecoder(labels)
+    theirs = [[labels.index(c) for c in dec.decode_beams(lp[b].astype(np.float32), beam_width=16,
+                                                          beam_prune_logp=-1e9, token_min_logp=-1e9)[0][0]]
+              for b in range(B)]
+    assert ctc_prefix_beam_search(lp, beam_size=16) == theirs
+
+
+@pytest.mark.oracle
+def test_same_best_labelling_as_flashlight_text():
+    """flashlight-text's lexicon-free CTC decoder (torchaudio's ctc_decoder backend), summing merged paths."""
+    fl = pytest.importorskip("flashlight.lib.text.decoder")
+    rng = np.random.default_rng(14)
+    B, T, V = 6, 30, 8
+    lp = _peaky(rng, B, T, V).astype(np.float32)
+    opt = fl.LexiconFreeDecoderOptions(beam_size=16, beam_size_token=V, beam_threshold=1e9, lm_weight=0.0,
+                                       sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
+    theirs = []
+    for b in range(B):
+        em = np.ascontiguousarray(lp[b])
+        path = fl.LexiconFreeDecoder(opt, fl.ZeroLM(), 0, 0, []).decode(em.ctypes.data, T, V)[0].tokens
+        theirs.append(list(_collapse(path)))
+    assert ctc_prefix_beam_search(lp, beam_size=16) == theirs
