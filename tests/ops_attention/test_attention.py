@@ -47,18 +47,48 @@ def test_sdpa_masked_rows_zero_and_no_nan(rng):
     assert np.all(dk[1, :, 2:] == 0) and np.all(dv[1, :, 2:] == 0)
 
 
-def test_sdpa_large_scores_stable(rng):
-    q, k, v = _qkv(rng, 1, 1, 3, 4, 2, 2, scale=300.0)
-    out, cache = sdpa_forward(q, k, v)
-    assert np.all(np.isfinite(out))
-    assert all(np.all(np.isfinite(g)) for g in sdpa_backward(np.ones_like(out), cache))
+def _sdpa_reference(q, k, v):
+    """softmax(q k^T / sqrt(d)) v in extended precision (np.longdouble), max subtracted, every sum
+    written out; the reference for scores far beyond exp's float64 range."""
+    q, k, v = (np.asarray(a, dtype=np.longdouble) for a in (q, k, v))
+    s = np.einsum("bhqd,bhkd->bhqk", q, k) / np.sqrt(np.longdouble(q.shape[-1]))
+    w = np.exp(s - s.max(-1, keepdims=True))
+    return np.einsum("bhqk,bhkv->bhqv", w / w.sum(-1, keepdims=True), v)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-3)])
+def test_sdpa_large_scores_stable(rng, dtype, rtol):
+    """Scores of about 1e4 (exp overflows beyond 709 in float64, 88 in float32) with O(1) differences
+    between keys, so the softmax is not one-hot: the output must equal the extended-precision
+    reference, and the gradient must equal the float64 gradient (finite-difference checked above)."""
+    B, H, Tq, Tk, d = 1, 2, 3, 4, 4
+    q, k, v = _qkv(rng, B, H, Tq, Tk, d, 3)
+    common = np.zeros(d)
+    common[0] = 100.0
+    q = q + common                                   # every score gets 100 * 100 / 2 = 5000 added ...
+    k = k + common                                   # ... plus O(100) cross terms: no exp survives unshifted
+    ref = _sdpa_reference(q, k, v)
+    s = np.einsum("bhqd,bhkd->bhqk", q, k) / 2.0
+    assert s.min() > 4000 and np.all(np.ptp(s, axis=-1) > 1.0)
+    out, cache = sdpa_forward(*(a.astype(dtype) for a in (q, k, v)))
+    assert out.dtype == dtype
+    # rtol for float32: scores of 5e3 are rounded by ~3e-4, and their differences set the weights.
+    np.testing.assert_allclose(out, ref.astype(np.float64), rtol=rtol, atol=rtol * np.abs(v).max())
+    dout = rng.standard_normal(out.shape)
+    grads = sdpa_backward(dout.astype(dtype), cache)
+    _, cache64 = sdpa_forward(q, k, v)
+    for g, g64 in zip(grads, sdpa_backward(dout, cache64)):
+        assert g.dtype == dtype and np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, g64, rtol=rtol, atol=rtol * np.abs(g64).max() * 10)
 
 
 def test_masks():
     m = causal_mask(3)
     assert m.shape == (1, 1, 3, 3) and np.array_equal(m[0, 0], np.tril(np.ones((3, 3), bool)))
     c = chunk_mask(5, 2)[0, 0]
-    assert c[0, 1] and not c[1, 2] and c[3, 0] and c[4, 4] and not c[3, 4] is False
+    chunk = np.arange(5) // 2                                  # chunks 0 0 1 1 2
+    assert np.array_equal(c, chunk[None, :] <= chunk[:, None])  # own chunk and earlier ones, no later one
+    assert c[0, 1] and not c[1, 2] and c[3, 0] and c[4, 4] and not c[3, 4]
     assert not chunk_mask(6, 2, left_chunks=0)[0, 0, 4, 3] and chunk_mask(6, 2, left_chunks=1)[0, 0, 4, 3]
     p = padding_mask(np.array([2, 3]), 3, queries=True)
     assert p.shape == (2, 1, 3, 3) and not p[0, 0, 2].any() and p[1, 0, 2].all()
@@ -81,6 +111,39 @@ def test_sdpa_bad_input(rng):
 
 def _mha_params(rng, E, dtype=np.float64):
     return [(0.4 * rng.standard_normal(s)).astype(dtype) for s in [(E, E), (E,)] * 4]
+
+
+def test_mha_bad_input(rng):
+    B, T, E, H = 2, 3, 4, 2
+    x = rng.standard_normal((B, T, E))
+    P = _mha_params(rng, E)
+    ok_out, cache = mha_forward(x, x, *P, num_heads=H)
+    with pytest.raises(ValueError, match=r"^x_q:"):
+        mha_forward(x[0], x, *P, num_heads=H)
+    with pytest.raises(ValueError, match=r"^x_kv:"):
+        mha_forward(x, x[..., :3], *P, num_heads=H)
+    with pytest.raises(ValueError, match=r"^x_kv:"):
+        mha_forward(x, x[:1], *P, num_heads=H)
+    with pytest.raises(ValueError, match=r"^num_heads: expected a divisor of the embedding size 4, got 3"):
+        mha_forward(x, x, *P, num_heads=3)
+    with pytest.raises(ValueError, match=r"^num_heads:"):
+        mha_forward(x, x, *P, num_heads=0)
+    with pytest.raises(TypeError, match=r"^num_heads:"):
+        mha_forward(x, x, *P, num_heads=2.0)
+    for i, name in enumerate(["W_q", "b_q", "W_k", "b_k", "W_v", "b_v", "W_o", "b_o"]):
+        bad = list(P)
+        bad[i] = P[i][:-1]                              # one row short
+        with pytest.raises(ValueError, match=rf"^{name}:"):
+            mha_forward(x, x, *bad, num_heads=H)
+    with pytest.raises(TypeError, match=r"^expected one floating dtype for all arrays, got x_q=float32"):
+        mha_forward(x.astype(np.float32), x, *P, num_heads=H)
+    with pytest.raises(TypeError, match=r"^mask:"):
+        mha_forward(x, x, *P, num_heads=H, mask=np.ones((B, 1, T, T)))
+    with pytest.raises(ValueError, match=r"^mask:"):
+        mha_forward(x, x, *P, num_heads=H, mask=np.ones((B, 1, T, T + 1), bool))
+    with pytest.raises(ValueError, match=r"^dout:"):
+        mha_backward(np.ones((B, T, E + 1)), cache)
+    assert ok_out.shape == (B, T, E)
 
 
 @pytest.mark.parametrize("cross", [False, True])
