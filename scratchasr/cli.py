@@ -71,35 +71,44 @@ def _cmd_synth_timit(args) -> int:
 
 # ------------------------------------------------------------------------------------------ train
 
+# Expected failures: one line naming the file or option, exit code 2. Anything else keeps its traceback.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+               FileExistsError)
+
+
+def _fail(cmd: str, e: BaseException) -> int:
+    print(f"scratchasr {cmd}: error: {e}", file=sys.stderr)
+    return 2
+
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train the BiLSTM-CTC recipe from a config file",
-                       description="CONFIG is a Python file defining a dict CONFIG (see "
-                                   "experiments/timit/ctc_blstm/config.py); --key=value overrides any key.")
+    p = sub.add_parser("train", help="train any registered model from a recipe config",
+                       description="CONFIG is a Python file defining a dict CONFIG with a key 'model' (see "
+                                   "experiments/timit/*/config.py); --key=value overrides any trainer key or "
+                                   "model option.")
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("overrides", nargs="*", metavar="--key=value")
     p.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoint.npz")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an EXP_DIR that holds a run")
     p.set_defaults(func=_cmd_train)
 
 
 def load_config_file(path: str) -> dict:
-    import runpy
-    ns = runpy.run_path(path)
-    if not isinstance(ns.get("CONFIG"), dict):
-        raise ValueError(f"{path}: expected a dict named CONFIG")
-    return ns["CONFIG"]
+    from .trainer import load_config_file as load
+    return load(path)
 
 
 def _cmd_train(args) -> int:
-    from .train import NonFiniteLoss, TrainConfig, train
+    from .trainer import NonFiniteLoss, TrainConfig, train
 
     try:
         cfg = TrainConfig.from_overrides(load_config_file(args.config), args.overrides)
-        summary = train(cfg, resume=args.resume)
-    except (ValueError, FileNotFoundError, NonFiniteLoss) as e:
-        print(f"scratchasr train: error: {e}", file=sys.stderr)
-        return 2
-    print(f"best dev PER {100 * summary['best_dev_per']:.2f}% after {summary['epochs']} epochs, "
+        summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    except USER_ERRORS + (NonFiniteLoss,) as e:
+        return _fail("train", e)
+    except KeyboardInterrupt:
+        return 130
+    print(f"best dev score {100 * summary['best_dev']:.2f}% after {summary['epochs']} epochs, "
           f"{summary['minutes']:.1f} min; checkpoints in {summary['exp_dir']}")
     return 0
 
@@ -107,25 +116,44 @@ def _cmd_train(args) -> int:
 # ------------------------------------------------------------------------------------------ decode
 
 
+def _beam_arg(text: str) -> int:
+    from .inference import MAX_BEAM
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= v <= MAX_BEAM:
+        raise argparse.ArgumentTypeError(f"expected an integer in [1, {MAX_BEAM}], got {v}")
+    return v
+
+
 def _add_decode(sub) -> None:
-    p = sub.add_parser("decode", help="decode a TIMIT-layout data set and score PER with S/D/I")
+    p = sub.add_parser("decode", help="decode a TIMIT-layout corpus or a Kaldi data dir and score it (S/D/I)",
+                       description="DATA is a TIMIT-layout corpus (choose --split) or a Kaldi data dir (wav.scp + "
+                                   "text; tokens as the model emits them: phones, words or characters). Scores "
+                                   "with NIST sclite's alignment counts.")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
-    p.add_argument("data_dir", metavar="DATA_DIR")
-    p.add_argument("--split", default="core_test", choices=["train", "dev", "core_test", "test"])
-    p.add_argument("--beam", type=int, default=1, help="1: greedy; >1: CTC prefix beam search")
+    p.add_argument("data_dir", metavar="DATA")
+    p.add_argument("--split", default="core_test",
+                   help="TIMIT layout: train, dev, core_test (default) or test; Kaldi: a subdirectory name")
+    p.add_argument("--beam", type=_beam_arg, default=1, help="1: greedy; > 1: the model's beam search")
+    p.add_argument("--out", default=None, metavar="DIR", help="write DIR/hyp.text and DIR/align.txt")
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_decode)
 
 
 def _cmd_decode(args) -> int:
-    from .train import evaluate
+    from .inference import evaluate
 
     try:
-        r = evaluate(args.checkpoint, args.data_dir, args.split, beam=args.beam)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"scratchasr decode: error: {e}", file=sys.stderr)
-        return 2
-    print(f"{r['split']}: {r['utterances']} utterances, {r['ref_tokens']} phones: PER {100 * r['per']:.2f}% "
-          f"(S {r['substitutions']}, D {r['deletions']}, I {r['insertions']})")
+        r = evaluate(args.checkpoint, args.data_dir, args.split, beam_size=args.beam, out=args.out,
+                     progress=not args.no_progress)
+    except USER_ERRORS as e:
+        return _fail("decode", e)
+    print(f"{r['split']}: {r['utterances']} utterances, {r['ref_tokens']} reference tokens: {r['metric']} "
+          f"{100 * r['rate']:.2f}% (S {r['substitutions']}, D {r['deletions']}, I {r['insertions']})")
+    if args.out:
+        print(f"wrote {args.out}/hyp.text and {args.out}/align.txt")
     return 0
 
 
@@ -133,22 +161,21 @@ def _cmd_decode(args) -> int:
 
 
 def _add_transcribe(sub) -> None:
-    p = sub.add_parser("transcribe", help="print the phone sequence recognised in each audio file")
+    p = sub.add_parser("transcribe", help="print the tokens recognised in each audio file")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("audio", nargs="+", metavar="AUDIO")
-    p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--beam", type=_beam_arg, default=1)
     p.set_defaults(func=_cmd_transcribe)
 
 
 def _cmd_transcribe(args) -> int:
-    from .train import transcribe
+    from .inference import transcribe
 
     try:
-        for path, phones in zip(args.audio, transcribe(args.checkpoint, args.audio, beam=args.beam)):
-            print(f"{path}\t{' '.join(phones)}")
-    except (ValueError, FileNotFoundError) as e:
-        print(f"scratchasr transcribe: error: {e}", file=sys.stderr)
-        return 2
+        for path, toks in zip(args.audio, transcribe(args.checkpoint, args.audio, beam_size=args.beam)):
+            print(f"{path}\t{' '.join(toks)}")
+    except USER_ERRORS as e:
+        return _fail("transcribe", e)
     return 0
 
 

@@ -40,7 +40,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default="small", choices=["tiny", "small", "full"])
     args = ap.parse_args(argv)
 
-    from .train import TrainConfig, evaluate, train
+    from .inference import evaluate
+    from .trainer import TrainConfig, train
 
     data = Path(args.data)
     if not (data / "corpus.json").exists():
@@ -51,10 +52,12 @@ def main(argv=None) -> int:
             data.rmdir()
         synth_timit(str(data), size=args.size, seed=0)
         print(f"synthesised {data} in {time.perf_counter() - t0:.0f} s", flush=True)
-    cfg = TrainConfig(data_dir=str(data), exp_dir=args.exp, max_minutes=args.minutes, epochs=100)
-    summary = train(cfg)
+    cfg = TrainConfig.from_overrides(dict(model="ctc_blstm", data_dir=str(data), exp_dir=args.exp,
+                                          max_minutes=args.minutes, epochs=100, hidden=256, num_layers=2, stack=2,
+                                          dropout=0.2))
+    summary = train(cfg, overwrite=True)
     best = Path(args.exp) / "best.npz"
-    result = evaluate(str(best), str(data), "core_test")
+    result = evaluate(str(best), str(data), "core_test", out=str(Path(args.exp) / "decode_core_test"))
     print(f"\ncore test ({result['utterances']} utterances, {result['ref_tokens']} phones): "
           f"PER {100 * result['per']:.2f}%  (S {result['substitutions']}, D {result['deletions']}, "
           f"I {result['insertions']})")
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
     except ImportError as e:  # matplotlib is the optional "plot" extra
         print(f"(no plots: {e})")
     print(f"trained {summary['epochs']} epochs in {summary['minutes']:.1f} min; best dev PER "
-          f"{100 * summary['best_dev_per']:.2f}%; everything is in {args.exp}/")
+          f"{100 * summary['best_dev']:.2f}%; everything is in {args.exp}/")
     return 0
 
 

@@ -66,6 +66,7 @@ class CTCBLSTM(Model):
         super().__init__()
         positive_int("hidden", hidden)
         positive_int("num_layers", num_layers)
+        positive_int("stack", stack)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         if not isinstance(bidirectional, bool):

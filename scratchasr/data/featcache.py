@@ -1,0 +1,72 @@
+"""An on-disk cache of a split's features, keyed by what determines them.
+
+The key hashes the front end's options and sample rate, the speed-perturbation factor and the
+corpus contents (each utterance's id and the bytes of its audio file), so a changed option, a
+different corpus with the same ids or an edited file never serves stale features. One ``.npz`` per
+(split, key): ``ids``, ``offsets`` (N+1,) and all frames concatenated in ``feats`` (sum T, D).
+
+Loading reads the concatenated array ONCE and hands out views into it (the whole split costs its
+own size in memory, not a copy per utterance). A damaged file is rebuilt with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import zipfile
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+
+__all__ = ["corpus_digest", "cached_features"]
+
+
+def corpus_digest(utts: Sequence, *, chunk: int = 1 << 20) -> str:
+    """sha256 over every (id, audio bytes) pair, in order."""
+    h = hashlib.sha256()
+    for u in utts:
+        h.update(u.id.encode() + b"\0")
+        with open(u.wav_path, "rb") as f:
+            while True:
+                block = f.read(chunk)
+                if not block:
+                    break
+                h.update(block)
+        h.update(b"\1")
+    return h.hexdigest()[:16]
+
+
+def _load(path: Path, ids: List[str]):
+    with np.load(path, allow_pickle=False) as z:
+        if list(z["ids"]) != ids:
+            raise ValueError("ids differ")
+        offsets = z["offsets"]
+        allf = z["feats"]                      # decompressed/read once
+    if offsets.shape != (len(ids) + 1,) or offsets[-1] != allf.shape[0]:
+        raise ValueError("offsets do not match the feature array")
+    return [allf[offsets[i]:offsets[i + 1]] for i in range(len(ids))]   # views, no copies
+
+
+def cached_features(utts: Sequence, frontend, cache_dir, name: str, *, speed: float = 1.0,
+                    progress: bool = True) -> List[np.ndarray]:
+    """Unnormalised features of ``utts`` (one (T, D) array each), computed once and cached."""
+    cache_dir = Path(cache_dir)
+    ids = [u.id for u in utts]
+    key = hashlib.sha256(f"{frontend.key()}|{speed}|{corpus_digest(utts)}".encode()).hexdigest()[:16]
+    path = cache_dir / f"{name}-{key}.npz"
+    if path.exists():
+        try:
+            return _load(path, ids)
+        except (ValueError, KeyError, OSError, zipfile.BadZipFile, EOFError) as e:
+            print(f"warning: feature cache {path} is damaged ({e}); rebuilding it", file=sys.stderr)
+    from tqdm import tqdm
+    feats = [frontend.file_features(u.wav_path, speed=speed)
+             for u in tqdm(utts, desc=f"features {name}", disable=not progress)]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    offsets = np.concatenate([[0], np.cumsum([f.shape[0] for f in feats])]).astype(np.int64)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, ids=np.array(ids), offsets=offsets, feats=np.concatenate(feats))
+    os.replace(tmp, path)
+    return _load(path, ids)

@@ -1,0 +1,117 @@
+"""The front end a model was trained with: feature options, sample rate and global CMVN statistics.
+
+    frontend = Frontend(options, sample_rate=16000)          # options of features.compute_features
+    frontend.fit(train_feats)                                 # global mean and variance (CmvnStats)
+    x = frontend.from_file("a.wav")                           # (T, D) float32, normalised
+
+Checkpoints store it (``frontend.cmvn_mean``/``frontend.cmvn_var`` arrays plus the options and rate in
+the metadata), so ``scratchasr.inference`` computes exactly the features the model was trained on.
+Audio at another sample rate is resampled with a polyphase filter (scipy's ``resample_poly``), with a
+notice, unless ``resample=False``, which refuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from fractions import Fraction
+from typing import Dict, Iterable, Optional
+
+import numpy as np
+
+from .features.audio import load_audio
+from .features.cmvn import CmvnStats
+from .features.pipeline import compute_features
+
+__all__ = ["Frontend", "DEFAULT_FEATURES", "resample_to"]
+
+DEFAULT_FEATURES = dict(num_mel_bins=40, use_energy=True, delta_order=2, delta_window=2)
+
+
+def resample_to(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
+    """Polyphase resampling by the reduced ratio ``target_sr / sr`` (identity when equal)."""
+    if sr == target_sr:
+        return y
+    from scipy.signal import resample_poly
+    r = Fraction(int(target_sr), int(sr))
+    return resample_poly(y, r.numerator, r.denominator).astype(y.dtype, copy=False)
+
+
+class Frontend:
+    def __init__(self, options: Optional[dict] = None, *, sample_rate: int = 16000,
+                 mean: Optional[np.ndarray] = None, var: Optional[np.ndarray] = None) -> None:
+        opts = dict(DEFAULT_FEATURES)
+        opts.update(options or {})
+        self.options = opts
+        self.sample_rate = int(sample_rate)
+        self.mean, self.var = mean, var
+
+    # ---------------------------------------------------------------- features
+    def raw_features(self, y: np.ndarray, sr: int, *, where: str = "audio", resample: bool = True,
+                     speed: float = 1.0) -> np.ndarray:
+        """Unnormalised features of a waveform; ``speed`` != 1 is Kaldi-style speed perturbation."""
+        if sr != self.sample_rate:
+            if not resample:
+                raise ValueError(f"{where}: sample rate {sr} Hz, the model expects {self.sample_rate} Hz "
+                                 f"(resampling is off)")
+            print(f"note: {where}: resampling {sr} Hz -> {self.sample_rate} Hz", file=sys.stderr)
+            y = resample_to(y, sr, self.sample_rate)
+        if speed != 1.0:
+            # play the samples at `speed` times the rate: tempo and pitch both change (Ko et al. 2015)
+            y = resample_to(y, int(round(speed * 1000)), 1000)
+        feats = compute_features(y, self.sample_rate, **self.options)
+        if feats.shape[0] == 0:
+            raise ValueError(f"{where}: audio too short for one feature frame ({len(y)} samples)")
+        return feats
+
+    def file_features(self, path: str, **kw) -> np.ndarray:
+        y, sr = load_audio(path)
+        return self.raw_features(y, sr, where=str(path), **kw)
+
+    # ---------------------------------------------------------------- normalisation
+    def fit(self, feats: Iterable[np.ndarray]) -> "Frontend":
+        stats = CmvnStats()
+        for f in feats:
+            stats.accumulate(f)
+        self.mean, self.var = stats.mean.astype(np.float64), stats.var.astype(np.float64)
+        return self
+
+    def normalise(self, feats: np.ndarray) -> np.ndarray:
+        if self.mean is None:
+            raise ValueError("frontend: no CMVN statistics (fit() was not called / not in the checkpoint)")
+        return ((feats - self.mean) / np.sqrt(np.maximum(self.var, 1e-10))).astype(np.float32)
+
+    def from_file(self, path: str, **kw) -> np.ndarray:
+        return self.normalise(self.file_features(path, **kw))
+
+    @property
+    def dim(self) -> int:
+        o = self.options
+        return (o["num_mel_bins"] + bool(o["use_energy"])) * (o["delta_order"] + 1)
+
+    # ---------------------------------------------------------------- checkpoints and caches
+    def key(self) -> str:
+        """A hash of everything that changes the unnormalised features."""
+        blob = json.dumps(dict(options=self.options, sample_rate=self.sample_rate), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        return {"frontend.cmvn_mean": self.mean, "frontend.cmvn_var": self.var}
+
+    def meta(self) -> dict:
+        return dict(options=self.options, sample_rate=self.sample_rate)
+
+    @classmethod
+    def from_checkpoint(cls, arrays: Dict[str, np.ndarray], meta: dict, *, where: str = "checkpoint"):
+        missing = [k for k in ("frontend.cmvn_mean", "frontend.cmvn_var") if k not in arrays]
+        if missing:
+            raise ValueError(f"{where}: missing CMVN statistics {missing}")
+        fm = meta.get("frontend", {"options": {}, "sample_rate": 16000})
+        fe = cls(fm.get("options"), sample_rate=fm.get("sample_rate", 16000), mean=arrays["frontend.cmvn_mean"],
+                 var=arrays["frontend.cmvn_var"])
+        for k in ("mean", "var"):
+            a = getattr(fe, k)
+            if a.ndim != 1 or not np.all(np.isfinite(a)):
+                raise ValueError(f"{where}: frontend.cmvn_{k} must be a finite vector, got shape {a.shape}")
+        return fe

@@ -1,0 +1,112 @@
+"""Inference apart from training (API.md "scratchasr.inference"): load a checkpoint, transcribe, score.
+
+    model, frontend = load("exp/ctc_blstm/best.npz")          # any model the trainer wrote
+    transcribe("exp/ctc_blstm/best.npz", ["a.wav"], beam_size=8)  -> [["sil", "hh", ...]]
+    result = evaluate("exp/ctc_blstm/best.npz", "data/synth_full", split="core_test", out="exp/decode")
+
+A checkpoint records the model's name and options (``meta["model"]``), the vocabulary, the units and
+scoring rule, and the front end (feature options, sample rate, CMVN). ``evaluate`` reads a
+TIMIT-layout corpus (with ``split``) or a Kaldi data dir (``wav.scp`` + ``text``), scores with sclite's
+counts (:mod:`scratchasr.metrics`) and, with ``out``, writes ``hyp.text`` (Kaldi ``text`` format) and
+``align.txt`` (sclite-pralign-style REF/HYP/Eval blocks per utterance).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import models
+from .data.corpus import Vocabulary, read_split, scoring_tokens
+from .frontend import Frontend
+from .io import load_checkpoint
+from .metrics import align, error_rate, format_alignment
+
+__all__ = ["load", "transcribe", "evaluate", "MAX_BEAM"]
+
+MAX_BEAM = 256
+_META_KEYS = ("model", "vocab", "frontend")
+
+
+def load(checkpoint) -> Tuple["models.Model", Frontend]:
+    """A trainer checkpoint -> ``(model in eval mode, frontend)``; ``model.vocabulary`` and ``model.scoring`` set."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no such file: {path}")
+    arrays, _, meta = load_checkpoint(str(path))
+    missing = [k for k in _META_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint: {path} lacks {missing} in its metadata (not written by the trainer?)")
+    for name in meta.get("config", {}).get("imports", []):
+        importlib.import_module(name)
+    try:
+        model = models.build_from_config(meta["model"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint: {path}: cannot rebuild the model: {e}") from None
+    state = {k: v for k, v in arrays.items() if not k.startswith("frontend.")}
+    try:
+        model.load_state_dict(state)
+    except ValueError as e:
+        raise ValueError(f"checkpoint: {path}: {e}") from None
+    bad = [k for k, v in state.items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise ValueError(f"checkpoint: {path}: non-finite values in {bad[:3]}")
+    frontend = Frontend.from_checkpoint(arrays, meta, where=f"checkpoint: {path}")
+    model.vocabulary = Vocabulary(meta["vocab"])
+    if len(model.vocabulary) != meta["model"]["vocab_size"]:
+        raise ValueError(f"checkpoint: {path}: vocabulary of {len(model.vocabulary)} tokens for a model with "
+                         f"vocab_size {meta['model']['vocab_size']}")
+    model.scoring = meta.get("scoring", "timit39" if model.vocabulary.is_timit61 else "tokens")
+    model.units = meta.get("units", "phones")
+    model.eval()
+    return model, frontend
+
+
+def _beam(beam_size) -> int:
+    if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or not 1 <= beam_size <= MAX_BEAM:
+        raise ValueError(f"beam_size: expected an integer in [1, {MAX_BEAM}], got {beam_size!r}")
+    return int(beam_size)
+
+
+def transcribe(checkpoint, paths: Sequence[str], *, beam_size: int = 1) -> List[List[str]]:
+    """The tokens recognised in each audio file (the model's units: phones, words or characters)."""
+    from .trainer import decode_features
+    beam_size = _beam(beam_size)
+    model, frontend = load(checkpoint)
+    feats = [frontend.from_file(str(p)) for p in paths]
+    hyps = decode_features(model, feats, beam=beam_size, batch_size=1)
+    return [model.vocabulary.decode(h) for h in hyps]
+
+
+def evaluate(checkpoint, data, split: Optional[str] = "core_test", *, beam_size: int = 1, out=None,
+             batch_size: int = 16, progress: bool = True) -> Dict:
+    """Decode and score a data set; ``out`` writes ``hyp.text`` and ``align.txt`` there."""
+    from tqdm import tqdm
+
+    from .trainer import decode_features
+    beam_size = _beam(beam_size)
+    model, frontend = load(checkpoint)
+    utts = read_split(data, split or "", model.units)
+    if not utts:
+        raise ValueError(f"data: no utterances in {data} (split {split!r})")
+    feats = [frontend.from_file(u.wav_path) for u in tqdm(utts, desc="features", disable=not progress, leave=False)]
+    hyps_ids = decode_features(model, feats, beam=beam_size, batch_size=batch_size, progress=progress)
+    hyps = [model.vocabulary.decode(h) for h in hyps_ids]
+    refs = [scoring_tokens(u.tokens, model.scoring) for u in utts]
+    scored = [scoring_tokens(h, model.scoring) for h in hyps]
+    er = error_rate(refs, scored)
+    if out is not None:
+        d = Path(out)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "hyp.text").write_text("".join(f"{u.id} {' '.join(h)}\n".replace(" \n", "\n")
+                                            for u, h in zip(utts, hyps)))
+        (d / "align.txt").write_text("\n".join(format_alignment(align(r, h), utt_id=u.id)
+                                               for u, r, h in zip(utts, refs, scored)))
+    unit = {"timit39": "PER"}.get(model.scoring, {"words": "WER", "chars": "CER"}.get(model.units, "TER"))
+    return dict(split=split, utterances=len(utts), metric=unit, rate=er.rate, per=er.rate, errors=er.errors,
+                ref_tokens=er.ref_tokens, substitutions=er.substitutions, deletions=er.deletions,
+                insertions=er.insertions,
+                examples=[(u.id, " ".join(r), " ".join(h)) for u, r, h in list(zip(utts, refs, scored))[:3]])

@@ -1,0 +1,579 @@
+"""The generic trainer: any registered model, from a recipe config, with nothing model-specific inside.
+
+    recipe config (dict: model + options) -> data (corpus -> features -> batches) -> model (owns its loss)
+        -> trainer (optimiser, schedule, checkpoints, logs) -> inference and scoring
+
+A config is a dict with a ``model`` key, the trainer's keys (:class:`TrainConfig`) and the model's
+options (every other key goes to ``models.build``). ``--key=value`` overrides take the type of the
+key's default and are validated by range, naming the key.
+
+What one run does (everything lands in ``exp_dir``):
+- reads the train and dev splits (TIMIT layout or Kaldi data dirs, :mod:`scratchasr.data.corpus`),
+  computes features once per split into ``feats/`` (keyed by the front end's options and the corpus
+  contents), fits global CMVN on the training features;
+- optional Kaldi-style speed perturbation (0.9, 1.0, 1.1: the audio resampled, each factor a new
+  speaker) and SpecAugment (masks drawn from ``default_rng([seed, epoch, batch])``, so resuming
+  redraws the same ones);
+- bucketed batches (sorted by length, the batch order drawn from ``default_rng([seed, epoch])``),
+  ``model.forward_loss`` / ``model.backward``, gradient accumulation over ``grad_accum`` batches,
+  global-norm clipping, Adam/AdamW/SGD, a schedule (NewBob on the dev score, constant, Noam warm-up
+  peaking at ``lr``, cosine with warm-up), dev scoring each epoch, early stopping;
+- ``best.npz`` is written before ``checkpoint.npz`` (a kill between the two leaves a checkpoint one
+  epoch behind a consistent best; resuming redoes that epoch bit-exactly), both atomically; logs
+  (``log.csv``, ``log.json``) are written atomically too; a finished run (early stop or last epoch)
+  is marked finished and ``--resume`` does not train it further;
+- Ctrl-C (SIGINT) finishes the batch in flight, writes a resumable mid-epoch checkpoint (epoch,
+  batch, partial sums, every RNG), and ``--resume`` continues bit-exactly;
+- a NaN loss names its utterances and stops without touching the checkpoint; an utterance a model
+  cannot align (too few frames for its labels: loss ``inf``) is named, skipped and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import models
+from .data.batch import Batch, bucket_batches, make_batch
+from .data.corpus import UNITS, CorpusUtterance, Vocabulary, build_vocabulary, read_split, scoring_tokens
+from .data.featcache import cached_features
+from .frontend import Frontend
+from .io import load_checkpoint, rng_from_state, rng_state, save_checkpoint
+from .metrics import error_rate
+from .optim import SGD, Adam, AdamW, clip_grad_norm
+from .optim.schedules import cosine_with_warmup, noam
+
+__all__ = ["TrainConfig", "train", "NonFiniteLoss", "RESUME_MAY_CHANGE", "MAX_BEAM", "decode_features",
+           "score_hypotheses"]
+
+MAX_BEAM = 256
+RESUME_MAY_CHANGE = ("epochs", "max_minutes", "progress", "patience", "data_dir", "exp_dir", "beam")
+SPEEDS = (0.9, 1.0, 1.1)
+SCHEDULES = ("newbob", "constant", "noam", "cosine")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class NonFiniteLoss(RuntimeError):
+    """A batch gave a NaN loss or gradient; the message names the utterances."""
+
+
+@dataclass
+class TrainConfig:
+    model: str = "ctc_blstm"
+    data_dir: str = "data/synth_small"
+    exp_dir: str = "exp/ctc_blstm"
+    train_split: str = "train"
+    dev_split: str = "dev"
+    units: str = "phones"            # phones | words | chars
+    epochs: int = 30
+    max_minutes: float = 0.0         # 0: no time budget (checked between epochs)
+    max_train_utts: int = 0          # 0: all
+    max_dev_utts: int = 0
+    seed: int = 0
+    batch_size: int = 16
+    grad_accum: int = 1              # batches per optimiser step
+    lr: float = 2e-3
+    optimizer: str = "adam"          # adam | adamw | sgd
+    weight_decay: float = 0.0
+    clip: float = 5.0                # global gradient norm; 0: no clipping
+    schedule: str = "newbob"         # newbob | constant | noam | cosine
+    lr_halving: bool = True          # newbob: halve lr when the dev score does not improve
+    warmup_steps: int = 0            # noam / cosine
+    patience: int = 4                # epochs without dev improvement before stopping
+    spec_augment: bool = False
+    speed_perturb: bool = False
+    beam: int = 1                    # dev decoding: 1 greedy, > 1 beam search
+    progress: bool = True
+    imports: List[str] = field(default_factory=list)      # modules that register models
+    features: Dict[str, object] = field(default_factory=dict)  # front-end options (features.compute_features)
+    model_options: Dict[str, object] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ building and validation
+    @classmethod
+    def from_overrides(cls, base: Optional[dict] = None, overrides: Optional[Sequence[str]] = None) -> "TrainConfig":
+        """``base`` (a config file's CONFIG) updated by ``--key=value`` strings; unknown keys are model options."""
+        values = dict(base or {})
+        for item in overrides or []:
+            key, sep, val = str(item).lstrip("-").partition("=")
+            key = key.replace("-", "_")
+            if not sep or not key:
+                raise ValueError(f"override {item!r}: expected --key=value")
+            values[key] = _Raw(val)
+        own = {f.name for f in fields(cls)}
+        model_opts = dict(values.pop("model_options", {}) or {})
+        for k in list(values):
+            if k not in own:
+                model_opts[k] = values.pop(k)
+        cfg, defaults_cfg = cls(), cls()
+        for k, v in values.items():
+            setattr(cfg, k, _convert(k, v, getattr(defaults_cfg, k)))
+        cfg.model_options = model_opts
+        cfg.validate()
+        _import_all(cfg.imports)
+        if cfg.model not in models.available():
+            raise ValueError(f"model: unknown model {cfg.model!r}; registered: {models.available()}")
+        defaults = models.base._REGISTRY[cfg.model].OPTIONS
+        for k, v in model_opts.items():
+            if k not in defaults:
+                raise ValueError(f"{k}: neither a trainer key nor an option of model {cfg.model!r} "
+                                 f"(its options: {sorted(defaults)})")
+            model_opts[k] = _convert(k, v, defaults[k])
+        return cfg
+
+    def validate(self) -> None:
+        def need(ok, key, what):
+            if not ok:
+                raise ValueError(f"{key}: expected {what}, got {getattr(self, key)!r}")
+        need(self.epochs >= 1, "epochs", "an integer >= 1")
+        need(self.max_minutes >= 0 and math.isfinite(self.max_minutes), "max_minutes", "a number >= 0")
+        for k in ("max_train_utts", "max_dev_utts", "seed", "patience", "warmup_steps"):
+            need(getattr(self, k) >= 0, k, "an integer >= 0")
+        for k in ("batch_size", "grad_accum"):
+            need(getattr(self, k) >= 1, k, "an integer >= 1")
+        need(self.lr > 0 and math.isfinite(self.lr), "lr", "a positive number")
+        need(self.clip >= 0 and math.isfinite(self.clip), "clip", "a number >= 0 (0: no clipping)")
+        need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(1 <= self.beam <= MAX_BEAM, "beam", f"an integer in [1, {MAX_BEAM}]")
+        need(self.units in UNITS, "units", f"one of {list(UNITS)}")
+        need(self.schedule in SCHEDULES, "schedule", f"one of {list(SCHEDULES)}")
+        need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {list(OPTIMIZERS)}")
+        need(self.schedule != "noam" or self.warmup_steps > 0, "warmup_steps", "> 0 for the noam schedule")
+        need(isinstance(self.imports, (list, tuple)), "imports", "a list of module names")
+        need(isinstance(self.features, dict), "features", "a dict of front-end options")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Raw(str):
+    """A command-line string still to be converted to the key's type."""
+
+
+def _convert(key: str, value, default):
+    """Convert/validate one config value against the type of its default (bool before int)."""
+    raw = isinstance(value, _Raw)
+    if isinstance(default, bool):
+        if raw:
+            low = value.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{key}: expected true or false, got {value!r}")
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{key}: expected True or False, got {value!r}")
+        return bool(value)
+    if isinstance(default, int):
+        if raw:
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(f"{key}: expected an integer, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    if isinstance(default, float):
+        if raw:
+            try:
+                v = float(value)
+            except ValueError:
+                raise ValueError(f"{key}: expected a number, got {value!r}") from None
+        elif isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{key}: expected a number, got {value!r}")
+        else:
+            v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(f"{key}: expected a finite number, got {value!r}")
+        return v
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise TypeError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    if isinstance(default, (list, tuple)):
+        if raw:
+            return [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{key}: expected a list, got {value!r}")
+        return list(value)
+    if isinstance(default, dict):
+        if raw:
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(f"{key}: expected a JSON object, got {value!r}") from None
+        if not isinstance(value, dict):
+            raise TypeError(f"{key}: expected a dict, got {value!r}")
+        return dict(value)
+    return value
+
+
+def _import_all(names: Sequence[str]) -> None:
+    for n in names:
+        try:
+            importlib.import_module(n)
+        except ImportError as e:
+            raise ValueError(f"imports: cannot import {n!r}: {e}") from None
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+class Split:
+    """One split in memory: utterances, normalised features, label ids."""
+
+    def __init__(self, utts: List[CorpusUtterance], feats: List[np.ndarray], labels: List[np.ndarray]):
+        self.utts, self.feats, self.labels = utts, feats, labels
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def batch(self, idx, *, augment=None) -> Batch:
+        feats = [self.feats[i] for i in idx]
+        if augment is not None:
+            feats = [augment(f, j) for j, f in enumerate(feats)]
+        return make_batch(feats, [self.labels[i] for i in idx], ids=[self.utts[i].id for i in idx])
+
+
+def _read(cfg: TrainConfig, split: str, limit: int) -> List[CorpusUtterance]:
+    utts = read_split(cfg.data_dir, split, cfg.units)
+    if not utts:
+        raise ValueError(f"data_dir: split {split!r} of {cfg.data_dir} holds no utterances")
+    return utts[:limit] if limit else utts
+
+
+def _prepare_data(cfg: TrainConfig, exp: Path, frontend: Frontend):
+    tr = _read(cfg, cfg.train_split, cfg.max_train_utts)
+    dv = _read(cfg, cfg.dev_split, cfg.max_dev_utts)
+    cache = exp / "feats"
+    tr_feats = cached_features(tr, frontend, cache, cfg.train_split, progress=cfg.progress)
+    dv_feats = cached_features(dv, frontend, cache, cfg.dev_split, progress=cfg.progress)
+    if frontend.mean is None:
+        frontend.fit(tr_feats)                                   # CMVN from the unperturbed training set
+    vocab = build_vocabulary(cfg.units, tr)
+    utts, feats = list(tr), list(tr_feats)
+    if cfg.speed_perturb:
+        for s in SPEEDS:
+            if s == 1.0:
+                continue
+            sp = [CorpusUtterance(f"sp{s}-{u.id}", f"sp{s}-{u.speaker}", u.wav_path, u.tokens, u.text) for u in tr]
+            utts += sp
+            feats += cached_features(tr, frontend, cache, f"{cfg.train_split}-sp{s}", speed=s,
+                                     progress=cfg.progress)
+    train = Split(utts, [frontend.normalise(f) for f in feats],
+                  [vocab.encode(u.tokens, where=f"utterance {u.id}") for u in utts])
+    # dev is scored on its tokens (strings); ids only where every token is known (an LM's dev loss)
+    dev = Split(dv, [frontend.normalise(f) for f in dv_feats],
+                [vocab.encode(u.tokens) if all(t in vocab.index for t in u.tokens) else None for u in dv])
+    return train, dev, vocab
+
+
+def _spec_augment(cfg: TrainConfig, epoch: int, batch_index: int):
+    if not cfg.spec_augment:
+        return None
+    from .features.specaugment import spec_augment
+    rng = np.random.default_rng([cfg.seed, 7, epoch, batch_index])
+    opts = dict(num_freq_masks=2, freq_mask_width=8, num_time_masks=2, time_mask_width=20, max_time_ratio=0.2)
+    return lambda f, j: spec_augment(f, rng, **opts)[0]
+
+
+# ----------------------------------------------------------------------------------------- scoring
+
+
+def decode_features(model, feats: Sequence[np.ndarray], *, beam: int = 1, batch_size: int = 16,
+                    lm=None, lm_weight: float = 0.0, progress: bool = False, desc: str = "decode") -> List[List[int]]:
+    """Decode a list of normalised (T, D) feature arrays in length-sorted batches; ids per utterance."""
+    from tqdm import tqdm
+    hyps: List[Optional[List[int]]] = [None] * len(feats)
+    groups = bucket_batches([f.shape[0] for f in feats], batch_size, None)
+    for idx in tqdm(groups, desc=desc, disable=not progress, leave=False):
+        b = make_batch([feats[i] for i in idx], [[] for _ in idx])
+        out = model.decode(b, method="greedy" if beam <= 1 else "beam", beam_size=beam, lm=lm, lm_weight=lm_weight)
+        for i, h in zip(idx, out):
+            hyps[i] = list(h)
+    return hyps  # type: ignore[return-value]
+
+
+def score_hypotheses(vocab: Vocabulary, scoring: str, refs: Sequence[Sequence[str]], hyps_ids):
+    """Error rate (sclite counts) after mapping both sides to scored tokens; returns (ErrorRate, hyp tokens)."""
+    hyp_tokens = [vocab.decode(h) for h in hyps_ids]
+    er = error_rate([scoring_tokens(r, scoring) for r in refs], [scoring_tokens(h, scoring) for h in hyp_tokens])
+    return er, hyp_tokens
+
+
+def _scoring_rule(vocab: Vocabulary) -> str:
+    return "timit39" if vocab.is_timit61 else "tokens"
+
+
+# ----------------------------------------------------------------------------------------- checkpoints
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_logs(exp: Path, history: List[dict]) -> None:
+    keys: List[str] = []
+    for h in history:
+        keys += [k for k in h if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(history)
+    _atomic_write(exp / "log.csv", buf.getvalue())
+    _atomic_write(exp / "log.json", json.dumps(history, indent=1))
+
+
+def _config_differences(saved: dict, now: dict) -> List[str]:
+    diffs = []
+    for k in sorted(set(saved) | set(now)):
+        if k in RESUME_MAY_CHANGE:
+            continue
+        if saved.get(k) != now.get(k):
+            diffs.append(f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})")
+    return diffs
+
+
+def _make_optimizer(cfg: TrainConfig, params):
+    if cfg.optimizer == "adam":
+        return Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+def _step_schedule(cfg: TrainConfig, steps_per_epoch: int):
+    if cfg.schedule == "noam":   # peak-normalised: lr at step warmup_steps  [optim:noam]
+        return noam(cfg.lr * math.sqrt(cfg.warmup_steps), 1, cfg.warmup_steps)
+    if cfg.schedule == "cosine":
+        total = max(cfg.epochs * steps_per_epoch, cfg.warmup_steps + 1)
+        return cosine_with_warmup(cfg.lr, total, cfg.warmup_steps)
+    return None  # newbob / constant: lr changes only between epochs
+
+
+# ----------------------------------------------------------------------------------------- train
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Run a recipe; returns a summary dict (best dev score, epochs, minutes, history, exp_dir)."""
+    from tqdm import tqdm
+    t_start = time.perf_counter()
+    cfg.validate()
+    _import_all(cfg.imports)
+    exp = Path(cfg.exp_dir)
+    exp.mkdir(parents=True, exist_ok=True)
+    for leftover in list(exp.glob(".*.tmp")) + list(exp.glob("feats/*.tmp*.npz")):
+        leftover.unlink()                                         # temporary files of a killed run
+    ckpt, best_path = exp / "checkpoint.npz", exp / "best.npz"
+    if ckpt.exists() and not resume and not overwrite:
+        raise ValueError(f"exp_dir: {exp} already holds a run (checkpoint.npz); continue it with --resume or "
+                         f"start afresh with --overwrite")
+    saved = None
+    if resume and ckpt.exists():
+        saved = load_checkpoint(ckpt)
+        diffs = _config_differences(saved[2]["config"], cfg.as_dict())
+        if diffs:
+            raise ValueError(f"config: differs from the checkpoint in {', '.join(diffs)}; only "
+                             f"{', '.join(RESUME_MAY_CHANGE)} may change on --resume")
+        if saved[2].get("finished") and saved[2]["epoch"] >= cfg.epochs:
+            print(f"{ckpt}: the run finished ({saved[2]['finished']}); nothing to do")
+            meta = saved[2]
+            return dict(epochs=len(meta["history"]), best_dev=meta["best"], best_dev_per=meta["best"],
+                        minutes=0.0, history=meta["history"], exp_dir=str(exp), finished=meta["finished"])
+    frontend = Frontend(cfg.features)
+    if saved is not None:
+        frontend = Frontend.from_checkpoint(saved[0], saved[2], where=str(ckpt))
+    train_set, dev_set, vocab = _prepare_data(cfg, exp, frontend)
+    scoring = _scoring_rule(vocab)
+
+    model = models.build(cfg.model, input_dim=frontend.dim, vocab_size=len(vocab), dtype=np.float32, seed=cfg.seed,
+                         **cfg.model_options)
+    opt = _make_optimizer(cfg, model.parameters())
+    history: List[dict] = []
+    epoch0, best, best_epoch, bad_epochs, step = 0, float("inf"), 0, 0, 0
+    resume_batch, partial = 0, [0.0, 0, 0, 0]
+    lr = cfg.lr
+    gens = model.random_generators()
+    if saved is not None:
+        params, opt_state, meta = saved
+        state = {k: v for k, v in params.items() if not k.startswith("frontend.")}
+        model.load_state_dict(state)
+        opt.load_state_dict(opt_state)
+        for k, st in meta["rngs"].items():
+            gens[k].bit_generator.state = rng_from_state(st).bit_generator.state
+        epoch0, best, best_epoch, bad_epochs = meta["epoch"], meta["best"], meta["best_epoch"], meta["bad_epochs"]
+        lr, history, step = meta["lr"], meta["history"], meta["step"]
+        resume_batch, partial = meta.get("batch", 0), meta.get("partial", partial)
+        if vocab.tokens != meta["vocab"]:
+            raise ValueError(f"data_dir: the training transcripts give a vocabulary different from the checkpoint's")
+        print(f"resumed from {ckpt} at epoch {epoch0}{f', batch {resume_batch}' if resume_batch else ''}")
+
+    def save(path: Path, epoch: int, batch: int = 0, part=(0.0, 0, 0, 0), finished: str = "") -> None:
+        meta = dict(config=cfg.as_dict(), model=model.config, vocab=vocab.tokens, units=cfg.units, scoring=scoring,
+                    frontend=frontend.meta(), epoch=epoch, batch=batch, partial=list(part), best=best,
+                    best_epoch=best_epoch, bad_epochs=bad_epochs, lr=lr, step=step, history=history,
+                    finished=finished, rngs={k: rng_state(g) for k, g in gens.items()})
+        arrays = dict(model.state_dict())
+        arrays.update(frontend.arrays())
+        save_checkpoint(path, arrays, optimizer_state=opt.state_dict(), meta=meta)
+
+    metric = "dev_loss" if model.IS_LM else "dev_err"
+    n_batches = -(-len(train_set) // cfg.batch_size)
+    schedule = _step_schedule(cfg, -(-n_batches // cfg.grad_accum))
+    print(f"model {cfg.model}: {model.num_parameters():,} parameters; {len(train_set)} training / {len(dev_set)} dev "
+          f"utterances, vocabulary {len(vocab)} ({cfg.units}, scored as {scoring})")
+
+    interrupted: List[bool] = []
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    finished = ""
+    epoch = epoch0
+    try:
+        for epoch in range(epoch0, cfg.epochs):
+            if cfg.max_minutes and (time.perf_counter() - t_start) / 60 > cfg.max_minutes:
+                print(f"time budget of {cfg.max_minutes} min reached before epoch {epoch + 1}")
+                break
+            model.train()
+            order = bucket_batches([f.shape[0] for f in train_set.feats], cfg.batch_size,
+                                   np.random.default_rng([cfg.seed, epoch]))
+            tot_loss, tot_frames, tot_utts, skipped = 0.0, 0, 0, 0
+            skip = 0
+            if epoch == epoch0 and resume_batch:
+                (tot_loss, tot_frames, tot_utts, skipped), skip = partial, resume_batch
+            t0 = time.perf_counter()
+            bar = tqdm(order, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+            model.zero_grad()
+            for done, idx in enumerate(bar):
+                if done < skip:          # finished before the interruption we resume from
+                    continue
+                batch = train_set.batch(idx, augment=_spec_augment(cfg, epoch, done))
+                loss, _ = model.forward_loss(batch)
+                if np.any(np.isnan(loss)):
+                    model.clear_caches()
+                    bad = [u for u, v in zip(batch.ids, loss) if np.isnan(v)]
+                    raise NonFiniteLoss(f"NaN loss for utterance(s) {bad} in epoch {epoch + 1}; the checkpoint "
+                                        f"holds the last good state")
+                ok = np.isfinite(loss)
+                if not ok.all():
+                    names = [u for u, v in zip(batch.ids, ok) if not v]
+                    skipped += len(names)
+                    tqdm.write(f"skipped (too short for its labels): {', '.join(names)}")
+                dloss = np.where(ok, 1.0 / (len(idx) * cfg.grad_accum), 0.0).astype(model.dtype)
+                model.backward(dloss)
+                tot_loss += float(loss[ok].sum())
+                tot_frames += int(batch.feat_lengths.sum())
+                tot_utts += int(ok.sum())
+                boundary = (done + 1) % cfg.grad_accum == 0 or done + 1 == len(order)
+                if boundary:
+                    grads = model.gradients()
+                    try:
+                        if cfg.clip > 0:
+                            clip_grad_norm(grads, cfg.clip)
+                        elif not all(np.all(np.isfinite(g)) for g in grads.values()):
+                            raise ValueError("non-finite gradient")
+                    except ValueError as e:
+                        raise NonFiniteLoss(f"non-finite gradient in the batch {list(batch.ids)}: {e}") from None
+                    if schedule is not None:
+                        lr = schedule(step)
+                    opt.lr = lr
+                    opt.step(grads)
+                    step += 1
+                    model.zero_grad()
+                bar.set_postfix(loss=f"{tot_loss / max(tot_utts, 1):.2f}",
+                                fps=f"{tot_frames / (time.perf_counter() - t0):.0f}")
+                if interrupted and boundary:
+                    save(ckpt, epoch, done + 1, (tot_loss, tot_frames, tot_utts, skipped))
+                    raise KeyboardInterrupt
+            secs = time.perf_counter() - t0
+            dev_score, dev_er = _evaluate_dev(model, dev_set, vocab, scoring, cfg)
+            improved = dev_score < best
+            if improved:
+                best, best_epoch, bad_epochs = dev_score, epoch + 1, 0
+            else:
+                bad_epochs += 1
+            rec = dict(epoch=epoch + 1, train_loss=tot_loss / max(tot_utts, 1), lr=opt.lr, step=step,
+                       seconds=round(secs, 2), frames_per_s=round(tot_frames / secs, 1), skipped=skipped)
+            rec[metric] = dev_score
+            if dev_er is not None:
+                rec.update(dev_per=dev_er.rate, dev_S=dev_er.substitutions, dev_D=dev_er.deletions,
+                           dev_I=dev_er.insertions)
+            history.append(rec)
+            what = (f"dev {'PER' if scoring == 'timit39' else 'error'} {100 * dev_score:.2f}% (S {dev_er.substitutions} "
+                    f"D {dev_er.deletions} I {dev_er.insertions})" if dev_er is not None else
+                    f"dev loss/token {dev_score:.3f}")
+            print(f"epoch {epoch + 1}: train loss/utt {rec['train_loss']:.2f}  {what}  {secs:.0f}s "
+                  f"{rec['frames_per_s']:.0f} frames/s{'  *best*' if improved else ''}"
+                  f"{f'  skipped {skipped}' if skipped else ''}", flush=True)
+            if cfg.schedule == "newbob" and not improved and cfg.lr_halving:
+                lr *= 0.5                                            # NewBob: halve on a plateau
+            if bad_epochs >= cfg.patience or epoch + 1 == cfg.epochs:
+                finished = (f"early stop: no dev improvement for {bad_epochs} epochs" if bad_epochs >= cfg.patience
+                            else f"finished {cfg.epochs} epochs")
+            if improved:
+                save(best_path, epoch + 1, finished=finished)        # best first: see the module docstring
+            save(ckpt, epoch + 1, finished=finished)
+            _write_logs(exp, history)
+            if bad_epochs >= cfg.patience:
+                print(finished)
+                break
+    except KeyboardInterrupt:
+        print(f"interrupted: {ckpt} holds the state after the last finished batch; continue with --resume")
+        raise
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+    try:
+        from .plots import plot_history
+        if history:
+            plot_history(history, exp / "loss.png")
+    except ImportError:
+        pass
+    return dict(epochs=len(history), best_dev=best, best_dev_per=best, minutes=(time.perf_counter() - t_start) / 60,
+                history=history, exp_dir=str(exp), finished=finished)
+
+
+def _evaluate_dev(model, dev: Split, vocab: Vocabulary, scoring: str, cfg: TrainConfig):
+    model.eval()
+    try:
+        if model.IS_LM:
+            tot, n = 0.0, 0
+            labels = [y for y in dev.labels if y is not None]      # utterances with out-of-vocabulary tokens skipped
+            for idx in bucket_batches([len(y) for y in labels], cfg.batch_size, None):
+                b = make_batch(None, [labels[i] for i in idx])
+                loss, _ = model.forward_loss(b)
+                tot += float(loss.sum())
+                n += int(b.target_lengths.sum() + len(idx))
+            return tot / max(n, 1), None
+        hyps = decode_features(model, dev.feats, beam=cfg.beam, batch_size=cfg.batch_size, progress=cfg.progress,
+                               desc="dev")
+        er, _ = score_hypotheses(vocab, scoring, [u.tokens for u in dev.utts], hyps)
+        return er.rate, er
+    finally:
+        model.train()
+
+
+def load_config_file(path: str) -> dict:
+    import runpy
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"CONFIG: no such file: {path}")
+    ns = runpy.run_path(path)
+    if not isinstance(ns.get("CONFIG"), dict):
+        raise ValueError(f"CONFIG: {path} must define a dict named CONFIG")
+    return ns["CONFIG"]
