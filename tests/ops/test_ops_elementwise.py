@@ -1,5 +1,7 @@
 """Linear, activations, softmax/log-softmax: gradchecks, purity, bad input, torch oracles."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -95,6 +97,43 @@ def test_sigmoid_extremes_and_values(rng):
     np.testing.assert_allclose(y, want, rtol=1e-14, atol=0)
     s, _ = swish_forward(x)
     assert np.all(np.isfinite(s))
+
+
+def test_activation_values_closed_form(rng):
+    """Forward values from the definitions, one scalar at a time with math.exp (a wrong forward with a
+    consistent backward passes every gradcheck; this does not)."""
+    x = np.concatenate([np.linspace(-8, 8, 33), 3 * rng.standard_normal(20)])
+    tanh_want = [(math.exp(2 * v) - 1) / (math.exp(2 * v) + 1) for v in x]
+    swish_want = [v / (1 + math.exp(-v)) for v in x]
+    np.testing.assert_allclose(tanh_forward(x)[0], tanh_want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(swish_forward(x)[0], swish_want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(relu_forward(x)[0], [max(v, 0.0) for v in x], rtol=0, atol=0)
+    # GLU (PyTorch's convention): the first half gates through the sigmoid of the second half.
+    z = rng.standard_normal((3, 4, 6))
+    for axis in (-1, 1):
+        a, b = np.split(z, 2, axis=axis)
+        want = np.vectorize(lambda u, w: u / (1 + math.exp(-w)))(a, b)
+        y, _ = glu_forward(z, axis)
+        assert y.shape == a.shape
+        np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.oracle
+def test_activations_torch_oracle(rng):
+    torch = pytest.importorskip("torch")
+    x = 3 * rng.standard_normal((4, 6))
+    cases = [(tanh_forward, tanh_backward, torch.tanh), (swish_forward, swish_backward, torch.nn.functional.silu),
+             (sigmoid_forward, sigmoid_backward, torch.sigmoid),
+             (lambda x: glu_forward(x, -1), glu_backward, lambda t: torch.nn.functional.glu(t, dim=-1)),
+             (lambda x: glu_forward(x, 0), glu_backward, lambda t: torch.nn.functional.glu(t, dim=0))]
+    for fwd, bwd, ref in cases:
+        y, cache = fwd(x)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = ref(xt)
+        dy = rng.standard_normal(y.shape)
+        yt.backward(torch.tensor(dy))
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(bwd(dy, cache)[0], xt.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
 def test_activation_bad_input(rng):
