@@ -44,13 +44,13 @@ def _add_synth_timit(sub) -> None:
 
 
 def _cmd_synth_timit(args) -> int:
-    from .data.synth import synth_timit
+    from .data.synth import SynthesisError, synth_timit
 
     t0 = time.perf_counter()
     try:
         summary = synth_timit(args.out_dir, size=args.size, seed=args.seed, holdout_voices=args.holdout_voices,
                               voices=args.voices, jobs=args.jobs, progress=not args.no_progress)
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
+    except (ValueError, FileExistsError, FileNotFoundError, PermissionError, SynthesisError) as e:
         print(f"scratchasr synth-timit: error: {e}", file=sys.stderr)
         return 2
     n = summary["utterances"]
