@@ -1,5 +1,7 @@
 """conv1d / conv2d: finite differences, lengths semantics, purity, bad input, torch oracle."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,29 @@ CONV1D_CASES = [
     (8, 3, 3, 3, 2, 1, 2, 3, True),  # depthwise (tap-loop path), strided and dilated
     (6, 2, 4, 3, 1, 1, 1, 2, True),  # depthwise with channel multiplier 2 (grouped einsum path)
 ]
+
+
+def _out_len(L, K, s, p, d):
+    """Output frames of a convolution over L frames, from its definition: output j reads inputs
+    j*s - p + i*d for i = 0..K-1 (zero padding outside 0..L+2p), so it exists while its last tap
+    j*s - p + (K-1)*d <= L - 1 + p; PyTorch's formula floor((L + 2p - d(K-1) - 1) / s) + 1. An empty
+    sequence has no output frame."""
+    if L == 0:
+        return 0
+    n = 0
+    while n * s - p + (K - 1) * d <= L - 1 + p:
+        n += 1
+    assert n == max(0, math.floor((L + 2 * p - d * (K - 1) - 1) / s) + 1)
+    return n
+
+
+@pytest.mark.parametrize("L,K,s,p,d", [(7, 3, 1, 1, 1), (4, 3, 2, 2, 2), (2, 3, 3, 0, 1), (1, 5, 1, 0, 1),
+                                       (0, 3, 1, 1, 1), (23, 3, 2, 0, 1), (10, 4, 3, 1, 2)])
+def test_conv_out_lengths_formula(L, K, s, p, d):
+    assert conv_out_lengths(np.array([L]), K, s, p, d).tolist() == [_out_len(L, K, s, p, d)]
+    if _out_len(L, K, s, p, d):   # the sequence alone, no lengths given: its output has that many frames
+        y, out_len, _ = conv1d_forward(np.ones((1, L, 1)), np.ones((1, 1, K)), stride=s, padding=p, dilation=d)
+        assert y.shape[1] == out_len[0] == _out_len(L, K, s, p, d)
 
 
 def _conv1d(case, lengths):
@@ -39,7 +64,7 @@ def test_conv1d_gradcheck_unequal_lengths(case):
     rep = gradcheck(fwd, conv1d_backward, inputs, rtol=1e-6, atol=1e-9)
     assert rep, str(rep)
     y, out_lengths, cache = fwd(*inputs)
-    np.testing.assert_array_equal(out_lengths, conv_out_lengths(lengths, K, s, p, d))
+    assert out_lengths.tolist() == [_out_len(L, K, s, p, d) for L in lengths]
     for b in range(2):  # outputs past the output length are exactly zero
         assert np.all(y[b, out_lengths[b]:] == 0)
     grads = conv1d_backward(rng.standard_normal(y.shape), cache)
@@ -124,6 +149,9 @@ def test_conv2d_gradcheck_unequal_lengths(case):
     rep = gradcheck(fwd, conv2d_backward, inputs, rtol=1e-6, atol=1e-9)
     assert rep, str(rep)
     y, out_lengths, cache = fwd(*inputs)
+    sT = stride if isinstance(stride, int) else stride[0]      # the time axis's stride and padding
+    pT = padding if isinstance(padding, int) else padding[0]
+    assert out_lengths.tolist() == [_out_len(L, KT, sT, pT, 1) for L in lengths]
     assert np.all(y[1, :, out_lengths[1]:] == 0)
     dx = conv2d_backward(rng.standard_normal(y.shape), cache)[0]
     assert np.all(dx[1, :, lengths[1]:] == 0)
