@@ -52,6 +52,36 @@ def test_decoder_gradcheck(mode, w, noise, max_full):
     assert np.all(denc[1, 4:] == 0)
 
 
+@pytest.mark.parametrize("mode,w", [("recursive", 2), ("parallel", 2), ("parallel", 1)])
+def test_decoder_gradcheck_small_every_element(mode, w):
+    """The reduced proof for the default suite: the slow cases above on a smaller decoder (T 4, D 2,
+    V 3, U 3, embedding 2, hidden 3, attention 2: at most 72 elements per tensor), every element of
+    every input and parameter checked, in both monotonic-attention modes through the whole decoder."""
+    rng = np.random.default_rng(11 + w)
+    params = init_mocha_params(rng, enc_dim=2, vocab=3, embed_dim=2, hidden=3, att_dim=2, r_init=-0.5,
+                               dtype=np.float64)
+    enc = rng.standard_normal((2, 4, 2))
+    prev = rng.integers(0, 3, size=(2, 3))
+    lengths, label_lengths = np.array([4, 3]), np.array([3, 2])
+
+    def fwd(enc, *ps):
+        return decoder_forward(dict(zip(PARAM_NAMES, ps)), enc, lengths, prev, chunk_size=w, mode=mode,
+                               label_lengths=label_lengths)
+
+    def bwd(dlogits, cache):
+        denc, G = decoder_backward(dlogits, params, cache)
+        return (denc, *[G[k] for k in PARAM_NAMES])
+
+    inputs = [enc] + [params[k] for k in PARAM_NAMES]
+    assert max(x.size for x in inputs) <= 1000                      # gradcheck checks every element
+    rep = gradcheck(fwd, bwd, inputs, names=["enc", *PARAM_NAMES], rtol=RTOL, atol=ATOL)
+    assert rep.ok, str(rep)
+    logits, cache = fwd(*inputs)
+    assert np.all(logits[1, 2] == 0)                                # padded output step
+    denc, _ = decoder_backward(np.ones_like(logits), params, cache)
+    assert np.all(denc[1, 3:] == 0)                                 # padded encoder frame
+
+
 def test_padding_nan_does_not_leak_and_alignment_mass():
     params, enc, prev = _setup(1)
     enc[1, 4:] = np.nan
