@@ -29,6 +29,7 @@ What each search is exact for (tests/decode/test_transducer_decode.py checks it 
 
 from __future__ import annotations
 
+import heapq
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -293,25 +294,31 @@ def graves_beam_search(model, f: np.ndarray, *, beam_size: int = 4, max_symbols_
                 if len(yh) < len(y) and y[:len(yh)] == yh:
                     s = np.logaddexp(s, s_hat + sum(lp(y[:j])[y[j]] for j in range(len(yh), len(y))))
             A[y] = float(s)
-        depth = {y: 0 for y in A}
+        # A as a heap ordered by fused score (ties: shorter, then smaller tokens); entries never change
+        # once pushed (a new hypothesis gets its one contribution when its parent is popped)
+        heap = [(-(s + fuse(y)), len(y), y, s, 0) for y, s in A.items()]
+        heapq.heapify(heap)
         Bn: Dict[Tuple[int, ...], float] = {}
-        while A:
-            y_star = min(A, key=lambda y: (-(A[y] + fuse(y)), len(y), y))
-            best_a = A[y_star] + fuse(y_star)
-            if sum(1 for y, s in Bn.items() if s + fuse(y) > best_a) >= W:
+        top_w: List[float] = []                          # min-heap of the W best fused scores in B
+        while heap:
+            neg, _, y_star, s_star, d = heapq.heappop(heap)
+            if len(top_w) == W and top_w[0] > -neg:      # B holds W hypotheses better than A's best
                 break
-            s_star = A.pop(y_star)
-            d = depth.pop(y_star)
             l_star = lp(y_star)
             Bn[y_star] = s_star + l_star[BLANK]                       # [transducer:graves-expand]
+            fused_b = Bn[y_star] + fuse(y_star)
+            if len(top_w) < W:
+                heapq.heappush(top_w, fused_b)
+            elif fused_b > top_w[0]:
+                heapq.heapreplace(top_w, fused_b)
             if d >= S:
                 continue
             for k in range(1, l_star.shape[0]):
                 y_new = y_star + (k,)
                 if y_new in A_in:          # its paths through y_star were merged in already
                     continue
-                A[y_new] = s_star + l_star[k]                         # [transducer:graves-expand]
-                depth[y_new] = d + 1
+                s_new = s_star + l_star[k]                            # [transducer:graves-expand]
+                heapq.heappush(heap, (-(s_new + fuse(y_new)), len(y_new), y_new, s_new, d + 1))
         keep = sorted(Bn, key=lambda y: (-(Bn[y] + fuse(y)), len(y), y))[:W]
         B = {y: Bn[y] for y in keep}
     ys = list(B)
