@@ -1,4 +1,4 @@
-"""One rule for choosing between a readable NumPy twin and its Numba kernel (../shared/API.md).
+"""One rule for choosing between a readable NumPy twin and its Numba kernel.
 
 ``backend=None`` means the Numba kernel where one exists, else NumPy; ``"numpy"`` forces the readable
 reference; ``"numba"`` forces the kernel (an error where there is none). Public functions resolve the

@@ -6,7 +6,7 @@ TIMIT is licensed; most students do not have it. ``synth_timit(out_dir, size=...
 TIMIT's 61-phone symbols), plus ``splits.json`` (dev and core-test speakers, read by
 ``timit.read_corpus``) and ``corpus.json`` (voices, speaker parameters, sentences, what was dropped).
 
-How (research note: ../shared/notes/data.md; docs/data.md):
+How (docs/data.md, "The synthetic corpus"):
 
 * Text: example sentences from WordNet 3.0 glosses (Debian ``wordnet-base``), 7-14 words, letters,
   spaces, commas and apostrophes only. Train and test (dev + core test) sentence pools are disjoint.

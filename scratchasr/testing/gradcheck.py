@@ -1,6 +1,6 @@
 """Finite-difference gradient checking for forward/backward pairs (docs/gradcheck.md).
 
-The contract (../shared/API.md): ``forward(*inputs) -> (out, cache)`` or ``(out, ..., cache)``,
+The contract (docs/gradcheck.md): ``forward(*inputs) -> (out, cache)`` or ``(out, ..., cache)``,
 where the first element is the output that is checked; ``backward(dout, cache)`` returns one
 gradient per floating-point array in ``inputs``, in order. We form the scalar
 
