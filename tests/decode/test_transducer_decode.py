@@ -46,8 +46,8 @@ def _fused(log_am, y, lm, lm_weight, reward):
     return log_am + lm_weight * lm_term + reward * len(y)
 
 
-@pytest.mark.parametrize("seed, scale, bias, lm_weight, reward", [(0, 5.0, 0.0, 0.0, 0.0), (2, 5.0, 1.0, 0.0, 0.0),
-                                                                 (5, 3.0, 2.0, 0.7, -0.3)])
+@pytest.mark.parametrize("seed, scale, bias, lm_weight, reward",
+                         [(0, 5.0, 0.0, 0.0, 0.0), (2, 5.0, 1.0, 0.0, 0.0), (5, 3.0, 2.0, 0.7, -0.3)])
 def test_graves_beam_search_is_exact_with_a_wide_beam(seed, scale, bias, lm_weight, reward):
     V, T, L = 3, 3, 3
     model = _model(V, blank_bias=bias, seed=seed, out_scale=scale)

@@ -137,7 +137,8 @@ def test_encode_chunk_carries_states(rng):
 
 
 def test_pretrans_copies_the_ctc_encoder(tmp_path):
-    ctc = models.build("ctc_blstm", input_dim=D, vocab_size=V, dtype=np.float64, seed=7, hidden=4, num_layers=2)
+    ctc = models.build("ctc_blstm", input_dim=D, vocab_size=V, dtype=np.float64, seed=7, hidden=4,
+                       num_layers=2)
     path = tmp_path / "ctc.npz"
     save_checkpoint(path, ctc.parameters())
     model = _model(num_layers=2, pretrained_encoder=str(path))
