@@ -190,3 +190,16 @@ def test_bad_arguments_are_named(rng):
         decode_attention(model, model.encode(batch), method="sampling")
     with pytest.raises(ValueError, match=r"^ctc_weight:"):
         decode_attention(model, model.encode(batch), method="beam", ctc_weight=0.3)
+
+
+def test_shallow_fusion_with_the_bigram_lm_changes_the_search(rng):
+    from scratchasr.decode.lm import BigramLM
+    V = 5
+    model = _tiny_model(V, seed=2)
+    batch = make_batch([rng.standard_normal((7, 3)), rng.standard_normal((6, 3))], [[1], [2]])
+    lm = BigramLM.estimate([[4, 4, 4, 4], [4, 4]] * 5, V, k=0.01)  # a prior that loves label 4
+    plain = model.decode(batch, method="beam", beam_size=3)
+    fused = model.decode(batch, method="beam", beam_size=3, lm=lm, lm_weight=5.0)
+    assert fused != plain and all(t == 4 for h in fused for t in h)
+    greedy = model.decode(batch, lm=lm, lm_weight=5.0)  # greedy fuses too
+    assert greedy != model.decode(batch) and all(t == 4 for h in greedy for t in h)
