@@ -2,10 +2,13 @@
 
     .venv/bin/python docs/walkthroughs/losses_plots.py
 
-No trained acoustic model exists in the repository yet, so the "utterance" is generated: a phone
-sequence with random durations, and logits that favour the aligned phone (or blank) at each frame
-plus Gaussian noise. The lattices are computed from these logits exactly as they would be from a
-network's. Writes losses_ctc_occupancy.png and losses_rnnt_lattice.png next to this file.
+The "utterance" is generated, so the figures need no training run and no checkpoint (the trained
+BiLSTM-CTC of experiments/timit/ctc_blstm is not committed): a phone sequence with random durations,
+and logits that favour the aligned phone (or blank) at each frame plus Gaussian noise. The lattices
+are computed from these logits exactly as they would be from a network's. The phones of "the cat
+took" hold a repeated phone ("k") and an adjacent repeat ("t t"), so the CTC path has to pass
+through the blank between the two t's. Writes losses_ctc_occupancy.png and losses_rnnt_lattice.png
+next to this file.
 """
 
 from __future__ import annotations
@@ -21,25 +24,27 @@ import numpy as np  # noqa: E402
 from scratchasr.losses import ctc_align, ctc_loss, ctc_loss_backward, rnnt_loss, rnnt_loss_backward  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-PHONES = ["<b>", "sil", "dh", "ax", "k", "ae", "t", "s", "ae", "t"]  # "the cat sat" (index 0 = blank)
+PHONES = ["<b>", "sil", "dh", "ax", "k", "ae", "t", "uh"]  # the vocabulary, each phone once (0 = blank)
+UTTERANCE = ["sil", "dh", "ax", "k", "ae", "t", "t", "uh", "k", "sil"]  # "the cat took"
 
 
 def generated_utterance(rng, T=60):
-    """Phone ids 1..9 with random durations; returns targets (S,) and the frame-level phone (T,)."""
-    y = np.arange(1, len(PHONES))  # sil dh ax k ae t s ae t
+    """The utterance's phone ids with random durations; returns targets (S,) and the frame-level
+    index into the targets (T,), so two adjacent equal phones stay two segments."""
+    y = np.array([PHONES.index(p) for p in UTTERANCE])
     dur = rng.multinomial(T - len(y), np.ones(len(y)) / len(y)) + 1  # every phone gets >= 1 frame
-    frames = np.repeat(y, dur)
-    return y, frames
+    return y, np.repeat(np.arange(len(y)), dur)
 
 
 def main():
     rng = np.random.default_rng(3)
     V = len(PHONES)
-    y, frames = generated_utterance(rng)
-    T, S = frames.shape[0], y.shape[0]
+    y, seg = generated_utterance(rng)
+    T, S = seg.shape[0], y.shape[0]
+    frames = y[seg]  # (T,) the phone id at each frame
 
     # CTC: peaky logits, the label on the first frame of each phone, blank elsewhere (as trained CTC does)
-    first = np.r_[True, frames[1:] != frames[:-1]]
+    first = np.r_[True, seg[1:] != seg[:-1]]
     ctc_logits = rng.normal(0, 1.0, (1, T, V))
     ctc_logits[0, np.arange(T), np.where(first, frames, 0)] += 4.0
     ctc_logits[0, np.arange(T), frames] += 1.5
@@ -71,10 +76,10 @@ def main():
 
     # RNN-T: joiner logits favour blank unless the next label is due at this frame
     Tr = 30
-    y_r, frames_r = generated_utterance(rng, Tr)
+    y_r, seg_r = generated_utterance(rng, Tr)
     U = y_r.shape[0]
     rnnt_logits = rng.normal(0, 1.0, (1, Tr, U + 1, V))
-    onset = np.searchsorted(np.r_[0, np.cumsum(np.bincount(frames_r)[1:])], np.arange(Tr), side="right") - 1
+    onset = seg_r  # (Tr,) index of the phone under way at frame t
     for t in range(Tr):
         for u in range(U + 1):
             if u < U and u <= onset[t]:
