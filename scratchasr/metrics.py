@@ -44,7 +44,7 @@ from typing import Hashable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from ._validate import choice
+from ._backend import resolve_backend
 
 W_INS, W_DEL, W_SUB = 3, 3, 4  # sclite's costs (wwd_WORD); a correct token costs 0
 OP_C, OP_S, OP_D, OP_I, OP_PAD = 0, 1, 2, 3, -1  # path codes shared with the kernel
@@ -172,7 +172,7 @@ def _encode(pairs: list[tuple[list, list]]):
 
 def _align_batch(pairs, backend: Optional[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the kernel (or its twin) on validated pairs: ``(ops, starts (N,), out (N, 5))``."""
-    choice("backend", backend, (None, "numpy", "numba"))
+    backend = resolve_backend(backend)
     ref_flat, ref_off, hyp_flat, hyp_off = _encode(pairs)
     ops = np.empty(int(ref_off[-1] + hyp_off[-1]), dtype=np.int8)
     out = np.zeros((len(pairs), 5), dtype=np.int64)

@@ -33,10 +33,10 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from .._validate import float_array, lengths_array, positive_int
+from .._backend import resolve_backend
+from .._validate import float_array, length_mask, lengths_array, positive_int
 
 NEG_INF = -math.inf
-BACKENDS = (None, "numpy", "numba")
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -232,8 +232,7 @@ def _prepare(log_probs: np.ndarray, lengths: np.ndarray, *, beam_size, blank, lm
     if token_threshold is not None and (isinstance(token_threshold, bool) or not isinstance(
             token_threshold, (int, float, np.floating, np.integer)) or math.isnan(token_threshold)):
         raise ValueError(f"token_threshold: expected None or a number, got {token_threshold!r}")
-    if not (backend is None or isinstance(backend, str)) or backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
+    resolve_backend(backend)  # validated now; resolved below, once we know whether the kernel can fuse the LM
     use_lm = lm is not None and float(lm_weight) != 0.0
     table = None
     if use_lm:
@@ -252,8 +251,8 @@ def _prepare(log_probs: np.ndarray, lengths: np.ndarray, *, beam_size, blank, lm
     if backend == "numba" and use_lm and table is None:
         raise ValueError(f"backend: the numba kernel fuses only bigram-table LMs (with transition_table()); "
                          f"{type(lm).__name__} needs backend=None or 'numpy'")
-    resolved = backend or ("numba" if (not use_lm or table is not None) else "numpy")
-    valid = np.arange(T)[None, :] < lengths[:, None]                     # (B, T)
+    resolved = resolve_backend(backend, has_kernel=not use_lm or table is not None)
+    valid = length_mask(lengths, T)                                       # (B, T)
     x = np.where(valid[:, :, None], log_probs, 0.0)                      # padding is never read: zero it
     with np.errstate(invalid="ignore"):                                   # reported just below
         lp = _log_softmax(x)
