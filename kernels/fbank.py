@@ -37,7 +37,7 @@ def kaldi_frame_prep_kernel(signal, first, shift, preemph, remove_dc, window, bu
     for t in range(n):
         o = first + t * shift
         x = signal[o:o + L]                                          # frame t (view) [features:frames-snip]
-        row = buf[t]                                                 # (P,) view: slices let the loops vectorise
+        row = buf[t]                                                 # (P,) view: lets the loops vectorise
         m = 0.0
         if remove_dc:
             for j in range(L):

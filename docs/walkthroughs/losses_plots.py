@@ -1,4 +1,4 @@
-"""Plots for docs/walkthroughs/losses.md: CTC state occupancy with the Viterbi path, RNN-T alpha and occupancy.
+"""Plots for docs/walkthroughs/losses.md: CTC occupancy with the Viterbi path, RNN-T alpha and occupancy.
 
     .venv/bin/python docs/walkthroughs/losses_plots.py
 

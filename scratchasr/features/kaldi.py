@@ -142,7 +142,8 @@ def _frame_prep_numpy(signal: np.ndarray, first: int, shift: int, preemph: float
     float64, columns L.. untouched. Arithmetic in float64.
     """
     n, L = buf.shape[0], window.shape[0]
-    frames = np.lib.stride_tricks.sliding_window_view(signal[first:], L)[::shift][:n]   # [features:frames-snip]
+    view = np.lib.stride_tricks.sliding_window_view
+    frames = view(signal[first:], L)[::shift][:n]                      # (n, L) [features:frames-snip]
     x = frames.astype(np.float64)                                      # (n, L)
     if remove_dc:
         x -= x.mean(axis=1, keepdims=True)                             # [features:dc]

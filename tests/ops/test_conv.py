@@ -39,7 +39,8 @@ def _out_len(L, K, s, p, d):
 def test_conv_out_lengths_formula(L, K, s, p, d):
     assert conv_out_lengths(np.array([L]), K, s, p, d).tolist() == [_out_len(L, K, s, p, d)]
     if _out_len(L, K, s, p, d):   # the sequence alone, no lengths given: its output has that many frames
-        y, out_len, _ = conv1d_forward(np.ones((1, L, 1)), np.ones((1, 1, K)), stride=s, padding=p, dilation=d)
+        y, out_len, _ = conv1d_forward(np.ones((1, L, 1)), np.ones((1, 1, K)), stride=s, padding=p,
+                                       dilation=d)
         assert y.shape[1] == out_len[0] == _out_len(L, K, s, p, d)
 
 

@@ -122,10 +122,11 @@ def test_activation_values_closed_form(rng):
 def test_activations_torch_oracle(rng):
     torch = pytest.importorskip("torch")
     x = 3 * rng.standard_normal((4, 6))
-    cases = [(tanh_forward, tanh_backward, torch.tanh), (swish_forward, swish_backward, torch.nn.functional.silu),
+    F = torch.nn.functional
+    cases = [(tanh_forward, tanh_backward, torch.tanh), (swish_forward, swish_backward, F.silu),
              (sigmoid_forward, sigmoid_backward, torch.sigmoid),
-             (lambda x: glu_forward(x, -1), glu_backward, lambda t: torch.nn.functional.glu(t, dim=-1)),
-             (lambda x: glu_forward(x, 0), glu_backward, lambda t: torch.nn.functional.glu(t, dim=0))]
+             (lambda x: glu_forward(x, -1), glu_backward, lambda t: F.glu(t, dim=-1)),
+             (lambda x: glu_forward(x, 0), glu_backward, lambda t: F.glu(t, dim=0))]
     for fwd, bwd, ref in cases:
         y, cache = fwd(x)
         xt = torch.tensor(x, requires_grad=True)
