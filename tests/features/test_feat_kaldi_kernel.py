@@ -6,6 +6,11 @@ NumPy. The float32 path runs its DFT in float64, so float32 input must give the 
 to the final float32 rounding.
 """
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,6 +18,8 @@ from scratchasr.features import fbank, frames_kaldi, mfcc
 from scratchasr.features.kaldi import _frame_prep_numpy, _kaldi_window
 from scratchasr.features.windows import kaldi_frame_source
 from scratchasr.kernels.fbank import kaldi_frame_prep_kernel
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _kaldi_frame_reference(frame, k, remove_dc, window):
@@ -89,3 +96,19 @@ def test_fbank_dither_goes_through_the_kernel():
 def test_fbank_rejects_unknown_backend():
     with pytest.raises(ValueError, match=r"^backend:"):
         fbank(np.zeros(800), backend="cuda")
+
+
+def test_frame_kernel_parity_without_jit():
+    """The kernel's Python body (NUMBA_DISABLE_JIT=1) agrees with the NumPy twin and Kaldi's loop too:
+    its explicit float64 casts keep float32 input from being computed in float32 there."""
+    code = ("import numpy as np\n"
+            "from tests.features.test_feat_kaldi_kernel import (\n"
+            "    test_frame_kernel_matches_numpy_twin_and_kaldi_loop as check)\n"
+            "from scratchasr.kernels.fbank import kaldi_frame_prep_kernel\n"
+            "assert not hasattr(kaldi_frame_prep_kernel, 'py_func')\n"
+            "for dt in (np.float32, np.float64):\n"
+            "    for snip in (True, False):\n"
+            "        check(dt, 0.97, True, snip)\n")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    res = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
