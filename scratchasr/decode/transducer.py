@@ -337,6 +337,7 @@ class StreamState(NamedTuple):
     pred: object             # PredState of the prediction network after the emitted labels
     g: np.ndarray            # (1, J) prediction vector of the emitted prefix
     tokens: Tuple[int, ...]  # labels emitted so far
+    times: Tuple[int, ...]   # the encoder frame at which each label was emitted (emission delays)
     frames: int              # encoder frames decoded so far
 
 
@@ -365,17 +366,20 @@ class TransducerStreamer:
         """Start a new utterance."""
         m = self.model
         g, pred = m.step(m.init_state(1), np.zeros(1, np.int64))
-        self.state = StreamState(m.encoder_init_state(1), np.zeros((0, m.input_dim), m.dtype), pred, g, (), 0)
+        self.state = StreamState(m.encoder_init_state(1), np.zeros((0, m.input_dim), m.dtype), pred, g, (), (),
+                                 0)
         self.finished = False
 
     def _run(self, x: np.ndarray) -> None:
         st = self.state
         f, enc = self.model.encode_chunk(x[None], st.encoder)       # (1, n', J)
         hyps = [list(st.tokens)]
+        times = list(st.times)
         g, pred = st.g, st.pred
         for t in range(f.shape[1]):
             g, pred = _greedy_frame(self.model, f[:, t], g, pred, np.ones(1, bool), self.max_symbols, hyps)
-        self.state = st._replace(encoder=enc, pred=pred, g=g, tokens=tuple(hyps[0]),
+            times += [st.frames + t] * (len(hyps[0]) - len(times))
+        self.state = st._replace(encoder=enc, pred=pred, g=g, tokens=tuple(hyps[0]), times=tuple(times),
                                  frames=st.frames + f.shape[1])
 
     def accept(self, frames: np.ndarray) -> List[int]:

@@ -134,6 +134,9 @@ def test_streaming_equals_offline_greedy(rng):
             pos += step
         final = streamer.finish()
         assert final == offline
+        times = streamer.state.times            # emission frames: one per label, non-decreasing, in range
+        assert len(times) == len(final) and list(times) == sorted(times)
+        assert all(0 <= t < -(-n // 2) for t in times)
         for p in partials:
             assert final[:len(p)] == p            # partial hypotheses only grow
     assert any(len(model.decode(make_batch([rng.standard_normal((13, D))], [[1]]))[0]) for _ in range(3))
