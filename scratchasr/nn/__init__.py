@@ -5,3 +5,4 @@ from .attention import MultiHeadAttention, RelPositionMultiHeadAttention  # noqa
 from .module import Module, ModuleList  # noqa: E402,F401
 from .layers import (GLU, BatchNorm, Conv1d, Conv2d, Dropout, Embedding, LayerNorm, Linear, ReLU,  # noqa: E402,F401
                      MaskedMeanPool, Sequential, Sigmoid, Swish, Tanh)
+from .conformer import ConformerBlock, ConformerEncoder, Conv2dSubsampling  # noqa: E402,F401
