@@ -19,13 +19,24 @@ What one run does (everything lands in ``exp_dir``):
   global-norm clipping, Adam/AdamW/SGD, a schedule (NewBob on the dev score, constant, Noam warm-up
   peaking at ``lr``, cosine with warm-up), dev scoring each epoch, early stopping;
 - ``best.npz`` is written before ``checkpoint.npz`` (a kill between the two leaves a checkpoint one
-  epoch behind a consistent best; resuming redoes that epoch bit-exactly), both atomically; logs
-  (``log.csv``, ``log.json``) are written atomically too; a finished run (early stop or last epoch)
-  is marked finished and ``--resume`` does not train it further;
+  epoch behind a consistent best; resuming redoes that epoch bit-exactly and rewrites best), both
+  atomically; logs (``log.csv``, ``log.json``) are written atomically too, and ``--resume`` first
+  rewrites them from the checkpoint's history (a kill inside the log writing loses nothing);
+  temporary files of a killed run are removed on the next start. A finished run is marked in its
+  checkpoint: after an early stop ``--resume`` never trains further; after the last epoch only a
+  larger ``epochs`` continues it. ``--overwrite`` removes the old run's checkpoints and logs first;
+  without it (or ``--resume``) an existing run is refused. On ``--resume`` only the keys in
+  ``RESUME_MAY_CHANGE`` may differ from the checkpoint's config; any other difference is named
+  and refused. tests/test_faults.py kills (SIGKILL) runs at these moments and checks that
+  ``--resume`` ends with the checkpoint, best model and logs of an uninterrupted run;
 - Ctrl-C (SIGINT) finishes the batch in flight, writes a resumable mid-epoch checkpoint (epoch,
   batch, partial sums, every RNG), and ``--resume`` continues bit-exactly;
 - a NaN loss names its utterances and stops without touching the checkpoint; an utterance a model
-  cannot align (too few frames for its labels: loss ``inf``) is named, skipped and counted.
+  cannot align (too few frames for its labels: loss ``inf``) is named, skipped and counted (log
+  field ``skipped``, per epoch); an utterance whose features cannot be computed (audio shorter than
+  one frame, unreadable or refused by the front end) is named in a warning, left out and counted
+  (log fields ``skipped_train_utts`` / ``skipped_dev_utts``; ids and reasons in the checkpoint's
+  ``skipped_utterances``).
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -50,6 +62,7 @@ from .data.batch import Batch, bucket_batches, make_batch
 from .data.corpus import UNITS, CorpusUtterance, Vocabulary, build_vocabulary, read_split, scoring_tokens
 from .data.featcache import cached_features
 from .frontend import Frontend
+from .inference import MAX_BEAM
 from .io import load_checkpoint, rng_from_state, rng_state, save_checkpoint
 from .metrics import error_rate
 from .optim import SGD, Adam, AdamW, clip_grad_norm
@@ -58,7 +71,6 @@ from .optim.schedules import cosine_with_warmup, noam
 __all__ = ["TrainConfig", "train", "NonFiniteLoss", "RESUME_MAY_CHANGE", "MAX_BEAM", "decode_features",
            "score_hypotheses"]
 
-MAX_BEAM = 256
 RESUME_MAY_CHANGE = ("epochs", "max_minutes", "progress", "patience", "data_dir", "exp_dir", "beam")
 SPEEDS = (0.9, 1.0, 1.1)
 SCHEDULES = ("newbob", "constant", "noam", "cosine")
@@ -254,11 +266,29 @@ def _read(cfg: TrainConfig, split: str, limit: int) -> List[CorpusUtterance]:
 
 
 def _prepare_data(cfg: TrainConfig, exp: Path, frontend: Frontend):
+    """-> (train Split, dev Split, vocabulary, skipped: {cache name: {utterance id: why}})."""
     tr = _read(cfg, cfg.train_split, cfg.max_train_utts)
     dv = _read(cfg, cfg.dev_split, cfg.max_dev_utts)
     cache = exp / "feats"
-    tr_feats = cached_features(tr, frontend, cache, cfg.train_split, progress=cfg.progress)
-    dv_feats = cached_features(dv, frontend, cache, cfg.dev_split, progress=cfg.progress)
+    skipped: Dict[str, Dict[str, str]] = {}
+
+    def features(utts, name, speed=1.0):
+        """Utterances whose audio the front end refuses (too short for one frame, unreadable, ...) are
+        skipped, each named in a warning, and counted in the logs (never hidden, never a crash)."""
+        bad: Dict[str, str] = {}
+        fs = cached_features(utts, frontend, cache, name, speed=speed, progress=cfg.progress, skipped=bad)
+        for uid, why in bad.items():
+            print(f"warning: skipping {name} utterance {uid}: {why}", file=sys.stderr)
+        if bad:
+            skipped[name] = bad
+        keep = [i for i, f in enumerate(fs) if f is not None]
+        if not keep:
+            raise ValueError(f"data_dir: no utterance of split {name!r} of {cfg.data_dir} gives features "
+                             f"(all {len(utts)} skipped; first: {next(iter(bad.values()))})")
+        return [utts[i] for i in keep], [fs[i] for i in keep]
+
+    tr, tr_feats = features(tr, cfg.train_split)
+    dv, dv_feats = features(dv, cfg.dev_split)
     if frontend.mean is None:
         frontend.fit(tr_feats)                                   # CMVN from the unperturbed training set
     vocab = build_vocabulary(cfg.units, tr)
@@ -267,16 +297,16 @@ def _prepare_data(cfg: TrainConfig, exp: Path, frontend: Frontend):
         for s in SPEEDS:
             if s == 1.0:
                 continue
-            sp = [CorpusUtterance(f"sp{s}-{u.id}", f"sp{s}-{u.speaker}", u.wav_path, u.tokens, u.text) for u in tr]
-            utts += sp
-            feats += cached_features(tr, frontend, cache, f"{cfg.train_split}-sp{s}", speed=s,
-                                     progress=cfg.progress)
+            kept, fs = features(tr, f"{cfg.train_split}-sp{s}", s)
+            utts += [CorpusUtterance(f"sp{s}-{u.id}", f"sp{s}-{u.speaker}", u.wav_path, u.tokens, u.text)
+                     for u in kept]
+            feats += fs
     train = Split(utts, [frontend.normalise(f) for f in feats],
                   [vocab.encode(u.tokens, where=f"utterance {u.id}") for u in utts])
     # dev is scored on its tokens (strings); ids only where every token is known (an LM's dev loss)
     dev = Split(dv, [frontend.normalise(f) for f in dv_feats],
                 [vocab.encode(u.tokens) if all(t in vocab.index for t in u.tokens) else None for u in dv])
-    return train, dev, vocab
+    return train, dev, vocab, skipped
 
 
 def _spec_augment(cfg: TrainConfig, epoch: int, batch_index: int):
@@ -329,6 +359,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _write_logs(exp: Path, history: List[dict]) -> None:
+    """``log.csv`` and ``log.json`` from ``history``, each atomically (files already holding it are left alone)."""
     keys: List[str] = []
     for h in history:
         keys += [k for k in h if k not in keys]
@@ -336,8 +367,39 @@ def _write_logs(exp: Path, history: List[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=keys)
     w.writeheader()
     w.writerows(history)
-    _atomic_write(exp / "log.csv", buf.getvalue())
-    _atomic_write(exp / "log.json", json.dumps(history, indent=1))
+    for path, text in ((exp / "log.csv", buf.getvalue()), (exp / "log.json", json.dumps(history, indent=1))):
+        try:
+            if path.read_text() == text:
+                continue
+        except (OSError, UnicodeDecodeError):
+            pass
+        _atomic_write(path, text)
+
+
+def _plot(exp: Path, history: List[dict]) -> None:
+    try:
+        from .plots import plot_history
+    except ImportError:
+        return
+    if history:
+        plot_history(history, exp / "loss.png")
+
+
+def _check_best(best_path: Path, meta: dict) -> None:
+    """On resume: ``best.npz`` must hold the epoch the checkpoint calls best (or a later one that a kill
+    between the two writes left ahead of the checkpoint: that epoch is redone and rewrites it)."""
+    want = meta.get("best_epoch", 0)
+    if not want:
+        return
+    try:
+        have = load_checkpoint(best_path)[2].get("epoch") if best_path.exists() else None
+    except ValueError as e:
+        have = f"unreadable ({e})"
+    if have == want or (isinstance(have, int) and have > meta["epoch"]):
+        return
+    print(f"warning: {best_path} holds epoch {have}, but the checkpoint's best is epoch {want}: the best "
+          f"model was lost outside the trainer (decode checkpoint.npz, or retrain with --overwrite)",
+          file=sys.stderr)
 
 
 def _config_differences(saved: dict, now: dict) -> List[str]:
@@ -374,6 +436,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     """Run a recipe; returns a summary dict (best dev score, epochs, minutes, history, exp_dir)."""
     from tqdm import tqdm
     t_start = time.perf_counter()
+    if resume and overwrite:
+        raise ValueError("overwrite: --resume continues a run, --overwrite replaces it; give one of them")
     cfg.validate()
     _import_all(cfg.imports)
     exp = Path(cfg.exp_dir)
@@ -384,22 +448,36 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     if ckpt.exists() and not resume and not overwrite:
         raise ValueError(f"exp_dir: {exp} already holds a run (checkpoint.npz); continue it with --resume or "
                          f"start afresh with --overwrite")
+    if overwrite and not resume:
+        for old in (ckpt, best_path, exp / "log.csv", exp / "log.json", exp / "loss.png"):
+            if old.exists():
+                old.unlink()          # a kill early in the new run must not leave the old run to --resume
     saved = None
+    if resume and not ckpt.exists():
+        print(f"--resume: no checkpoint in {exp} yet; starting afresh")
     if resume and ckpt.exists():
         saved = load_checkpoint(ckpt)
         diffs = _config_differences(saved[2]["config"], cfg.as_dict())
         if diffs:
             raise ValueError(f"config: differs from the checkpoint in {', '.join(diffs)}; only "
                              f"{', '.join(RESUME_MAY_CHANGE)} may change on --resume")
-        if saved[2].get("finished") and saved[2]["epoch"] >= cfg.epochs:
-            print(f"{ckpt}: the run finished ({saved[2]['finished']}); nothing to do")
-            meta = saved[2]
+        meta = saved[2]
+        _write_logs(exp, meta["history"])        # the logs of the checkpoint (a kill may have cut them short)
+        _check_best(best_path, meta)
+        # an early stop is final; a run that used up its epochs continues only if more are given
+        if meta.get("finished") and (meta.get("stopped_early") or meta["epoch"] >= cfg.epochs):
+            print(f"{ckpt}: the run finished ({meta['finished']}); nothing to do")
+            if not (exp / "loss.png").exists():
+                _plot(exp, meta["history"])
             return dict(epochs=len(meta["history"]), best_dev=meta["best"], best_dev_per=meta["best"],
                         minutes=0.0, history=meta["history"], exp_dir=str(exp), finished=meta["finished"])
     frontend = Frontend(cfg.features)
     if saved is not None:
         frontend = Frontend.from_checkpoint(saved[0], saved[2], where=str(ckpt))
-    train_set, dev_set, vocab = _prepare_data(cfg, exp, frontend)
+    train_set, dev_set, vocab, skipped_data = _prepare_data(cfg, exp, frontend)
+    n_skipped = dict(train=sum(len(v) for n, v in skipped_data.items()
+                               if n == cfg.train_split or n.startswith(f"{cfg.train_split}-sp")),
+                     dev=len(skipped_data.get(cfg.dev_split, {})))
     scoring = _scoring_rule(vocab)
 
     model = models.build(cfg.model, input_dim=frontend.dim, vocab_size=len(vocab), dtype=np.float32, seed=cfg.seed,
@@ -428,7 +506,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         meta = dict(config=cfg.as_dict(), model=model.config, vocab=vocab.tokens, units=cfg.units, scoring=scoring,
                     frontend=frontend.meta(), epoch=epoch, batch=batch, partial=list(part), best=best,
                     best_epoch=best_epoch, bad_epochs=bad_epochs, lr=lr, step=step, history=history,
-                    finished=finished, rngs={k: rng_state(g) for k, g in gens.items()})
+                    finished=finished, stopped_early=bad_epochs >= cfg.patience, skipped_utterances=skipped_data,
+                    rngs={k: rng_state(g) for k, g in gens.items()})
         arrays = dict(model.state_dict())
         arrays.update(frontend.arrays())
         save_checkpoint(path, arrays, optimizer_state=opt.state_dict(), meta=meta)
@@ -437,7 +516,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     n_batches = -(-len(train_set) // cfg.batch_size)
     schedule = _step_schedule(cfg, -(-n_batches // cfg.grad_accum))
     print(f"model {cfg.model}: {model.num_parameters():,} parameters; {len(train_set)} training / {len(dev_set)} dev "
-          f"utterances, vocabulary {len(vocab)} ({cfg.units}, scored as {scoring})")
+          f"utterances, vocabulary {len(vocab)} ({cfg.units}, scored as {scoring})"
+          + (f"; skipped {n_skipped['train']} training / {n_skipped['dev']} dev utterances whose features could "
+             f"not be computed (named above)" if skipped_data else ""))
 
     interrupted: List[bool] = []
     previous_handler = None
@@ -509,7 +590,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             else:
                 bad_epochs += 1
             rec = dict(epoch=epoch + 1, train_loss=tot_loss / max(tot_utts, 1), lr=opt.lr, step=step,
-                       seconds=round(secs, 2), frames_per_s=round(tot_frames / secs, 1), skipped=skipped)
+                       seconds=round(secs, 2), frames_per_s=round(tot_frames / secs, 1), skipped=skipped,
+                       skipped_train_utts=n_skipped["train"], skipped_dev_utts=n_skipped["dev"])
             rec[metric] = dev_score
             if dev_er is not None:
                 rec.update(dev_per=dev_er.rate, dev_S=dev_er.substitutions, dev_D=dev_er.deletions,
@@ -539,12 +621,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
-    try:
-        from .plots import plot_history
-        if history:
-            plot_history(history, exp / "loss.png")
-    except ImportError:
-        pass
+    _plot(exp, history)
     return dict(epochs=len(history), best_dev=best, best_dev_per=best, minutes=(time.perf_counter() - t_start) / 60,
                 history=history, exp_dir=str(exp), finished=finished)
 
