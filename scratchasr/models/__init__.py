@@ -11,5 +11,6 @@ from . import transducer  # noqa: F401  (registers "transducer")
 from . import seq2seq  # noqa: F401  (registers "seq2seq")
 from . import las  # noqa: F401  (registers "las")
 from . import mocha  # noqa: F401  (registers "mocha")
+from . import conformer  # noqa: F401  (registers "conformer_ctc", "conformer_transducer")
 
 __all__ = ["Model", "available", "build", "build_from_config", "check_batch", "gather_state", "register"]

@@ -97,7 +97,7 @@ class ConvModule(Module):
         super().__init__()
         self.K = positive_int("conv_kernel", kernel_size)
         if not causal and self.K % 2 == 0:
-            raise ValueError(f"conv_kernel: expected an odd kernel for a non-causal convolution, got {self.K}")
+            raise ValueError(f"conv_kernel: expected an odd kernel for a centred convolution, got {self.K}")
         self.causal = bool(causal)
         self.norm = LayerNorm(dim, dtype=dtype)
         self.pw1 = Linear(dim, 2 * dim, rng=rng, dtype=dtype)
@@ -291,6 +291,10 @@ class StreamState(NamedTuple):
     offset: int  # encoder frames already emitted (absolute index of the next chunk's first frame)
 
 
+class _EncoderCache(NamedTuple):
+    T: int  # input frames before padding to one subsampling window
+
+
 class ConformerEncoder(Module):
     """Subsampling + ``num_layers`` Conformer blocks with padding and (optionally) chunk masks.
 
@@ -299,14 +303,15 @@ class ConformerEncoder(Module):
     convolutions causal. With ``chunk_size > 0`` and ``causal=True`` the encoder streams exactly.
     """
 
-    def __init__(self, input_dim: int, dim: int, *, num_layers: int, heads: int, ff_mult: int, conv_kernel: int,
-                 dropout: float, chunk_size: int = 0, left_chunks: int = -1, causal: bool = False, seed: int = 0,
-                 dtype=np.float32) -> None:
+    def __init__(self, input_dim: int, dim: int, *, num_layers: int, heads: int, ff_mult: int,
+                 conv_kernel: int, dropout: float, chunk_size: int = 0, left_chunks: int = -1,
+                 causal: bool = False, seed: int = 0, dtype=np.float32) -> None:
         super().__init__()
         self.dim = positive_int("hidden", dim)
         positive_int("num_layers", num_layers)
         self.chunk_size = positive_int("chunk_size", chunk_size, minimum=0)
-        if isinstance(left_chunks, bool) or not isinstance(left_chunks, (int, np.integer)) or left_chunks < -1:
+        if (isinstance(left_chunks, bool) or not isinstance(left_chunks, (int, np.integer))
+                or left_chunks < -1):
             raise ValueError(f"left_chunks: expected an integer >= -1, got {left_chunks!r}")
         if not isinstance(causal, bool):
             raise TypeError(f"causal: expected True or False, got {causal!r}")
@@ -315,21 +320,30 @@ class ConformerEncoder(Module):
         self.subsample = Conv2dSubsampling(input_dim, dim, dim, rng=np.random.default_rng([seed, 10]),
                                            dtype=dtype)
         self.layers = ModuleList([ConformerBlock(dim, heads, ff_mult=ff_mult, conv_kernel=conv_kernel,
-                                                 causal=causal, dropout=dropout, seed=[seed, 11, i], dtype=dtype)
-                                  for i in range(num_layers)])
+                                                 causal=causal, dropout=dropout, seed=[seed, 11, i],
+                                                 dtype=dtype) for i in range(num_layers)])
 
     def forward(self, x, lengths=None):
-        """x (B, T, D) zero-padded, lengths (B,) -> (h (B, T', E), out_lengths (B,))."""
+        """x (B, T, D) zero-padded, lengths (B,) -> (h (B, T', E), out_lengths (B,)).
+
+        A batch shorter than one subsampling window (7 frames) is zero-padded to it (its lengths give 0
+        encoder frames)."""
+        B, T, D = x.shape
+        lengths = lengths_array("lengths", lengths, B, T)
+        if T < 7:
+            x = np.concatenate([x, np.zeros((B, 7 - T, D), x.dtype)], axis=1)
         h, hl = self.subsample(x, lengths)
         mask = encoder_mask(hl, h.shape[1], self.chunk_size, self.left_chunks)
         for layer in self.layers:
             h = layer(h, hl, mask)
+        self.push(_EncoderCache(T))
         return h, hl
 
     def backward(self, dh):
+        cache: _EncoderCache = self.pop()
         for layer in reversed(list(self.layers)):
             dh = layer.backward(dh)
-        return self.subsample.backward(dh)
+        return self.subsample.backward(dh)[:, :cache.T]
 
     # ------------------------------------------------------------------ streaming
     def _check_streamable(self) -> None:

@@ -1,0 +1,208 @@
+"""Conformer acoustic models (Gulati et al. 2020): ``"conformer_ctc"`` and ``"conformer_transducer"``.
+
+    x (B, T, D) --Conv2dSubsampling (x4)--> --N Conformer blocks--> h (B, T', E)      [conformer:block]
+    conformer_ctc:        logits = h W^T + b (B, T', V); loss = CTC (blank 0, docs/equations/ctc.md)
+    conformer_transducer: f = W_enc h + b, the prediction and joint networks of ``models.transducer``
+                          (imported, not copied); loss = RNN-T (docs/equations/transducer.md)
+
+The encoder (scratchasr/nn/conformer.py, docs/equations/conformer.md) has its own hand-written backward;
+the model only adds the output layer and the loss. SpecAugment and Noam warm-up come from the trainer
+(``spec_augment=True``, ``schedule="noam"``, ``warmup_steps``).
+
+Options (both models):
+    hidden (144) encoder width E (also the subsampling's channels); num_layers (4) Conformer blocks;
+    dropout (0.1) in every block (training only); heads (4); ff_mult (4) feed-forward width F = ff_mult E;
+    conv_kernel (15) depthwise kernel (odd unless causal); chunk_size (0: full attention) attention
+    chunk in encoder frames (40 ms each at a 10 ms frame shift); left_chunks (-1: all) left chunks seen;
+    causal (False): causal depthwise convolution.
+conformer_transducer adds pred_hidden (128), pred_layers (1), joint_dim (256), fastemit_lambda (0.0),
+clamp (-1.0), joint_chunk (0) with the meaning of ``models.transducer``.
+
+Streaming (``chunk_size > 0`` and ``causal=True``): ``state = model.stream_init(B)``, then
+``out, state = model.stream(x_piece (B, n, D), state, final=False)`` any number of times (``final=True``
+with the last piece). ``conformer_ctc`` returns log-posteriors ``(B, m, V)`` (float64) of the frames the
+piece completed, ``conformer_transducer`` the joint's encoder rows ``f (B, m, J)``; concatenated, they
+equal the offline model's (eval mode) with the same chunk mask [conformer:stream-attn].
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, NamedTuple, Tuple
+
+import numpy as np
+
+from .._validate import positive_int
+from ..data.batch import Batch
+from ..decode.ctc import ctc_greedy_decode, ctc_prefix_beam_search
+from ..losses import ctc_loss, ctc_loss_backward
+from ..nn.conformer import ConformerEncoder, StreamState
+from ..nn.layers import Embedding, Linear
+from ..nn.lstm import LSTM
+from ..nn.stack import FrameStack
+from ..ops.softmax import log_softmax_forward
+from .base import Model, check_batch, register
+from .ctc_blstm import ctc_min_frames
+from .transducer import Transducer, _check_prob
+
+__all__ = ["ConformerCTC", "ConformerTransducer"]
+
+BLANK = 0
+ENCODER_OPTIONS = dict(hidden=144, num_layers=4, dropout=0.1, heads=4, ff_mult=4, conv_kernel=15,
+                       chunk_size=0, left_chunks=-1, causal=False)
+
+
+def _encoder(input_dim, dtype, seed, *, hidden, num_layers, dropout, heads, ff_mult, conv_kernel, chunk_size,
+             left_chunks, causal) -> ConformerEncoder:
+    positive_int("heads", heads)
+    positive_int("ff_mult", ff_mult)
+    dropout = _check_prob("dropout", dropout)
+    return ConformerEncoder(input_dim, hidden, num_layers=num_layers, heads=heads, ff_mult=ff_mult,
+                            conv_kernel=conv_kernel, dropout=dropout, chunk_size=chunk_size,
+                            left_chunks=left_chunks, causal=causal, seed=seed, dtype=dtype)
+
+
+class CTCCache(NamedTuple):
+    ctc: object             # CTCCache of losses.ctc_loss
+    feasible: np.ndarray    # (B,) bool: enough encoder frames for the labels
+    dtype: np.dtype
+
+
+@register("conformer_ctc")
+class ConformerCTC(Model):
+    """Conformer encoder, linear output layer, CTC loss; see the module docstring."""
+
+    OPTIONS = dict(ENCODER_OPTIONS)
+    TEST_OPTIONS = dict(ff_mult=2, conv_kernel=3)
+    TEST_FRAMES = (23, 13)  # 5 and 2 encoder frames after x4 subsampling: enough for [1, 2, 2] and [3]
+
+    def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, **options) -> None:
+        super().__init__()
+        self.input_dim, self.vocab_size, self.dtype = input_dim, vocab_size, np.dtype(dtype)
+        self.encoder = _encoder(input_dim, dtype, seed, **options)
+        self.output = Linear(options["hidden"], vocab_size, rng=np.random.default_rng([seed, 2]), dtype=dtype)
+
+    # ------------------------------------------------------------------ encoder
+    def logits(self, x: np.ndarray, lengths: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """x (B, T, D) zero-padded -> (logits (B, T', V), out_lengths); caches pushed in training."""
+        h, hl = self.encoder(x, lengths)
+        return self.output(h, hl), hl  # [ops:linear]
+
+    def log_probs(self, batch: Batch) -> Tuple[np.ndarray, np.ndarray]:
+        """Per-frame log-posteriors ``(B, T', V)`` (float64) and their lengths, without caches."""
+        x, xl, _, _ = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size,
+                                  dtype=self.dtype)
+        was = self.training
+        self.eval()
+        try:
+            logits, out_len = self.logits(x, xl)
+        finally:
+            self.train(was)
+        lp, _ = log_softmax_forward(logits.astype(np.float64))
+        return lp, out_len
+
+    # ------------------------------------------------------------------ contract
+    def forward_loss(self, batch: Batch) -> Tuple[np.ndarray, Dict[str, float]]:
+        x, xl, y, yl = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size,
+                                   dtype=self.dtype)
+        logits, out_len = self.logits(x, xl)
+        feasible = ctc_min_frames(y, yl) <= out_len
+        nll, cache = ctc_loss(logits, y, out_len, yl, blank=BLANK, reduction="none", zero_infinity=True)
+        loss = np.where(feasible, nll, np.inf)
+        self.push(CTCCache(ctc=cache, feasible=feasible, dtype=logits.dtype))
+        stats = dict(loss=float(np.sum(nll[feasible])), utterances=float(feasible.sum()),
+                     frames=float(out_len.sum()), labels=float(yl.sum()))
+        return loss, stats
+
+    def backward(self, dloss: np.ndarray) -> np.ndarray:
+        cache: CTCCache = self.pop()
+        dloss = self._check_dloss(dloss, cache.feasible.shape[0])
+        dloss = np.where(cache.feasible, dloss, 0.0)  # skipped utterances: no gradient
+        dlogits = ctc_loss_backward(dloss, cache.ctc).astype(cache.dtype, copy=False)
+        return self.encoder.backward(self.output.backward(dlogits))
+
+    def decode(self, batch: Batch, *, method: str = "greedy", beam_size: int = 1, lm=None,
+               lm_weight: float = 0.0, **options) -> List[List[int]]:
+        beam_size = self._check_decode_args(method, beam_size)
+        lp, out_len = self.log_probs(batch)
+        if method == "greedy":
+            return ctc_greedy_decode(lp, out_len, blank=BLANK)
+        return ctc_prefix_beam_search(lp, out_len, beam_size=beam_size, blank=BLANK, lm=lm,
+                                      lm_weight=lm_weight, **options)
+
+    # ------------------------------------------------------------------ streaming
+    def stream_init(self, batch_size: int) -> StreamState:
+        """Streaming state before any frame (needs chunk_size > 0 and causal=True)."""
+        return self.encoder.stream_init(batch_size)
+
+    def stream(self, x: np.ndarray, state: StreamState, *, final: bool = False
+               ) -> Tuple[np.ndarray, StreamState]:
+        """Feed ``x (B, n, D)`` -> (log-posteriors (B, m, V) float64 of the frames completed, new state)."""
+        h, state = self.encoder.stream(x, state, final=final)
+        logits = h @ self.output.params["W"].T + self.output.params["b"]  # [ops:linear]
+        lp, _ = log_softmax_forward(logits.astype(np.float64))
+        return lp, state
+
+
+@register("conformer_transducer")
+class ConformerTransducer(Transducer):
+    """Conformer encoder + the prediction and joint networks of ``models.transducer`` (inherited methods:
+    ``init_state``, ``step``, ``joint_step``, ``lattice_loss``, ``forward_loss``, ``backward``, ``decode``).
+
+    Streaming: ``stream_init``/``stream`` give the joint's encoder rows ``f``; the transducer decoders
+    (``decode.transducer.greedy_search``) are frame-synchronous, so decoding the streamed rows as they
+    arrive gives the offline result of the chunk-masked model.
+    """
+
+    OPTIONS = dict(ENCODER_OPTIONS, pred_hidden=128, pred_layers=1, joint_dim=256, fastemit_lambda=0.0,
+                   clamp=-1.0, joint_chunk=0)
+    TEST_OPTIONS = dict(ff_mult=2, conv_kernel=3, pred_hidden=5, joint_dim=7, joint_chunk=1)
+    TEST_FRAMES = (23, 13)
+
+    def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, pred_hidden: int,
+                 pred_layers: int, joint_dim: int, fastemit_lambda: float, clamp: float, joint_chunk: int,
+                 **options) -> None:
+        Model.__init__(self)  # the parent's constructor builds an LSTM encoder; we build ours
+        positive_int("pred_hidden", pred_hidden)
+        positive_int("pred_layers", pred_layers)
+        positive_int("joint_dim", joint_dim)
+        self.joint_chunk = positive_int("joint_chunk", joint_chunk, minimum=0)
+        for name, v in (("fastemit_lambda", fastemit_lambda), ("clamp", clamp)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise ValueError(f"{name}: expected a finite number, got {v!r}")
+        if fastemit_lambda < 0:
+            raise ValueError(f"fastemit_lambda: expected a number >= 0, got {fastemit_lambda!r}")
+        self.fastemit_lambda, self.clamp = float(fastemit_lambda), float(clamp)
+        self.input_dim, self.vocab_size, self.dtype = input_dim, vocab_size, np.dtype(dtype)
+        self.encoder = _encoder(input_dim, dtype, seed, **options)
+        # inherited code reads these: no frame stacking (k = 1), and the encoder is not an LSTM
+        self.stack = FrameStack(1)
+        self.bidirectional = not (self.encoder.chunk_size > 0 and self.encoder.causal)
+        self.embed = Embedding(vocab_size, pred_hidden, rng=np.random.default_rng([seed, 3]), dtype=dtype)
+        self.predictor = LSTM(pred_hidden, pred_hidden, num_layers=pred_layers,
+                              dropout=float(options["dropout"]), seed=seed + 1000, dtype=dtype)
+        self.joint_enc = Linear(options["hidden"], joint_dim, rng=np.random.default_rng([seed, 4]),
+                                dtype=dtype)
+        self.joint_pred = Linear(pred_hidden, joint_dim, bias=False, rng=np.random.default_rng([seed, 5]),
+                                 dtype=dtype)
+        self.joint_out = Linear(joint_dim, vocab_size, rng=np.random.default_rng([seed, 6]), dtype=dtype)
+
+    def _encoder_out(self, x: np.ndarray, lengths: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """f = W_enc h + b on the Conformer output [transducer:encoder] [conformer:block]."""
+        xs, _ = self.stack(x, lengths)  # k = 1: the identity, so the inherited backward applies
+        h, hl = self.encoder(xs, lengths)
+        return self.joint_enc(h, hl), hl
+
+    def encoder_init_state(self, batch_size: int):  # the LSTM-state API of the parent does not apply
+        raise ValueError("model: a Conformer encoder streams with stream_init/stream (chunks, caches)")
+
+    def encode_chunk(self, x, state):
+        raise ValueError("model: a Conformer encoder streams with stream_init/stream (chunks, caches)")
+
+    def stream_init(self, batch_size: int) -> StreamState:
+        return self.encoder.stream_init(batch_size)
+
+    def stream(self, x: np.ndarray, state: StreamState, *, final: bool = False
+               ) -> Tuple[np.ndarray, StreamState]:
+        """Feed ``x (B, n, D)`` -> (joint encoder rows f (B, m, J) of the frames completed, new state)."""
+        h, state = self.encoder.stream(x, state, final=final)
+        return h @ self.joint_enc.params["W"].T + self.joint_enc.params["b"], state  # [transducer:joint]
