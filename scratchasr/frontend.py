@@ -60,7 +60,10 @@ class Frontend:
         if speed != 1.0:
             # play the samples at `speed` times the rate: tempo and pitch both change (Ko et al. 2015)
             y = resample_to(y, int(round(speed * 1000)), 1000)
-        feats = compute_features(y, self.sample_rate, **self.options)
+        try:
+            feats = compute_features(y, self.sample_rate, **self.options)
+        except ValueError as e:              # e.g. audio shorter than one frame: name the file
+            raise ValueError(f"{where}: {e}") from None
         if feats.shape[0] == 0:
             raise ValueError(f"{where}: audio too short for one feature frame ({len(y)} samples)")
         return feats

@@ -17,7 +17,6 @@ the metadata and ``log.json``/``log.csv`` equal except the wall-clock fields (``
 
 import csv
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -78,15 +77,15 @@ TIMING = ("seconds", "frames_per_s")
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """The tiny corpus, a config and one uninterrupted reference run (improves at epochs 1 and 2,
-    then stops early)."""
+    """The tiny corpus, a config and one uninterrupted reference run (improves at epochs 1 and 2, then
+    stops early)."""
     from scratchasr.data.synth import synth_timit
     root = tmp_path_factory.mktemp("faults")
     synth_timit(str(root / "tiny"), size="tiny", seed=0, progress=False)
     cfg = root / "config.py"
     cfg.write_text(f"CONFIG = dict(model='ctc_blstm', data_dir={str(root / 'tiny')!r}, exp_dir='unset', "
-                   "hidden=16, num_layers=1, stack=2, dropout=0.0, lr=2e-2, batch_size=4, epochs=8, patience=2, "
-                   "max_train_utts=4, progress=False)\n")
+                   "hidden=16, num_layers=1, stack=2, dropout=0.0, lr=2e-2, batch_size=4, epochs=8, "
+                   "patience=2, max_train_utts=4, progress=False)\n")
     (root / "driver.py").write_text(DRIVER)
     ref = root / "reference"
     assert main(["train", str(cfg), f"--exp_dir={ref}"]) == 0

@@ -297,3 +297,53 @@ def test_batches_hold_the_corpus_ids(corpus, tmp_path):
                    ids=[u.id for u in utts])
     loss, _ = model.forward_loss(b)
     assert loss.shape == (len(utts),) and np.all(np.isfinite(loss))
+
+
+def _kaldi_copy(corpus, root, split, extra):
+    """A Kaldi data dir holding ``split`` of the tiny corpus (phones) plus ``extra`` (id -> wav path)."""
+    d = root / split
+    d.mkdir(parents=True)
+    utts = read_split(corpus, split, "phones")
+    rows = [(u.id, u.wav_path, " ".join(u.tokens)) for u in utts]
+    rows += [(k, v, "sil aa sil") for k, v in extra.items()]
+    rows.sort()
+    (d / "wav.scp").write_text("".join(f"{i} {w}\n" for i, w, _ in rows))
+    (d / "text").write_text("".join(f"{i} {t}\n" for i, _, t in rows))
+
+
+def test_utterances_without_features_are_skipped_named_and_counted(corpus, tmp_path, capsys):
+    import soundfile as sf
+    sf.write(tmp_path / "short.wav", np.zeros(100, np.float32), 16000)       # shorter than one 25 ms frame
+    (tmp_path / "junk.wav").write_bytes(b"RIFF not really a wav file")      # unreadable
+    data = tmp_path / "data"
+    _kaldi_copy(corpus, data, "train", {"zz_short": str(tmp_path / "short.wav"),
+                                        "zz_junk": str(tmp_path / "junk.wav")})
+    _kaldi_copy(corpus, data, "dev", {"zz_devshort": str(tmp_path / "short.wav")})
+    s = train(_cfg(corpus, tmp_path / "exp", data_dir=str(data), epochs=1, max_train_utts=0))
+    err = capsys.readouterr().err
+    for uid, what in (("zz_short", "short.wav: y: 100 samples"), ("zz_junk", "junk.wav"),
+                      ("zz_devshort", "short.wav: y: 100 samples")):
+        assert any(uid in line and what in line for line in err.splitlines()), (uid, err)
+    log = json.loads((tmp_path / "exp" / "log.json").read_text())
+    first = s["history"][0]
+    assert (log[0]["skipped_train_utts"], log[0]["skipped_dev_utts"]) == (2, 1)
+    assert (first["skipped_train_utts"], first["skipped_dev_utts"]) == (2, 1)
+    meta = load_checkpoint(tmp_path / "exp" / "checkpoint.npz")[2]
+    assert set(meta["skipped_utterances"]["train"]) == {"zz_short", "zz_junk"}
+    assert set(meta["skipped_utterances"]["dev"]) == {"zz_devshort"}
+    train(_cfg(corpus, tmp_path / "exp", data_dir=str(data), epochs=2, max_train_utts=0), resume=True)
+    assert "zz_junk" in capsys.readouterr().err                 # from the feature cache: still named
+    assert json.loads((tmp_path / "exp" / "log.json").read_text())[1]["skipped_train_utts"] == 2
+
+
+def test_a_split_without_any_features_is_an_error_naming_it(corpus, tmp_path):
+    import soundfile as sf
+    sf.write(tmp_path / "short.wav", np.zeros(100, np.float32), 16000)
+    data = tmp_path / "data"
+    _kaldi_copy(corpus, data, "train", {})
+    d = data / "dev"
+    d.mkdir()
+    (d / "wav.scp").write_text(f"a {tmp_path / 'short.wav'}\n")
+    (d / "text").write_text("a sil\n")
+    with pytest.raises(ValueError, match=r"^data_dir: no utterance of split 'dev'.*short\.wav"):
+        train(_cfg(corpus, tmp_path / "exp", data_dir=str(data), epochs=1))
