@@ -54,6 +54,8 @@ ENCODER_OPTIONS = dict(hidden=144, num_layers=4, dropout=0.1, heads=4, ff_mult=4
 def _encoder(input_dim, dtype, seed, *, hidden, num_layers, dropout, heads, ff_mult, conv_kernel, chunk_size,
              left_chunks, causal) -> ConformerEncoder:
     positive_int("heads", heads)
+    if positive_int("hidden", hidden) % heads:
+        raise ValueError(f"heads: expected a divisor of hidden={hidden}, got {heads}")
     positive_int("ff_mult", ff_mult)
     dropout = _check_prob("dropout", dropout)
     return ConformerEncoder(input_dim, hidden, num_layers=num_layers, heads=heads, ff_mult=ff_mult,
