@@ -26,8 +26,11 @@ Options (``models.build("mocha", ..., **options)``):
     label_smoothing (0.1); noise_std (1.0): pre-sigmoid Gaussian noise on the monotonic energies in
     training [mocha:prob-noise] (Raffel et al.: pushes p towards 0/1 so that hard decoding matches
     training; like dropout it makes training random: forward_loss is deterministic when dropout = 0
-    and noise_std = 0); embed_dim (64): label embedding width; att_dim (128): attention projection
-    width; heads (1): MoChA is single-headed here (multi-head MoChA, Inaguma et al. 2020, is not
+    and noise_std = 0); r_init (-4.0): initial offset r of the monotonic energy [mocha:mono-energy]
+    (Raffel et al.'s -4 makes p ~ 0.02 per frame: the expected alignment first advances ~50 frames per
+    label, so on phone-rate outputs it runs off the end of the input within a few labels; a value near
+    0 starts it at ~2 frames per label); embed_dim (64): label embedding width; att_dim (128): attention
+    projection width; heads (1): MoChA is single-headed here (multi-head MoChA, Inaguma et al. 2020, is not
     implemented), so only heads=1 is accepted.
 
 Decoding (``decode(batch, method=...)``): "greedy" (offline hard MoChA,
@@ -107,13 +110,13 @@ class MochaModel(Model):
     """Unidirectional LSTM encoder + MoChA decoder, cross-entropy; see the module docstring."""
 
     OPTIONS = dict(hidden=256, num_layers=3, dropout=0.0, stack=3, chunk_size=2, mode="recursive",
-                   label_smoothing=0.1, noise_std=1.0, embed_dim=64, att_dim=128, heads=1)
+                   label_smoothing=0.1, noise_std=1.0, r_init=-4.0, embed_dim=64, att_dim=128, heads=1)
     TEST_OPTIONS = dict(heads=1, stack=1, chunk_size=2, embed_dim=4, att_dim=4, noise_std=0.0,
                         label_smoothing=0.1)
 
     def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, hidden: int, num_layers: int,
                  dropout: float, stack: int, chunk_size: int, mode: str, label_smoothing: float,
-                 noise_std: float, embed_dim: int, att_dim: int, heads: int) -> None:
+                 noise_std: float, r_init: float, embed_dim: int, att_dim: int, heads: int) -> None:
         super().__init__()
         positive_int("hidden", hidden)
         positive_int("num_layers", num_layers)
@@ -130,6 +133,8 @@ class MochaModel(Model):
             raise ValueError(f"label_smoothing: expected a float in [0, 1), got {label_smoothing!r}")
         if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)) or not noise_std >= 0.0:
             raise ValueError(f"noise_std: expected a float >= 0, got {noise_std!r}")
+        if isinstance(r_init, bool) or not isinstance(r_init, (int, float)) or not np.isfinite(r_init):
+            raise ValueError(f"r_init: expected a finite number, got {r_init!r}")
         if isinstance(heads, bool) or heads != 1:
             raise ValueError(f"heads: this MoChA decoder has a single monotonic head (multi-head MoChA is "
                              f"not implemented), expected 1, got {heads!r}")
@@ -140,7 +145,7 @@ class MochaModel(Model):
                             dropout=float(dropout), seed=seed, dtype=dtype)
         self.decoder = MochaDecoder(enc_dim=hidden, vocab=vocab_size, embed_dim=embed_dim, hidden=hidden,
                                     att_dim=att_dim, chunk_size=chunk_size, noise_std=float(noise_std),
-                                    mode=mode, seed=seed + 7, dtype=dtype)
+                                    r_init=float(r_init), mode=mode, seed=seed + 7, dtype=dtype)
 
     # ------------------------------------------------------------------ encoder
     def encode(self, batch: Batch) -> MochaMemory:

@@ -69,7 +69,8 @@ def _feats(rng, lengths, dtype=np.float64):
 
 @pytest.mark.parametrize("opt, value", [("heads", 2), ("mode", "soft"), ("chunk_size", 0),
                                         ("label_smoothing", 1.0), ("noise_std", -1.0), ("dropout", 1.0),
-                                        ("stack", 0), ("att_dim", 0)])
+                                        ("stack", 0), ("att_dim", 0),
+                                        ("r_init", float("nan"))])
 def test_bad_options_are_refused_by_name(opt, value):
     with pytest.raises((ValueError, TypeError), match=rf"^{opt}:"):
         _build(**{opt: value})
