@@ -30,7 +30,10 @@ Options (``models.build("transducer", ..., **options)``):
     pred_hidden (128) embedding size and prediction LSTM cells; pred_layers (1); joint_dim (256) J;
     fastemit_lambda (0.0); clamp (-1.0: off); joint_chunk (0: whole batch) utterances per joint chunk;
     pretrained_encoder (""): path of a ctc_blstm checkpoint (scratchasr.io.save_checkpoint) whose
-    ``encoder.*`` arrays initialise the encoder (PreTrans), see :func:`load_pretrained_encoder`.
+    ``encoder.*`` arrays initialise the encoder (PreTrans), see :func:`load_pretrained_encoder`;
+    pretrained_predictor (""): path of a checkpoint whose ``embed.*`` and ``predictor.*`` arrays
+    initialise the prediction network, e.g. one written after :func:`pretrain_prediction_network`
+    (the prediction network trained as a label language model, [transducer:pred-lm]).
 
 Decoding (scratchasr/decode/transducer.py): ``method="greedy"`` (``max_symbols_per_frame``),
 ``"beam"`` (the one-symbol-per-frame modified beam search of k2/icefall) and ``"graves"`` (Graves 2012
@@ -50,13 +53,14 @@ output distribution needs an encoder frame too, which ``joint_step`` takes.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, NamedTuple, Tuple
+import time
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
 from .._validate import float_array, int_array, positive_int
 from ..data.batch import Batch
-from ..losses import rnnt_loss, rnnt_loss_backward
+from ..losses import cross_entropy_loss, cross_entropy_loss_backward, rnnt_loss, rnnt_loss_backward
 from ..nn.layers import Embedding, Linear
 from ..nn.lstm import LSTM
 from ..nn.stack import FrameStack, stack_frames
@@ -64,6 +68,7 @@ from ..ops.lstm import lstm_forward, lstm_step_forward
 from .base import Model, check_batch, register
 
 __all__ = ["Transducer", "JointCache", "joint_forward", "joint_backward", "load_pretrained_encoder",
+           "load_pretrained_predictor", "pretrain_prediction_network",
            "PredState", "EncoderState"]
 
 BLANK = 0
@@ -131,6 +136,11 @@ class EncoderState(NamedTuple):
     c: np.ndarray   # (B, L, H)
 
 
+class LMCache(NamedTuple):
+    joint: JointCache     # joint over (B, 1, U+1) with the encoder term replaced by its bias
+    xent: object          # CrossEntropyCache of the next-label loss
+
+
 class TransducerCache(NamedTuple):
     df: np.ndarray        # (B, T', J) dL_b/df for a unit dloss[b] (zero past each length)
     dg: np.ndarray        # (B, U+1, J) dL_b/dg for a unit dloss[b]
@@ -140,24 +150,85 @@ class TransducerCache(NamedTuple):
     dtype: np.dtype
 
 
+def _copy_from_checkpoint(path, option: str, modules: Dict[str, object]) -> List[str]:
+    """Copy the arrays ``<prefix>.*`` of a checkpoint into each module of ``modules`` (prefix -> module)."""
+    from ..io import load_checkpoint
+    params, _, _ = load_checkpoint(path)
+    where = f"checkpoint {os.fspath(path)!r}"
+    found = {}
+    for prefix, module in modules.items():
+        arrays = {k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")}
+        if not arrays:
+            raise ValueError(f"{option}: {where} holds no {prefix}.* arrays")
+        missing = sorted(set(module.params) - set(arrays))
+        if missing:
+            raise ValueError(f"{option}: {where} lacks {prefix}.{missing[0]} (layers or directions differ)")
+        found[prefix] = arrays
+    for prefix, module in modules.items():          # shapes of every module checked before any write
+        for k, v in found[prefix].items():
+            if k not in module.params or np.shape(v) != module.params[k].shape:
+                want = module.params[k].shape if k in module.params else "no such parameter"
+                raise ValueError(f"{option}: {where}: {prefix}.{k} has shape {np.shape(v)}, expected {want}")
+    for prefix, module in modules.items():
+        module.assign_params(found[prefix], source=option)
+    return sorted(f"{p}.{k}" for p in found for k in found[p])
+
+
 def load_pretrained_encoder(model: "Transducer", path) -> List[str]:
     """PreTrans (Graves et al. 2013): copy every ``encoder.*`` array of a checkpoint into ``model.encoder``.
 
     ``path``: a file written by ``scratchasr.io.save_checkpoint`` (e.g. a ctc_blstm ``best.npz``). The
     encoders must agree in input size (features x stack), hidden size, layers and directions; every
-    name and shape is checked before anything is written. Returns the copied names.
+    name and shape is checked before anything is written. Returns the copied names. [transducer:pretrans]
     """
-    from ..io import load_checkpoint
-    params, _, _ = load_checkpoint(path)
-    enc = {k[len("encoder."):]: v for k, v in params.items() if k.startswith("encoder.")}
-    if not enc:
-        raise ValueError(f"pretrained_encoder: checkpoint {os.fspath(path)!r} holds no encoder.* arrays")
-    missing = sorted(set(model.encoder.params) - set(enc))
-    if missing:
-        raise ValueError(f"pretrained_encoder: checkpoint {os.fspath(path)!r} lacks encoder.{missing[0]} "
-                         f"(layers or directions differ)")
-    model.encoder.assign_params(enc, source="pretrained_encoder")  # [transducer:pretrans]
-    return sorted("encoder." + k for k in enc)
+    return _copy_from_checkpoint(path, "pretrained_encoder", {"encoder": model.encoder})
+
+
+def load_pretrained_predictor(model: "Transducer", path) -> List[str]:
+    """Copy ``embed.*`` and ``predictor.*`` of a checkpoint (a prediction network pre-trained as an LM)."""
+    modules = {"embed": model.embed, "predictor": model.predictor}
+    return _copy_from_checkpoint(path, "pretrained_predictor", modules)
+
+
+def pretrain_prediction_network(model: "Transducer", sequences: Sequence[Sequence[int]], *, epochs: int = 1,
+                                lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
+                                max_minutes: float = 0.0) -> List[float]:
+    """Train the prediction network as a label LM on ``sequences`` (label id lists) [transducer:pred-lm].
+
+    Adam on ``embed``, ``predictor``, ``joint_pred``, ``joint_out`` and the joint bias through
+    :meth:`Transducer.lm_forward_loss`; returns the mean loss per label (</s> included) of each epoch.
+    """
+    from ..data.batch import make_batch
+    from ..optim import Adam
+    epochs = positive_int("epochs", epochs)
+    batch_size = positive_int("batch_size", batch_size)
+    seqs = [list(s) for s in sequences]
+    if not seqs:
+        raise ValueError("sequences: expected at least one label sequence")
+    trained = ("embed", "predictor", "joint_pred", "joint_out")
+    names = [k for k in model.parameters() if k.split(".")[0] in trained]
+    names.append("joint_enc.b")
+    P, G = model.parameters(), model.gradients()
+    opt = Adam({k: P[k] for k in names}, lr=lr)
+    rng = np.random.default_rng(seed)
+    history, t0 = [], time.perf_counter()
+    model.train()
+    for _ in range(epochs):
+        order = rng.permutation(len(seqs))
+        total = count = 0.0
+        for s0 in range(0, len(seqs), batch_size):
+            idx = order[s0:s0 + batch_size]
+            batch = make_batch(None, [seqs[i] for i in idx])
+            model.zero_grad()
+            loss, _ = model.lm_forward_loss(batch)
+            model.lm_backward(np.ones(len(idx)))
+            opt.step({k: G[k] for k in names})
+            total += float(loss.sum())
+            count += float(batch.target_lengths.sum() + len(idx))
+        history.append(total / count)
+        if max_minutes and time.perf_counter() - t0 > 60 * max_minutes:
+            break
+    return history
 
 
 def _check_prob(name: str, value) -> float:
@@ -172,13 +243,13 @@ class Transducer(Model):
 
     OPTIONS = dict(hidden=256, num_layers=2, dropout=0.0, stack=1, bidirectional=True, pred_hidden=128,
                    pred_layers=1, joint_dim=256, fastemit_lambda=0.0, clamp=-1.0, joint_chunk=0,
-                   pretrained_encoder="")
+                   pretrained_encoder="", pretrained_predictor="")
     TEST_OPTIONS = dict(pred_hidden=5, joint_dim=7, joint_chunk=1)
 
     def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, hidden: int, num_layers: int,
                  dropout: float, stack: int, bidirectional: bool, pred_hidden: int, pred_layers: int,
                  joint_dim: int, fastemit_lambda: float, clamp: float, joint_chunk: int,
-                 pretrained_encoder: str) -> None:
+                 pretrained_encoder: str, pretrained_predictor: str) -> None:
         super().__init__()
         positive_int("hidden", hidden)
         positive_int("num_layers", num_layers)
@@ -194,8 +265,10 @@ class Transducer(Model):
                 raise ValueError(f"{name}: expected a finite number, got {v!r}")
         if fastemit_lambda < 0:
             raise ValueError(f"fastemit_lambda: expected a number >= 0, got {fastemit_lambda!r}")
-        if not isinstance(pretrained_encoder, (str, os.PathLike)):
-            raise TypeError(f"pretrained_encoder: expected a path or '', got {pretrained_encoder!r}")
+        for name, v in (("pretrained_encoder", pretrained_encoder),
+                        ("pretrained_predictor", pretrained_predictor)):
+            if not isinstance(v, (str, os.PathLike)):
+                raise TypeError(f"{name}: expected a path or '', got {v!r}")
         self.fastemit_lambda, self.clamp = float(fastemit_lambda), float(clamp)
         self.input_dim, self.vocab_size, self.dtype = input_dim, vocab_size, np.dtype(dtype)
         self.bidirectional = bidirectional
@@ -212,6 +285,8 @@ class Transducer(Model):
         self.joint_out = Linear(joint_dim, vocab_size, rng=np.random.default_rng([seed, 6]), dtype=dtype)
         if pretrained_encoder:
             load_pretrained_encoder(self, pretrained_encoder)
+        if pretrained_predictor:
+            load_pretrained_predictor(self, pretrained_predictor)
 
     # ------------------------------------------------------------------ encoder and prediction network
     def _encoder_out(self, x: np.ndarray, lengths: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -338,6 +413,35 @@ class Transducer(Model):
                 del z, lcache
             del jcache                                            # nothing lattice-sized outlives the chunk
         return loss, grads
+
+    # ------------------------------------------------------------------ the prediction network as a label LM
+    def lm_forward_loss(self, batch: Batch) -> Tuple[np.ndarray, Dict[str, float]]:
+        """Label-LM loss of the prediction network (no audio): -sum_u log P(y_{u+1} | y_1..u), y_{U+1} = 0.
+
+        The joint with the encoder term replaced by its bias ``b`` gives the next-label distribution,
+        ``W_out tanh(b + W_pred p_u) + b_out``; id 0 (the blank) plays </s> [transducer:pred-lm].
+        """
+        _, _, y, yl = check_batch(batch, input_dim=None, vocab_size=self.vocab_size, need_feats=False)
+        B, U = y.shape
+        y = np.where(np.arange(U)[None, :] < yl[:, None], y, 1)
+        g = self._prediction_out(y, yl)                                   # (B, U+1, J)
+        f = np.broadcast_to(self.joint_enc.params["b"], (B, 1, g.shape[2])).copy()
+        z, jcache = joint_forward(f, g, self.joint_out.params["W"], self.joint_out.params["b"])
+        nxt = np.concatenate([y, np.zeros((B, 1), np.int64)], axis=1)      # targets y_1..y_U then </s> = 0
+        nxt[np.arange(B), yl] = 0                                         # [transducer:pred-lm]
+        nll, ccache = cross_entropy_loss(z[:, 0], nxt, yl + 1, reduction="none")
+        if self.training:
+            self.push(LMCache(jcache, ccache))
+        return nll, dict(loss=float(nll.sum()), labels=float(yl.sum() + B))
+
+    def lm_backward(self, dloss: np.ndarray) -> None:
+        cache: LMCache = self.pop()
+        dz = cross_entropy_loss_backward(dloss, cache.xent)[:, None]      # (B, 1, U+1, V)
+        df, dg, dW, db = joint_backward(dz, cache.joint)                  # [transducer:sum-t]
+        self.joint_out.grads["W"] += dW
+        self.joint_out.grads["b"] += db
+        self.joint_enc.grads["b"] += df.sum(axis=(0, 1))
+        self.embed.backward(self.predictor.backward(self.joint_pred.backward(dg)))
 
     # ------------------------------------------------------------------ contract
     def forward_loss(self, batch: Batch) -> Tuple[np.ndarray, Dict[str, float]]:

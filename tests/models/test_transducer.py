@@ -13,6 +13,7 @@ from scratchasr.data.batch import make_batch
 from scratchasr.io import save_checkpoint
 from scratchasr.models.transducer import joint_backward, joint_forward
 from scratchasr.testing import gradcheck, model_gradcheck
+from scratchasr.testing.model_check import restore_caches, take_caches
 from scratchasr.testing.transducer_reference import brute_force_log_likelihood, lattice_log_probs
 
 D, V = 3, 4
@@ -185,3 +186,59 @@ def test_utterance_without_frames_is_inf_and_gets_no_gradient(rng):
 def test_bad_options_are_refused_by_name(opt, value):
     with pytest.raises((ValueError, TypeError), match=rf"^{opt}:"):
         _model(**{opt: value})
+
+
+def test_prediction_network_lm_loss_gradient_and_pretraining(rng, tmp_path):
+    """The label-LM loss of the prediction network: exact next-label log-probs, FD gradient, training lowers
+    it, and its embed/predictor arrays initialise a transducer through ``pretrained_predictor``."""
+    from scratchasr.models.transducer import pretrain_prediction_network
+    model = _model(pred_layers=2)
+    batch = make_batch(None, [[1, 2, 2], [3], []])
+    loss, _ = model.lm_forward_loss(batch)
+    model.clear_caches()
+    # by hand: prefix 1 2 predicts 2, ..., the full prefix predicts id 0 (</s>)
+    model.eval()
+    state = model.init_state(1)
+    b = model.joint_enc.params["b"][None]
+    total = 0.0
+    for prev, nxt in zip([0, 1, 2, 2], [1, 2, 2, 0]):
+        g, state = model.step(state, np.array([prev]))
+        total -= model.joint_step(b, g)[0, nxt]
+    np.testing.assert_allclose(loss[0], total, rtol=1e-10)
+    model.train()
+
+    P = model.parameters()
+    names = [k for k in sorted(P) if not k.startswith("encoder.")]
+
+    def forward(*arrays):
+        for k, a in zip(names, arrays):
+            P[k][...] = a
+        out, _ = model.lm_forward_loss(batch)
+        return out, take_caches(model)
+
+    def backward(dloss, caches):
+        model.zero_grad()
+        restore_caches(model, caches)
+        model.lm_backward(dloss)
+        G = model.gradients()
+        return tuple(G[k].copy() for k in names)
+
+    originals = [P[k].copy() for k in names]
+    report = gradcheck(forward, backward, originals, names=names, rtol=1e-5, atol=1e-9)  # a whole model's
+    for k, a in zip(names, originals):
+        P[k][...] = a
+    take_caches(model)
+    assert report.ok, str(report)
+
+    starts, lens = rng.integers(1, V, size=20), rng.integers(1, 6, size=20)
+    seqs = [[(s - 1 + j) % (V - 1) + 1 for j in range(n)] for s, n in zip(starts, lens)]   # 1 2 3 1 2 ...
+    hist = pretrain_prediction_network(model, seqs, epochs=15, lr=0.05, batch_size=8)
+    assert hist[-1] < 0.8 * hist[0], hist
+    path = tmp_path / "pred.npz"
+    save_checkpoint(path, model.parameters())
+    fresh = _model(pred_layers=2, pretrained_predictor=str(path))
+    for k in names:
+        if k.startswith(("embed.", "predictor.")):
+            np.testing.assert_array_equal(fresh.parameters()[k], model.parameters()[k])
+    with pytest.raises(ValueError, match=r"^pretrained_predictor:"):
+        _model(pred_layers=1, pred_hidden=4, pretrained_predictor=str(path))
