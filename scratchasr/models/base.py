@@ -201,8 +201,3 @@ class Model(Module):
                 if isinstance(v, np.random.Generator):
                     out[prefix + k] = v
         return out
-
-    def clear_caches(self) -> None:
-        """Drop caches left by a forward whose backward will not run (e.g. a NaN loss)."""
-        for _, m in self.named_modules():
-            m._caches.clear()

@@ -26,7 +26,7 @@ from typing import Dict, List, NamedTuple, Tuple
 
 import numpy as np
 
-from .._validate import positive_int
+from .._validate import length_mask, positive_int
 from ..data.batch import Batch
 from ..decode.ctc import ctc_greedy_decode, ctc_prefix_beam_search
 from ..losses import ctc_loss, ctc_loss_backward
@@ -43,8 +43,7 @@ BLANK = 0
 
 def ctc_min_frames(targets: np.ndarray, target_lengths: np.ndarray) -> np.ndarray:
     """Frames CTC needs to emit each target: its length plus one blank between each repeated pair."""
-    S = targets.shape[1]
-    valid = np.arange(S)[None, :] < target_lengths[:, None]
+    valid = length_mask(target_lengths, targets.shape[1])
     repeats = (targets[:, 1:] == targets[:, :-1]) & valid[:, 1:]
     return target_lengths + repeats.sum(axis=1)
 
