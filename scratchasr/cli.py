@@ -50,9 +50,8 @@ def _cmd_synth_timit(args) -> int:
     try:
         summary = synth_timit(args.out_dir, size=args.size, seed=args.seed, holdout_voices=args.holdout_voices,
                               voices=args.voices, jobs=args.jobs, progress=not args.no_progress)
-    except (ValueError, FileExistsError, FileNotFoundError, PermissionError, SynthesisError) as e:
-        print(f"scratchasr synth-timit: error: {e}", file=sys.stderr)
-        return 2
+    except USER_ERRORS + (SynthesisError,) as e:
+        return _fail("synth-timit", e)
     n = summary["utterances"]
     print(f"wrote {args.out_dir}: train {n['train']}, dev {n['dev']}, core_test {n['core_test']} utterances, "
           f"{summary['hours']:.2f} h of audio, voices {', '.join(summary['voices'])}"
@@ -72,8 +71,13 @@ def _cmd_synth_timit(args) -> int:
 # ------------------------------------------------------------------------------------------ train
 
 # Expected failures: one line naming the file or option, exit code 2. Anything else keeps its traceback.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
-               FileExistsError)
+# ValueError/TypeError are the library's argument errors (message starting with the argument, option or
+# file); OSError covers the file system (PermissionError on a read-only experiment dir, IsADirectoryError,
+# NotADirectoryError, FileExistsError, a full disk: the message names the path). KeyError, OverflowError
+# and ZeroDivisionError that come from bad input are turned into ValueErrors where they arise (config
+# files, checkpoints, SPHERE headers, integer options beyond int64); elsewhere they are bugs and keep
+# their traceback.
+USER_ERRORS = (ValueError, TypeError, OSError)
 
 
 def _fail(cmd: str, e: BaseException) -> int:
@@ -127,6 +131,12 @@ def _beam_arg(text: str) -> int:
     return v
 
 
+_BEAM_HELP = ("1: greedy (default); N > 1: the model's beam search with N hypotheses, at most "
+              "scratchasr.inference.MAX_BEAM (256)")
+_RESAMPLE_HELP = ("refuse audio whose sample rate differs from the model's (default: resample it with a "
+                  "polyphase filter and print a notice per file)")
+
+
 def _add_decode(sub) -> None:
     p = sub.add_parser("decode", help="decode a TIMIT-layout corpus or a Kaldi data dir and score it (S/D/I)",
                        description="DATA is a TIMIT-layout corpus (choose --split) or a Kaldi data dir (wav.scp + "
@@ -136,7 +146,8 @@ def _add_decode(sub) -> None:
     p.add_argument("data_dir", metavar="DATA")
     p.add_argument("--split", default="core_test",
                    help="TIMIT layout: train, dev, core_test (default) or test; Kaldi: a subdirectory name")
-    p.add_argument("--beam", type=_beam_arg, default=1, help="1: greedy; > 1: the model's beam search")
+    p.add_argument("--beam", type=_beam_arg, default=1, help=_BEAM_HELP)
+    p.add_argument("--no-resample", action="store_true", help=_RESAMPLE_HELP)
     p.add_argument("--out", default=None, metavar="DIR", help="write DIR/hyp.text and DIR/align.txt")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_decode)
@@ -147,9 +158,11 @@ def _cmd_decode(args) -> int:
 
     try:
         r = evaluate(args.checkpoint, args.data_dir, args.split, beam_size=args.beam, out=args.out,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, resample=not args.no_resample)
     except USER_ERRORS as e:
         return _fail("decode", e)
+    except KeyboardInterrupt:
+        return 130
     print(f"{r['split']}: {r['utterances']} utterances, {r['ref_tokens']} reference tokens: {r['metric']} "
           f"{100 * r['rate']:.2f}% (S {r['substitutions']}, D {r['deletions']}, I {r['insertions']})")
     if args.out:
@@ -164,7 +177,8 @@ def _add_transcribe(sub) -> None:
     p = sub.add_parser("transcribe", help="print the tokens recognised in each audio file")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("audio", nargs="+", metavar="AUDIO")
-    p.add_argument("--beam", type=_beam_arg, default=1)
+    p.add_argument("--beam", type=_beam_arg, default=1, help=_BEAM_HELP)
+    p.add_argument("--no-resample", action="store_true", help=_RESAMPLE_HELP)
     p.set_defaults(func=_cmd_transcribe)
 
 
@@ -172,10 +186,13 @@ def _cmd_transcribe(args) -> int:
     from .inference import transcribe
 
     try:
-        for path, toks in zip(args.audio, transcribe(args.checkpoint, args.audio, beam_size=args.beam)):
+        hyps = transcribe(args.checkpoint, args.audio, beam_size=args.beam, resample=not args.no_resample)
+        for path, toks in zip(args.audio, hyps):
             print(f"{path}\t{' '.join(toks)}")
     except USER_ERRORS as e:
         return _fail("transcribe", e)
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 

@@ -24,9 +24,36 @@ from .features.audio import load_audio
 from .features.cmvn import CmvnStats
 from .features.pipeline import compute_features
 
-__all__ = ["Frontend", "DEFAULT_FEATURES", "resample_to"]
+__all__ = ["Frontend", "DEFAULT_FEATURES", "resample_to", "check_options"]
 
 DEFAULT_FEATURES = dict(num_mel_bins=40, use_energy=True, delta_order=2, delta_window=2)
+_NOT_OPTIONS = ("y", "sample_rate", "rng", "source", "fbank_options", "waveform", "sample_frequency")
+
+
+def _known_options() -> set:
+    import inspect
+
+    from .features.kaldi import fbank
+    names = set(inspect.signature(compute_features).parameters) | set(inspect.signature(fbank).parameters)
+    return names - set(_NOT_OPTIONS)
+
+
+def check_options(options, *, sample_rate: int = 16000, where: str = "features") -> dict:
+    """Front-end options (``compute_features`` / ``fbank`` keywords) checked by name and by use: unknown
+    keys and values the feature code refuses raise ``ValueError`` starting with ``where``."""
+    if not isinstance(options, dict):
+        raise ValueError(f"{where}: expected a dict of front-end options, got {options!r}")
+    unknown = sorted(set(options) - _known_options())
+    if unknown:
+        raise ValueError(f"{where}: unknown front-end option(s) {unknown}; known: {sorted(_known_options())}")
+    opts = dict(DEFAULT_FEATURES)
+    opts.update(options)
+    try:                                   # 0.1 s of a deterministic tone: every option is exercised once
+        tone = (0.1 * np.sin(np.arange(1600) * 0.3)).astype(np.float32)
+        compute_features(tone, sample_rate, **opts)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{where}: {e}") from None
+    return opts
 
 
 def resample_to(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
@@ -41,10 +68,10 @@ def resample_to(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
 class Frontend:
     def __init__(self, options: Optional[dict] = None, *, sample_rate: int = 16000,
                  mean: Optional[np.ndarray] = None, var: Optional[np.ndarray] = None) -> None:
-        opts = dict(DEFAULT_FEATURES)
-        opts.update(options or {})
-        self.options = opts
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 1000:
+            raise ValueError(f"sample_rate: expected an integer rate in Hz (>= 1000), got {sample_rate!r}")
         self.sample_rate = int(sample_rate)
+        self.options = check_options(dict(options or {}), sample_rate=self.sample_rate)
         self.mean, self.var = mean, var
 
     # ---------------------------------------------------------------- features
@@ -111,10 +138,17 @@ class Frontend:
         if missing:
             raise ValueError(f"{where}: missing CMVN statistics {missing}")
         fm = meta.get("frontend", {"options": {}, "sample_rate": 16000})
-        fe = cls(fm.get("options"), sample_rate=fm.get("sample_rate", 16000), mean=arrays["frontend.cmvn_mean"],
-                 var=arrays["frontend.cmvn_var"])
+        if not isinstance(fm, dict) or set(fm) - {"options", "sample_rate"}:
+            raise ValueError(f"{where}: metadata 'frontend' must be a dict with keys options and sample_rate, "
+                             f"got {fm!r}")
+        try:
+            fe = cls(fm.get("options"), sample_rate=fm.get("sample_rate", 16000),
+                     mean=arrays["frontend.cmvn_mean"], var=arrays["frontend.cmvn_var"])
+        except ValueError as e:
+            raise ValueError(f"{where}: frontend {e}") from None
         for k in ("mean", "var"):
             a = getattr(fe, k)
-            if a.ndim != 1 or not np.all(np.isfinite(a)):
-                raise ValueError(f"{where}: frontend.cmvn_{k} must be a finite vector, got shape {a.shape}")
+            if a.shape != (fe.dim,) or not np.all(np.isfinite(a)) or (k == "var" and np.any(a < 0)):
+                raise ValueError(f"{where}: frontend.cmvn_{k} must be a finite vector of the feature dimension "
+                                 f"{fe.dim}{' (non-negative)' if k == 'var' else ''}, got shape {a.shape}")
         return fe

@@ -25,10 +25,18 @@ from .frontend import Frontend
 from .io import load_checkpoint
 from .metrics import align, error_rate, format_alignment
 
-__all__ = ["load", "transcribe", "evaluate", "MAX_BEAM"]
+__all__ = ["load", "transcribe", "evaluate", "check_meta", "MAX_BEAM", "META_KEYS"]
 
+# --beam / beam_size: at most MAX_BEAM hypotheses (a CTC prefix beam of 256 over 62 phones decodes a TIMIT
+# utterance in about a second; 100000 ran for minutes on one file and never helps)
 MAX_BEAM = 256
 _META_KEYS = ("model", "vocab", "frontend")
+# Every key a trainer checkpoint's metadata may hold; any other key means the file was edited or written by
+# another program, and is refused (tests/test_trainer.py checks that the trainer writes only these).
+META_KEYS = ("config", "model", "vocab", "units", "scoring", "frontend", "epoch", "batch", "partial", "best",
+             "best_epoch", "bad_epochs", "lr", "step", "history", "finished", "stopped_early",
+             "skipped_utterances", "rngs")
+_MODEL_KEYS = ("name", "input_dim", "vocab_size", "dtype", "seed", "options")
 
 
 def load(checkpoint) -> Tuple["models.Model", Frontend]:
@@ -37,11 +45,13 @@ def load(checkpoint) -> Tuple["models.Model", Frontend]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no such file: {path}")
     arrays, _, meta = load_checkpoint(str(path))
-    missing = [k for k in _META_KEYS if k not in meta]
-    if missing:
-        raise ValueError(f"checkpoint: {path} lacks {missing} in its metadata (not written by the trainer?)")
+    check_meta(path, meta)
     for name in meta.get("config", {}).get("imports", []):
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ValueError(f"checkpoint: {path}: its model needs module {name!r}, which cannot be imported "
+                             f"({e})") from None
     try:
         model = models.build_from_config(meta["model"])
     except (TypeError, ValueError) as e:
@@ -55,7 +65,10 @@ def load(checkpoint) -> Tuple["models.Model", Frontend]:
     if bad:
         raise ValueError(f"checkpoint: {path}: non-finite values in {bad[:3]}")
     frontend = Frontend.from_checkpoint(arrays, meta, where=f"checkpoint: {path}")
-    model.vocabulary = Vocabulary(meta["vocab"])
+    try:
+        model.vocabulary = Vocabulary(meta["vocab"])
+    except ValueError as e:
+        raise ValueError(f"checkpoint: {path}: {e}") from None
     if len(model.vocabulary) != meta["model"]["vocab_size"]:
         raise ValueError(f"checkpoint: {path}: vocabulary of {len(model.vocabulary)} tokens for a model with "
                          f"vocab_size {meta['model']['vocab_size']}")
@@ -65,34 +78,72 @@ def load(checkpoint) -> Tuple["models.Model", Frontend]:
     return model, frontend
 
 
+def check_meta(path, meta: dict) -> None:
+    """The metadata a trainer checkpoint holds, by key and type (a crafted file gets a message, not a traceback)."""
+    from .data.corpus import UNITS
+    missing = [k for k in _META_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint: {path} lacks {missing} in its metadata (not written by the trainer?)")
+    extra = sorted(set(meta) - set(META_KEYS))
+    if extra:
+        raise ValueError(f"checkpoint: {path}: unknown metadata key(s) {extra} (edited, or not written by the "
+                         f"trainer?)")
+    m = meta["model"]
+    if not isinstance(m, dict) or set(m) - set(_MODEL_KEYS) or not isinstance(m.get("options", {}), dict):
+        raise ValueError(f"checkpoint: {path}: metadata 'model' must be a dict with keys {list(_MODEL_KEYS)}, "
+                         f"got {m!r}")
+    v = meta["vocab"]
+    if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
+        raise ValueError(f"checkpoint: {path}: metadata 'vocab' must be a list of token strings")
+    if meta.get("scoring", "tokens") not in ("timit39", "tokens"):
+        raise ValueError(f"checkpoint: {path}: metadata 'scoring' must be 'timit39' or 'tokens', "
+                         f"got {meta['scoring']!r}")
+    if meta.get("units", "phones") not in UNITS:
+        raise ValueError(f"checkpoint: {path}: metadata 'units' must be one of {list(UNITS)}, got {meta['units']!r}")
+    c = meta.get("config", {})
+    if not isinstance(c, dict) or not isinstance(c.get("imports", []), list):
+        raise ValueError(f"checkpoint: {path}: metadata 'config' must be a dict (with a list 'imports')")
+
+
 def _beam(beam_size) -> int:
     if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or not 1 <= beam_size <= MAX_BEAM:
         raise ValueError(f"beam_size: expected an integer in [1, {MAX_BEAM}], got {beam_size!r}")
     return int(beam_size)
 
 
-def transcribe(checkpoint, paths: Sequence[str], *, beam_size: int = 1) -> List[List[str]]:
-    """The tokens recognised in each audio file (the model's units: phones, words or characters)."""
+def transcribe(checkpoint, paths: Sequence[str], *, beam_size: int = 1, resample: bool = True) -> List[List[str]]:
+    """The tokens recognised in each audio file (the model's units: phones, words or characters).
+
+    Audio at another sample rate than the model's is resampled to it (a notice per file on stderr), or
+    refused with ``resample=False``."""
     from .trainer import decode_features
     beam_size = _beam(beam_size)
     model, frontend = load(checkpoint)
-    feats = [frontend.from_file(str(p)) for p in paths]
+    feats = [frontend.from_file(str(p), resample=resample) for p in paths]
     hyps = decode_features(model, feats, beam=beam_size, batch_size=1)
     return [model.vocabulary.decode(h) for h in hyps]
 
 
 def evaluate(checkpoint, data, split: Optional[str] = "core_test", *, beam_size: int = 1, out=None,
-             batch_size: int = 16, progress: bool = True) -> Dict:
-    """Decode and score a data set; ``out`` writes ``hyp.text`` and ``align.txt`` there."""
+             batch_size: int = 16, progress: bool = True, resample: bool = True) -> Dict:
+    """Decode and score a data set; ``out`` writes ``hyp.text`` and ``align.txt`` there; ``resample`` as
+    in :func:`transcribe`."""
     from tqdm import tqdm
 
     from .trainer import decode_features
     beam_size = _beam(beam_size)
     model, frontend = load(checkpoint)
+    if out is not None:                    # before the decoding, not after it
+        try:
+            Path(out).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"out: cannot create {out}: {e.strerror or e}") from None
+    if not Path(data).is_dir():
+        raise ValueError(f"data: {data} is not a directory (a TIMIT-layout corpus or Kaldi data dir)")
     utts = read_split(data, split or "", model.units)
     if not utts:
         raise ValueError(f"data: no utterances in {data} (split {split!r})")
-    feats = [frontend.from_file(u.wav_path) for u in tqdm(utts, desc="features", disable=not progress, leave=False)]
+    feats = [frontend.from_file(u.wav_path, resample=resample) for u in tqdm(utts, desc="features", disable=not progress, leave=False)]
     hyps_ids = decode_features(model, feats, beam=beam_size, batch_size=batch_size, progress=progress)
     hyps = [model.vocabulary.decode(h) for h in hyps_ids]
     refs = [scoring_tokens(u.tokens, model.scoring) for u in utts]
@@ -100,7 +151,6 @@ def evaluate(checkpoint, data, split: Optional[str] = "core_test", *, beam_size:
     er = error_rate(refs, scored)
     if out is not None:
         d = Path(out)
-        d.mkdir(parents=True, exist_ok=True)
         (d / "hyp.text").write_text("".join(f"{u.id} {' '.join(h)}\n".replace(" \n", "\n")
                                             for u, h in zip(utts, hyps)))
         (d / "align.txt").write_text("\n".join(format_alignment(align(r, h), utt_id=u.id)

@@ -62,7 +62,7 @@ from .data.batch import Batch, bucket_batches, make_batch
 from .data.corpus import UNITS, CorpusUtterance, Vocabulary, build_vocabulary, read_split, scoring_tokens
 from .data.featcache import cached_features
 from .frontend import Frontend
-from .inference import MAX_BEAM
+from .inference import MAX_BEAM, check_meta
 from .io import load_checkpoint, rng_from_state, rng_state, save_checkpoint
 from .metrics import error_rate
 from .optim import SGD, Adam, AdamW, clip_grad_norm
@@ -72,6 +72,7 @@ __all__ = ["TrainConfig", "train", "NonFiniteLoss", "RESUME_MAY_CHANGE", "MAX_BE
            "score_hypotheses"]
 
 RESUME_MAY_CHANGE = ("epochs", "max_minutes", "progress", "patience", "data_dir", "exp_dir", "beam")
+_RESUME_KEYS = ("config", "epoch", "best", "best_epoch", "bad_epochs", "lr", "step", "history", "rngs")
 SPEEDS = (0.9, 1.0, 1.1)
 SCHEDULES = ("newbob", "constant", "noam", "cosine")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -190,11 +191,13 @@ def _convert(key: str, value, default):
     if isinstance(default, int):
         if raw:
             try:
-                return int(value)
+                value = int(value)
             except ValueError:
                 raise ValueError(f"{key}: expected an integer, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{key}: expected an integer, got {value!r}")
+        if not -2**63 <= int(value) < 2**63:          # NumPy would raise OverflowError far from here
+            raise ValueError(f"{key}: expected an integer below 2**63 in size, got {value!r}")
         return int(value)
     if isinstance(default, float):
         if raw:
@@ -259,6 +262,8 @@ class Split:
 
 
 def _read(cfg: TrainConfig, split: str, limit: int) -> List[CorpusUtterance]:
+    if not Path(cfg.data_dir).is_dir():
+        raise ValueError(f"data_dir: {cfg.data_dir} is not a directory (a TIMIT-layout corpus or Kaldi data dir)")
     utts = read_split(cfg.data_dir, split, cfg.units)
     if not utts:
         raise ValueError(f"data_dir: split {split!r} of {cfg.data_dir} holds no utterances")
@@ -441,7 +446,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     cfg.validate()
     _import_all(cfg.imports)
     exp = Path(cfg.exp_dir)
-    exp.mkdir(parents=True, exist_ok=True)
+    try:
+        exp.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"exp_dir: cannot create {exp}: {e.strerror or e}") from None
     for leftover in list(exp.glob(".*.tmp")) + list(exp.glob("feats/*.tmp*.npz")):
         leftover.unlink()                                         # temporary files of a killed run
     ckpt, best_path = exp / "checkpoint.npz", exp / "best.npz"
@@ -457,6 +465,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         print(f"--resume: no checkpoint in {exp} yet; starting afresh")
     if resume and ckpt.exists():
         saved = load_checkpoint(ckpt)
+        check_meta(ckpt, saved[2])
+        lacking = [k for k in _RESUME_KEYS if k not in saved[2]]
+        if lacking:
+            raise ValueError(f"checkpoint: {ckpt} lacks {lacking} in its metadata: it cannot be resumed")
         diffs = _config_differences(saved[2]["config"], cfg.as_dict())
         if diffs:
             raise ValueError(f"config: differs from the checkpoint in {', '.join(diffs)}; only "
@@ -583,6 +595,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                     save(ckpt, epoch, done + 1, (tot_loss, tot_frames, tot_utts, skipped))
                     raise KeyboardInterrupt
             secs = time.perf_counter() - t0
+            bad_params = [k for k, v in model.state_dict().items() if not np.all(np.isfinite(v))]
+            if bad_params:           # finite losses, but a step blew up (e.g. an absurd lr): never saved
+                raise NonFiniteLoss(f"parameters {bad_params[:3]} became non-finite in epoch {epoch + 1} (lr "
+                                    f"{opt.lr:g} too large?); the checkpoint holds the last good state")
             dev_score, dev_er = _evaluate_dev(model, dev_set, vocab, scoring, cfg)
             improved = dev_score < best
             if improved:
@@ -647,10 +663,23 @@ def _evaluate_dev(model, dev: Split, vocab: Vocabulary, scoring: str, cfg: Train
 
 
 def load_config_file(path: str) -> dict:
+    """Run a recipe config file and return its ``CONFIG`` dict; any error inside the file (a syntax error,
+    a ``KeyError``, ...) is a ``ValueError`` naming the file and line."""
     import runpy
-    if not Path(path).is_file():
+    import traceback
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"CONFIG: {path} is a directory; expected a Python file defining CONFIG")
+    if not p.is_file():
         raise FileNotFoundError(f"CONFIG: no such file: {path}")
-    ns = runpy.run_path(path)
+    try:
+        ns = runpy.run_path(path)
+    except SyntaxError as e:
+        raise ValueError(f"CONFIG: {path}, line {e.lineno}: {type(e).__name__}: {e.msg}") from None
+    except Exception as e:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename) == p]
+        line = f", line {frames[-1].lineno}" if frames else ""
+        raise ValueError(f"CONFIG: {path}{line}: {type(e).__name__}: {e}") from None
     if not isinstance(ns.get("CONFIG"), dict):
         raise ValueError(f"CONFIG: {path} must define a dict named CONFIG")
     return ns["CONFIG"]

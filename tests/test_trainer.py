@@ -281,12 +281,36 @@ def test_crafted_checkpoints_are_refused(corpus, tmp_path):
         "no_cmvn": ({k: v for k, v in arrays.items() if k != "frontend.cmvn_mean"}, meta, r"CMVN"),
         "nan": ({**arrays, "output.b": np.full_like(arrays["output.b"], np.nan)}, meta, r"non-finite"),
         "no_model": (arrays, {k: v for k, v in meta.items() if k != "model"}, r"lacks"),
+        "extra_meta_key": (arrays, {**meta, "surprise": 1}, r"unknown metadata key\(s\) \['surprise'\]"),
+        "extra_model_key": (arrays, {**meta, "model": {**meta["model"], "surprise": 1}}, r"metadata 'model'"),
+        "vocab_not_list": (arrays, {**meta, "vocab": 5}, r"metadata 'vocab'"),
+        "frontend_not_dict": (arrays, {**meta, "frontend": 7}, r"metadata 'frontend'"),
+        "frontend_option": (arrays, {**meta, "frontend": {**meta["frontend"], "options": {"mel": 1}}},
+                            r"unknown front-end option"),
+        "cmvn_shape": ({**arrays, "frontend.cmvn_mean": arrays["frontend.cmvn_mean"][:3]}, meta,
+                       r"cmvn_mean must be a finite vector of the feature dimension"),
+        "scoring": (arrays, {**meta, "scoring": "nope"}, r"metadata 'scoring'"),
+        "imports": (arrays, {**meta, "config": {**meta["config"], "imports": ["no_such_module_xyz"]}},
+                    r"no_such_module_xyz"),
     }
     for name, (a, m, pattern) in cases.items():
         p = tmp_path / f"{name}.npz"
         save_checkpoint(p, a, meta=m)
         with pytest.raises(ValueError, match=rf"^checkpoint:.*{pattern}"):
             load(p)
+    from scratchasr.inference import META_KEYS
+    assert set(meta) <= set(META_KEYS)               # the trainer writes only keys inference knows
+    for key in ("history", "rngs"):                  # --resume of a checkpoint lacking what it needs
+        save_checkpoint(tmp_path / "exp" / "checkpoint.npz", arrays, optimizer_state=opt,
+                        meta={k: v for k, v in meta.items() if k != key})
+        with pytest.raises(ValueError, match=rf"^checkpoint:.*lacks \['{key}'\].*cannot be resumed"):
+            train(_cfg(corpus, tmp_path / "exp", epochs=2), resume=True)
+
+
+def test_parameters_that_blow_up_stop_the_run_before_any_save(corpus, tmp_path):
+    with pytest.raises(NonFiniteLoss, match=r"^parameters .* became non-finite in epoch 1 \(lr 1e\+300"):
+        train(_cfg(corpus, tmp_path / "exp", epochs=1, lr=1e300))
+    assert not (tmp_path / "exp" / "checkpoint.npz").exists() and not (tmp_path / "exp" / "best.npz").exists()
 
 
 def test_batches_hold_the_corpus_ids(corpus, tmp_path):
