@@ -48,14 +48,17 @@ def _cmd_synth_timit(args) -> int:
 
     t0 = time.perf_counter()
     try:
-        summary = synth_timit(args.out_dir, size=args.size, seed=args.seed, holdout_voices=args.holdout_voices,
+        summary = synth_timit(args.out_dir, size=args.size, seed=args.seed,
+                              holdout_voices=args.holdout_voices,
                               voices=args.voices, jobs=args.jobs, progress=not args.no_progress)
     except USER_ERRORS + (SynthesisError,) as e:
         return _fail("synth-timit", e)
     n = summary["utterances"]
+    held = summary["holdout_voices"]
+    held = f" (held out of train: {', '.join(held)})" if held else ""
     print(f"wrote {args.out_dir}: train {n['train']}, dev {n['dev']}, core_test {n['core_test']} utterances, "
           f"{summary['hours']:.2f} h of audio, voices {', '.join(summary['voices'])}"
-          f"{' (held out of train: ' + ', '.join(summary['holdout_voices']) + ')' if summary['holdout_voices'] else ''}"
+          f"{held}"
           f", {time.perf_counter() - t0:.1f} s")
     dropped = summary["dropped"]
     if dropped:
@@ -139,8 +142,9 @@ _RESAMPLE_HELP = ("refuse audio whose sample rate differs from the model's (defa
 
 def _add_decode(sub) -> None:
     p = sub.add_parser("decode", help="decode a TIMIT-layout corpus or a Kaldi data dir and score it (S/D/I)",
-                       description="DATA is a TIMIT-layout corpus (choose --split) or a Kaldi data dir (wav.scp + "
-                                   "text; tokens as the model emits them: phones, words or characters). Scores "
+                       description="DATA is a TIMIT-layout corpus (choose --split) or a Kaldi data dir "
+                                   "(wav.scp + text; tokens as the model emits them: phones, words or "
+                                   "characters). Scores "
                                    "with NIST sclite's alignment counts.")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("data_dir", metavar="DATA")
@@ -200,7 +204,8 @@ def _cmd_transcribe(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scratchasr", description="Speech recognition from first principles.")
+    parser = argparse.ArgumentParser(prog="scratchasr",
+                                     description="Speech recognition from first principles.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_synth_timit(sub)
     _add_train(sub)

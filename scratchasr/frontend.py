@@ -68,7 +68,8 @@ def resample_to(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
 class Frontend:
     def __init__(self, options: Optional[dict] = None, *, sample_rate: int = 16000,
                  mean: Optional[np.ndarray] = None, var: Optional[np.ndarray] = None) -> None:
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 1000:
+        if (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer))
+                or sample_rate < 1000):
             raise ValueError(f"sample_rate: expected an integer rate in Hz (>= 1000), got {sample_rate!r}")
         self.sample_rate = int(sample_rate)
         self.options = check_options(dict(options or {}), sample_rate=self.sample_rate)
@@ -139,8 +140,8 @@ class Frontend:
             raise ValueError(f"{where}: missing CMVN statistics {missing}")
         fm = meta.get("frontend", {"options": {}, "sample_rate": 16000})
         if not isinstance(fm, dict) or set(fm) - {"options", "sample_rate"}:
-            raise ValueError(f"{where}: metadata 'frontend' must be a dict with keys options and sample_rate, "
-                             f"got {fm!r}")
+            raise ValueError(f"{where}: metadata 'frontend' must be a dict with keys options and "
+                             f"sample_rate, got {fm!r}")
         try:
             fe = cls(fm.get("options"), sample_rate=fm.get("sample_rate", 16000),
                      mean=arrays["frontend.cmvn_mean"], var=arrays["frontend.cmvn_var"])
@@ -149,6 +150,7 @@ class Frontend:
         for k in ("mean", "var"):
             a = getattr(fe, k)
             if a.shape != (fe.dim,) or not np.all(np.isfinite(a)) or (k == "var" and np.any(a < 0)):
-                raise ValueError(f"{where}: frontend.cmvn_{k} must be a finite vector of the feature dimension "
-                                 f"{fe.dim}{' (non-negative)' if k == 'var' else ''}, got shape {a.shape}")
+                raise ValueError(f"{where}: frontend.cmvn_{k} must be a finite vector of the feature "
+                                 f"dimension {fe.dim}{' (non-negative)' if k == 'var' else ''}, "
+                                 f"got shape {a.shape}")
         return fe

@@ -40,7 +40,8 @@ _MODEL_KEYS = ("name", "input_dim", "vocab_size", "dtype", "seed", "options")
 
 
 def load(checkpoint) -> Tuple["models.Model", Frontend]:
-    """A trainer checkpoint -> ``(model in eval mode, frontend)``; ``model.vocabulary`` and ``model.scoring`` set."""
+    """A trainer checkpoint -> ``(model in eval mode, frontend)``; sets ``model.vocabulary`` and
+    ``model.scoring``."""
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no such file: {path}")
@@ -79,19 +80,20 @@ def load(checkpoint) -> Tuple["models.Model", Frontend]:
 
 
 def check_meta(path, meta: dict) -> None:
-    """The metadata a trainer checkpoint holds, by key and type (a crafted file gets a message, not a traceback)."""
+    """The metadata a trainer checkpoint holds, by key and type (a crafted file gets a message, not a
+    traceback)."""
     from .data.corpus import UNITS
     missing = [k for k in _META_KEYS if k not in meta]
     if missing:
         raise ValueError(f"checkpoint: {path} lacks {missing} in its metadata (not written by the trainer?)")
     extra = sorted(set(meta) - set(META_KEYS))
     if extra:
-        raise ValueError(f"checkpoint: {path}: unknown metadata key(s) {extra} (edited, or not written by the "
-                         f"trainer?)")
+        raise ValueError(f"checkpoint: {path}: unknown metadata key(s) {extra} (edited, or not written by "
+                         f"the trainer?)")
     m = meta["model"]
     if not isinstance(m, dict) or set(m) - set(_MODEL_KEYS) or not isinstance(m.get("options", {}), dict):
-        raise ValueError(f"checkpoint: {path}: metadata 'model' must be a dict with keys {list(_MODEL_KEYS)}, "
-                         f"got {m!r}")
+        raise ValueError(f"checkpoint: {path}: metadata 'model' must be a dict with keys "
+                         f"{list(_MODEL_KEYS)}, got {m!r}")
     v = meta["vocab"]
     if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
         raise ValueError(f"checkpoint: {path}: metadata 'vocab' must be a list of token strings")
@@ -99,19 +101,22 @@ def check_meta(path, meta: dict) -> None:
         raise ValueError(f"checkpoint: {path}: metadata 'scoring' must be 'timit39' or 'tokens', "
                          f"got {meta['scoring']!r}")
     if meta.get("units", "phones") not in UNITS:
-        raise ValueError(f"checkpoint: {path}: metadata 'units' must be one of {list(UNITS)}, got {meta['units']!r}")
+        raise ValueError(f"checkpoint: {path}: metadata 'units' must be one of {list(UNITS)}, "
+                         f"got {meta['units']!r}")
     c = meta.get("config", {})
     if not isinstance(c, dict) or not isinstance(c.get("imports", []), list):
         raise ValueError(f"checkpoint: {path}: metadata 'config' must be a dict (with a list 'imports')")
 
 
 def _beam(beam_size) -> int:
-    if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or not 1 <= beam_size <= MAX_BEAM:
+    if (isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer))
+            or not 1 <= beam_size <= MAX_BEAM):
         raise ValueError(f"beam_size: expected an integer in [1, {MAX_BEAM}], got {beam_size!r}")
     return int(beam_size)
 
 
-def transcribe(checkpoint, paths: Sequence[str], *, beam_size: int = 1, resample: bool = True) -> List[List[str]]:
+def transcribe(checkpoint, paths: Sequence[str], *, beam_size: int = 1,
+               resample: bool = True) -> List[List[str]]:
     """The tokens recognised in each audio file (the model's units: phones, words or characters).
 
     Audio at another sample rate than the model's is resampled to it (a notice per file on stderr), or
@@ -143,7 +148,8 @@ def evaluate(checkpoint, data, split: Optional[str] = "core_test", *, beam_size:
     utts = read_split(data, split or "", model.units)
     if not utts:
         raise ValueError(f"data: no utterances in {data} (split {split!r})")
-    feats = [frontend.from_file(u.wav_path, resample=resample) for u in tqdm(utts, desc="features", disable=not progress, leave=False)]
+    feats = [frontend.from_file(u.wav_path, resample=resample)
+             for u in tqdm(utts, desc="features", disable=not progress, leave=False)]
     hyps_ids = decode_features(model, feats, beam=beam_size, batch_size=batch_size, progress=progress)
     hyps = [model.vocabulary.decode(h) for h in hyps_ids]
     refs = [scoring_tokens(u.tokens, model.scoring) for u in utts]

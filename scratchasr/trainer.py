@@ -61,7 +61,7 @@ from . import models
 from .data.batch import Batch, bucket_batches, make_batch
 from .data.corpus import UNITS, CorpusUtterance, Vocabulary, build_vocabulary, read_split, scoring_tokens
 from .data.featcache import cached_features
-from .frontend import Frontend
+from .frontend import Frontend, check_options
 from .inference import MAX_BEAM, check_meta
 from .io import load_checkpoint, rng_from_state, rng_state, save_checkpoint
 from .metrics import error_rate
@@ -115,8 +115,10 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ building and validation
     @classmethod
-    def from_overrides(cls, base: Optional[dict] = None, overrides: Optional[Sequence[str]] = None) -> "TrainConfig":
-        """``base`` (a config file's CONFIG) updated by ``--key=value`` strings; unknown keys are model options."""
+    def from_overrides(cls, base: Optional[dict] = None,
+                       overrides: Optional[Sequence[str]] = None) -> "TrainConfig":
+        """``base`` (a config file's CONFIG) updated by ``--key=value`` strings; unknown keys are model
+        options."""
         values = dict(base or {})
         for item in overrides or []:
             key, sep, val = str(item).lstrip("-").partition("=")
@@ -165,6 +167,7 @@ class TrainConfig:
         need(self.schedule != "noam" or self.warmup_steps > 0, "warmup_steps", "> 0 for the noam schedule")
         need(isinstance(self.imports, (list, tuple)), "imports", "a list of module names")
         need(isinstance(self.features, dict), "features", "a dict of front-end options")
+        check_options(self.features)          # unknown names and values the feature code refuses
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -263,7 +266,8 @@ class Split:
 
 def _read(cfg: TrainConfig, split: str, limit: int) -> List[CorpusUtterance]:
     if not Path(cfg.data_dir).is_dir():
-        raise ValueError(f"data_dir: {cfg.data_dir} is not a directory (a TIMIT-layout corpus or Kaldi data dir)")
+        raise ValueError(f"data_dir: {cfg.data_dir} is not a directory (a TIMIT-layout corpus or Kaldi data "
+                         f"dir)")
     utts = read_split(cfg.data_dir, split, cfg.units)
     if not utts:
         raise ValueError(f"data_dir: split {split!r} of {cfg.data_dir} holds no utterances")
@@ -327,23 +331,27 @@ def _spec_augment(cfg: TrainConfig, epoch: int, batch_index: int):
 
 
 def decode_features(model, feats: Sequence[np.ndarray], *, beam: int = 1, batch_size: int = 16,
-                    lm=None, lm_weight: float = 0.0, progress: bool = False, desc: str = "decode") -> List[List[int]]:
+                    lm=None, lm_weight: float = 0.0, progress: bool = False,
+                    desc: str = "decode") -> List[List[int]]:
     """Decode a list of normalised (T, D) feature arrays in length-sorted batches; ids per utterance."""
     from tqdm import tqdm
     hyps: List[Optional[List[int]]] = [None] * len(feats)
     groups = bucket_batches([f.shape[0] for f in feats], batch_size, None)
     for idx in tqdm(groups, desc=desc, disable=not progress, leave=False):
         b = make_batch([feats[i] for i in idx], [[] for _ in idx])
-        out = model.decode(b, method="greedy" if beam <= 1 else "beam", beam_size=beam, lm=lm, lm_weight=lm_weight)
+        out = model.decode(b, method="greedy" if beam <= 1 else "beam", beam_size=beam, lm=lm,
+                           lm_weight=lm_weight)
         for i, h in zip(idx, out):
             hyps[i] = list(h)
     return hyps  # type: ignore[return-value]
 
 
 def score_hypotheses(vocab: Vocabulary, scoring: str, refs: Sequence[Sequence[str]], hyps_ids):
-    """Error rate (sclite counts) after mapping both sides to scored tokens; returns (ErrorRate, hyp tokens)."""
+    """Error rate (sclite counts) after mapping both sides to scored tokens; returns (ErrorRate, hyp
+    tokens)."""
     hyp_tokens = [vocab.decode(h) for h in hyps_ids]
-    er = error_rate([scoring_tokens(r, scoring) for r in refs], [scoring_tokens(h, scoring) for h in hyp_tokens])
+    er = error_rate([scoring_tokens(r, scoring) for r in refs],
+                    [scoring_tokens(h, scoring) for h in hyp_tokens])
     return er, hyp_tokens
 
 
@@ -364,7 +372,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _write_logs(exp: Path, history: List[dict]) -> None:
-    """``log.csv`` and ``log.json`` from ``history``, each atomically (files already holding it are left alone)."""
+    """``log.csv`` and ``log.json`` from ``history``, each atomically (files already holding it are left
+    alone)."""
     keys: List[str] = []
     for h in history:
         keys += [k for k in h if k not in keys]
@@ -407,13 +416,17 @@ def _check_best(best_path: Path, meta: dict) -> None:
           file=sys.stderr)
 
 
-def _config_differences(saved: dict, now: dict) -> List[str]:
+def _config_differences(saved: dict, now: dict, prefix: str = "") -> List[str]:
+    """The keys (dotted inside ``model_options`` and ``features``) whose values differ, with both values."""
     diffs = []
     for k in sorted(set(saved) | set(now)):
-        if k in RESUME_MAY_CHANGE:
+        if k in RESUME_MAY_CHANGE and not prefix:
             continue
-        if saved.get(k) != now.get(k):
-            diffs.append(f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})")
+        a, b = saved.get(k), now.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += _config_differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            diffs.append(f"{prefix}{k} (checkpoint {a!r}, now {b!r})")
     return diffs
 
 
@@ -492,7 +505,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                      dev=len(skipped_data.get(cfg.dev_split, {})))
     scoring = _scoring_rule(vocab)
 
-    model = models.build(cfg.model, input_dim=frontend.dim, vocab_size=len(vocab), dtype=np.float32, seed=cfg.seed,
+    model = models.build(cfg.model, input_dim=frontend.dim, vocab_size=len(vocab), dtype=np.float32,
+                         seed=cfg.seed,
                          **cfg.model_options)
     opt = _make_optimizer(cfg, model.parameters())
     history: List[dict] = []
@@ -507,18 +521,22 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         opt.load_state_dict(opt_state)
         for k, st in meta["rngs"].items():
             gens[k].bit_generator.state = rng_from_state(st).bit_generator.state
-        epoch0, best, best_epoch, bad_epochs = meta["epoch"], meta["best"], meta["best_epoch"], meta["bad_epochs"]
+        epoch0, best, best_epoch = meta["epoch"], meta["best"], meta["best_epoch"]
+        bad_epochs = meta["bad_epochs"]
         lr, history, step = meta["lr"], meta["history"], meta["step"]
         resume_batch, partial = meta.get("batch", 0), meta.get("partial", partial)
         if vocab.tokens != meta["vocab"]:
-            raise ValueError(f"data_dir: the training transcripts give a vocabulary different from the checkpoint's")
+            raise ValueError("data_dir: the training transcripts give a vocabulary different from the "
+                             "checkpoint's")
         print(f"resumed from {ckpt} at epoch {epoch0}{f', batch {resume_batch}' if resume_batch else ''}")
 
     def save(path: Path, epoch: int, batch: int = 0, part=(0.0, 0, 0, 0), finished: str = "") -> None:
-        meta = dict(config=cfg.as_dict(), model=model.config, vocab=vocab.tokens, units=cfg.units, scoring=scoring,
+        meta = dict(config=cfg.as_dict(), model=model.config, vocab=vocab.tokens, units=cfg.units,
+                    scoring=scoring,
                     frontend=frontend.meta(), epoch=epoch, batch=batch, partial=list(part), best=best,
                     best_epoch=best_epoch, bad_epochs=bad_epochs, lr=lr, step=step, history=history,
-                    finished=finished, stopped_early=bad_epochs >= cfg.patience, skipped_utterances=skipped_data,
+                    finished=finished, stopped_early=bad_epochs >= cfg.patience,
+                    skipped_utterances=skipped_data,
                     rngs={k: rng_state(g) for k, g in gens.items()})
         arrays = dict(model.state_dict())
         arrays.update(frontend.arrays())
@@ -527,10 +545,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     metric = "dev_loss" if model.IS_LM else "dev_err"
     n_batches = -(-len(train_set) // cfg.batch_size)
     schedule = _step_schedule(cfg, -(-n_batches // cfg.grad_accum))
-    print(f"model {cfg.model}: {model.num_parameters():,} parameters; {len(train_set)} training / {len(dev_set)} dev "
+    print(f"model {cfg.model}: {model.num_parameters():,} parameters; {len(train_set)} training / "
+          f"{len(dev_set)} dev "
           f"utterances, vocabulary {len(vocab)} ({cfg.units}, scored as {scoring})"
-          + (f"; skipped {n_skipped['train']} training / {n_skipped['dev']} dev utterances whose features could "
-             f"not be computed (named above)" if skipped_data else ""))
+          + (f"; skipped {n_skipped['train']} training / {n_skipped['dev']} dev utterances whose features "
+             f"could not be computed (named above)" if skipped_data else ""))
 
     interrupted: List[bool] = []
     previous_handler = None
@@ -561,8 +580,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                 if np.any(np.isnan(loss)):
                     model.clear_caches()
                     bad = [u for u, v in zip(batch.ids, loss) if np.isnan(v)]
-                    raise NonFiniteLoss(f"NaN loss for utterance(s) {bad} in epoch {epoch + 1}; the checkpoint "
-                                        f"holds the last good state")
+                    raise NonFiniteLoss(f"NaN loss for utterance(s) {bad} in epoch {epoch + 1}; the "
+                                        f"checkpoint holds the last good state")
                 ok = np.isfinite(loss)
                 if not ok.all():
                     names = [u for u, v in zip(batch.ids, ok) if not v]
@@ -582,7 +601,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                         elif not all(np.all(np.isfinite(g)) for g in grads.values()):
                             raise ValueError("non-finite gradient")
                     except ValueError as e:
-                        raise NonFiniteLoss(f"non-finite gradient in the batch {list(batch.ids)}: {e}") from None
+                        raise NonFiniteLoss(f"non-finite gradient in the batch {list(batch.ids)}: "
+                                            f"{e}") from None
                     if schedule is not None:
                         lr = schedule(step)
                     opt.lr = lr
@@ -613,7 +633,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                 rec.update(dev_per=dev_er.rate, dev_S=dev_er.substitutions, dev_D=dev_er.deletions,
                            dev_I=dev_er.insertions)
             history.append(rec)
-            what = (f"dev {'PER' if scoring == 'timit39' else 'error'} {100 * dev_score:.2f}% (S {dev_er.substitutions} "
+            what = (f"dev {'PER' if scoring == 'timit39' else 'error'} {100 * dev_score:.2f}% "
+                    f"(S {dev_er.substitutions} "
                     f"D {dev_er.deletions} I {dev_er.insertions})" if dev_er is not None else
                     f"dev loss/token {dev_score:.3f}")
             print(f"epoch {epoch + 1}: train loss/utt {rec['train_loss']:.2f}  {what}  {secs:.0f}s "
@@ -622,7 +643,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             if cfg.schedule == "newbob" and not improved and cfg.lr_halving:
                 lr *= 0.5                                            # NewBob: halve on a plateau
             if bad_epochs >= cfg.patience or epoch + 1 == cfg.epochs:
-                finished = (f"early stop: no dev improvement for {bad_epochs} epochs" if bad_epochs >= cfg.patience
+                finished = (f"early stop: no dev improvement for {bad_epochs} epochs"
+                            if bad_epochs >= cfg.patience
                             else f"finished {cfg.epochs} epochs")
             if improved:
                 save(best_path, epoch + 1, finished=finished)        # best first: see the module docstring
@@ -638,7 +660,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
     _plot(exp, history)
-    return dict(epochs=len(history), best_dev=best, best_dev_per=best, minutes=(time.perf_counter() - t_start) / 60,
+    return dict(epochs=len(history), best_dev=best, best_dev_per=best,
+                minutes=(time.perf_counter() - t_start) / 60,
                 history=history, exp_dir=str(exp), finished=finished)
 
 
@@ -647,14 +670,15 @@ def _evaluate_dev(model, dev: Split, vocab: Vocabulary, scoring: str, cfg: Train
     try:
         if model.IS_LM:
             tot, n = 0.0, 0
-            labels = [y for y in dev.labels if y is not None]      # utterances with out-of-vocabulary tokens skipped
+            labels = [y for y in dev.labels if y is not None]      # utterances with unknown tokens skipped
             for idx in bucket_batches([len(y) for y in labels], cfg.batch_size, None):
                 b = make_batch(None, [labels[i] for i in idx])
                 loss, _ = model.forward_loss(b)
                 tot += float(loss.sum())
                 n += int(b.target_lengths.sum() + len(idx))
             return tot / max(n, 1), None
-        hyps = decode_features(model, dev.feats, beam=cfg.beam, batch_size=cfg.batch_size, progress=cfg.progress,
+        hyps = decode_features(model, dev.feats, beam=cfg.beam, batch_size=cfg.batch_size,
+                               progress=cfg.progress,
                                desc="dev")
         er, _ = score_hypotheses(vocab, scoring, [u.tokens for u in dev.utts], hyps)
         return er.rate, er

@@ -26,7 +26,8 @@ def test_help_lists_subcommands(capsys):
 def test_synth_timit_arguments():
     args = build_parser().parse_args(["synth-timit", "OUT", "--size", "tiny", "--seed", "4",
                                       "--holdout-voices", "awb,slt", "--jobs", "1"])
-    assert (args.out_dir, args.size, args.seed, args.holdout_voices, args.jobs) == ("OUT", "tiny", 4, ["awb", "slt"], 1)
+    assert (args.out_dir, args.size, args.seed, args.holdout_voices, args.jobs) == \
+        ("OUT", "tiny", 4, ["awb", "slt"], 1)
     assert build_parser().parse_args(["synth-timit", "OUT"]).size == "small"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["synth-timit", "OUT", "--size", "huge"])
@@ -51,13 +52,14 @@ def test_synth_timit_end_to_end_one_voice(tmp_path, capsys):
     if "kal" not in synth.available_voices() or not synth.WORDNET_DIR.is_dir():
         pytest.skip("festival kal_diphone voice or wordnet-base not installed")
     out = tmp_path / "corpus"
-    assert main(["synth-timit", str(out), "--size", "tiny", "--voices", "kal", "--jobs", "1", "--no-progress"]) == 0
+    assert main(["synth-timit", str(out), "--size", "tiny", "--voices", "kal", "--jobs", "1",
+                 "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "train 8, dev 4, core_test 4" in printed and "dropped 0" in printed
     assert {u.speaker[1:4] for u in read_corpus(out, "core_test")} == {"KAL"}
 
 
-# ---------------------------------------------------------------------------- with a corpus and a trained model
+# ------------------------------------------------------------------------ with a corpus and a trained model
 
 needs_synth = pytest.mark.skipif(not (shutil.which("festival") and shutil.which("flite")
                                       and Path("/usr/share/wordnet").exists()),
@@ -150,7 +152,8 @@ def test_beam_has_a_documented_upper_bound(trained, capsys):
     for cmd in ("transcribe", "decode"):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
-        assert f"at most scratchasr.inference.MAX_BEAM ({MAX_BEAM})" in " ".join(capsys.readouterr().out.split())
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert f"at most scratchasr.inference.MAX_BEAM ({MAX_BEAM})" in help_text
     for bad in (str(MAX_BEAM + 1), "100000", "0", "-3", "2.5", "abc"):
         with pytest.raises(SystemExit) as e:
             main(["transcribe", trained["ckpt"], str(wav), "--beam", bad])
@@ -173,7 +176,7 @@ def _config(tmp_path, body):
 @pytest.mark.parametrize("case", ["syntax", "keyerror", "config_dir", "lr_string", "hidden_string",
                                   "feature_unknown", "exp_is_file", "exp_under_file", "hidden_overflow",
                                   "data_is_file", "transcribe_dir", "transcribe_channels0", "decode_out_file",
-                                  "decode_data_file", "decode_ckpt_dir", "read_only_exp"])
+                                  "decode_data_file", "decode_ckpt_dir", "read_only_exp", "transcribe_short"])
 def test_expected_errors_are_one_line_naming_the_file_or_option(trained, tmp_path, capsys, monkeypatch, case):
     """Each gives exit code 2 and one line on stderr that names the file or option (no traceback)."""
     ckpt, corpus = trained["ckpt"], str(trained["corpus"])
@@ -190,7 +193,8 @@ def test_expected_errors_are_one_line_naming_the_file_or_option(trained, tmp_pat
     elif case == "config_dir":           # IsADirectoryError
         argv, want = ["train", str(tmp_path)], f"CONFIG: {tmp_path} is a directory"
     elif case == "lr_string":            # a config value of the wrong type
-        argv, want = ["train", _config(tmp_path, f"CONFIG = dict({base}, lr='abc')\n")], "lr: expected a number"
+        argv, want = ["train", _config(tmp_path, f"CONFIG = dict({base}, lr='abc')\n")], \
+            "lr: expected a number"
     elif case == "hidden_string":
         argv, want = ["train", _config(tmp_path, f"CONFIG = dict(dict({base}), hidden='16')\n")], \
             "hidden: expected an integer"
@@ -219,18 +223,24 @@ def test_expected_errors_are_one_line_naming_the_file_or_option(trained, tmp_pat
         assert b"channel_count -i 1" in raw
         sph.write_bytes(raw.replace(b"channel_count -i 1", b"channel_count -i 0"))
         argv, want = ["transcribe", ckpt, str(sph)], f"{sph}: SPHERE channel_count must be >= 1"
+    elif case == "transcribe_short":     # shorter than one frame: no empty transcript with exit 0
+        short = tmp_path / "short.wav"
+        sf.write(short, np.zeros(100, np.float32), 16000)
+        argv, want = ["transcribe", ckpt, str(short)], \
+            f"{short}: y: 100 samples (0.0063 s) are shorter than one"
     elif case == "decode_out_file":
         argv, want = ["decode", ckpt, corpus, "--out", str(a_file), "--no-progress"], \
             f"out: cannot create {a_file}"
     elif case == "decode_data_file":
         argv, want = ["decode", ckpt, str(a_file), "--no-progress"], f"data: {a_file} is not a directory"
     elif case == "decode_ckpt_dir":
-        argv, want = ["decode", str(tmp_path), corpus, "--no-progress"], f"checkpoint: no such file: {tmp_path}"
+        argv, want = ["decode", str(tmp_path), corpus, "--no-progress"], \
+            f"checkpoint: no such file: {tmp_path}"
     else:                                # read-only experiment dir: PermissionError
         exp = tmp_path / "ro"
         exp.mkdir()
         argv = ["train", _config(tmp_path, f"CONFIG = dict({base})\n"), f"--exp_dir={exp}"]
-        if os.geteuid() == 0:            # root ignores permissions: the write fails as a read-only dir makes it
+        if os.geteuid() == 0:   # root ignores permissions: fail the write as a read-only dir would
             from scratchasr.data import featcache
 
             def refuse(path, *a, **k):

@@ -38,7 +38,8 @@ def corpus(tmp_path_factory):
 
 def _cfg(corpus, exp, **kw):
     base = dict(model="ctc_blstm", data_dir=str(corpus), exp_dir=str(exp), hidden=48, num_layers=1, stack=2,
-                dropout=0.0, lr=1e-2, batch_size=4, epochs=3, patience=1000, lr_halving=False, max_train_utts=4,
+                dropout=0.0, lr=1e-2, batch_size=4, epochs=3, patience=1000, lr_halving=False,
+                max_train_utts=4,
                 progress=False)
     base.update(kw)
     return TrainConfig.from_overrides(base)
@@ -59,7 +60,8 @@ def test_overfits_a_handful_of_utterances(corpus, tmp_path):
     er, _ = score_hypotheses(model.vocabulary, model.scoring, [u.tokens for u in utts], hyps)
     assert er.rate < 0.2, er
     log = json.loads((tmp_path / "exp" / "log.json").read_text())
-    assert len(log) == 60 and (tmp_path / "exp" / "log.csv").exists() and (tmp_path / "exp" / "loss.png").exists()
+    assert len(log) == 60
+    assert (tmp_path / "exp" / "log.csv").exists() and (tmp_path / "exp" / "loss.png").exists()
 
 
 @pytest.mark.parametrize("extra", [dict(), dict(spec_augment=True, speed_perturb=True, grad_accum=2,
@@ -134,20 +136,31 @@ def test_run_protection_finished_runs_and_resume_differences(corpus, tmp_path):
     assert s["finished"] and (exp / "checkpoint.npz").read_bytes() == before
     with pytest.raises(ValueError, match=r"^config:.*\blr\b"):
         train(_cfg(corpus, exp, epochs=2, lr=5e-3), resume=True)
+    with pytest.raises(ValueError, match=r"^config: differs from the checkpoint in model_options\.hidden "
+                                         r"\(checkpoint 48, now 32\).*only epochs, max_minutes"):
+        train(_cfg(corpus, exp, epochs=2, hidden=32), resume=True)
+    with pytest.raises(ValueError, match=r"^config:.*features\.num_mel_bins \(checkpoint None, now 23\)"):
+        train(_cfg(corpus, exp, epochs=2, features=dict(num_mel_bins=23)), resume=True)
+    with pytest.raises(ValueError, match=r"^overwrite:"):
+        train(_cfg(corpus, exp, epochs=2), resume=True, overwrite=True)
     train(_cfg(corpus, exp, epochs=2), resume=True)          # epochs may grow
     assert load_checkpoint(exp / "checkpoint.npz")[2]["epoch"] == 2
     train(_cfg(corpus, exp, epochs=1), overwrite=True)
     assert load_checkpoint(exp / "checkpoint.npz")[2]["epoch"] == 1
 
 
-@pytest.mark.parametrize("override, key", [("--lr=abc", "lr"), ("--epochs=2.5", "epochs"), ("--batch_size=0", "batch_size"),
-                                           ("--hidden=0", "hidden"), ("--stack=0", "stack"), ("--dropout=1.5", "dropout"),
-                                           ("--clip=-1", "clip"), ("--epochs=-1", "epochs"),
-                                           ("--max_train_utts=-2", "max_train_utts"), ("--progress=maybe", "progress"),
-                                           ("--beam=100000", "beam"), ("--no_such_key=1", "no_such_key"),
-                                           ("--units=syllables", "units"), ("--model=nope", "model")])
+@pytest.mark.parametrize("override, key", [
+    ("--lr=abc", "lr"), ("--epochs=2.5", "epochs"), ("--batch_size=0", "batch_size"),
+    ("--hidden=0", "hidden"),
+    ("--stack=0", "stack"), ("--dropout=1.5", "dropout"), ("--dropout=1.0", "dropout"),
+    ("--num_layers=0", "num_layers"), ("--clip=-1", "clip"), ("--epochs=-1", "epochs"),
+    ("--max_train_utts=-2", "max_train_utts"), ("--progress=maybe", "progress"),
+    ("--beam=100000", "beam"),
+    ("--no_such_key=1", "no_such_key"), ("--units=syllables", "units"), ("--model=nope", "model"),
+    ("--hidden=100000000000000000000", "hidden"), ("--features={\"mel\": 1}", "features")])
 def test_bad_overrides_name_the_key(corpus, tmp_path, override, key):
-    base = dict(model="ctc_blstm", data_dir=str(corpus), exp_dir=str(tmp_path / "exp"), progress=False, epochs=1)
+    base = dict(model="ctc_blstm", data_dir=str(corpus), exp_dir=str(tmp_path / "exp"), progress=False,
+                epochs=1)
     with pytest.raises((ValueError, TypeError), match=rf"^{key}:"):
         cfg = TrainConfig.from_overrides(base, [override])
         models.build(cfg.model, input_dim=3, vocab_size=5, **cfg.model_options)
@@ -253,7 +266,8 @@ def test_cli_decode_kaldi_dir_with_words_writes_hyp_and_align(corpus, tmp_path, 
 def test_cli_train_decode_transcribe_and_errors(corpus, tmp_path, capsys):
     from scratchasr.cli import main
     cfg_file = tmp_path / "config.py"
-    cfg_file.write_text(f"CONFIG = dict(model='ctc_blstm', data_dir={str(corpus)!r}, exp_dir={str(tmp_path / 'exp')!r}, "
+    cfg_file.write_text(f"CONFIG = dict(model='ctc_blstm', data_dir={str(corpus)!r}, "
+                        f"exp_dir={str(tmp_path / 'exp')!r}, "
                         f"hidden=16, num_layers=1, epochs=1, max_train_utts=4, progress=False)\n")
     assert main(["train", str(cfg_file), "--batch_size=2"]) == 0
     ckpt = str(tmp_path / "exp" / "checkpoint.npz")
@@ -317,7 +331,8 @@ def test_batches_hold_the_corpus_ids(corpus, tmp_path):
     train(_cfg(corpus, tmp_path / "exp", epochs=1))
     model, frontend = load(tmp_path / "exp" / "checkpoint.npz")
     utts = read_split(corpus, "dev", "phones")
-    b = make_batch([frontend.from_file(u.wav_path) for u in utts], [model.vocabulary.encode(u.tokens) for u in utts],
+    b = make_batch([frontend.from_file(u.wav_path) for u in utts],
+                   [model.vocabulary.encode(u.tokens) for u in utts],
                    ids=[u.id for u in utts])
     loss, _ = model.forward_loss(b)
     assert loss.shape == (len(utts),) and np.all(np.isfinite(loss))

@@ -97,6 +97,7 @@ def cached_features(utts: Sequence, frontend, cache_dir, name: str, *, speed: fl
     cache_dir.mkdir(parents=True, exist_ok=True)
     offsets = np.concatenate([[0], np.cumsum([f.shape[0] for f in feats])]).astype(np.int64)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, ids=np.array(ids), offsets=offsets, feats=np.concatenate(feats), errors=np.array(errors, dtype=str))
+    np.savez(tmp, ids=np.array(ids), offsets=offsets, feats=np.concatenate(feats),
+             errors=np.array(errors, dtype=str))
     os.replace(tmp, path)
     return _load(path, ids, skipped)

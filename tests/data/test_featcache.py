@@ -57,3 +57,26 @@ def test_a_damaged_cache_is_rebuilt_with_a_warning(utts, tmp_path, capsys):
     assert "damaged" in capsys.readouterr().err
     for g, a in zip(good, again):
         np.testing.assert_array_equal(g, a)
+
+
+def test_audio_at_another_rate_is_resampled_with_a_notice_per_file(tmp_path, capsys):
+    """A training corpus holding 8 kHz and 44.1 kHz files gets the model's 16 kHz features, not features
+    computed at the files' own rates; each such file is named once."""
+    from scipy.signal import resample_poly
+    rng = np.random.default_rng(1)
+    y = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    utts = []
+    for rate, up, down in ((16000, 1, 1), (8000, 1, 2), (44100, 441, 160)):
+        p = tmp_path / f"r{rate}.wav"
+        sf.write(p, resample_poly(y, up, down).astype(np.float32), rate, subtype="FLOAT")
+        utts.append(CorpusUtterance(f"r{rate}", "s", str(p), ["a"]))
+    fe = Frontend(dict(num_mel_bins=23, delta_order=0, high_freq=3800.0, use_energy=False))
+    feats = cached_features(utts, fe, tmp_path / "cache", "train", progress=False)
+    notes = [line for line in capsys.readouterr().err.splitlines() if "resampling" in line]
+    assert len(notes) == 2 and "r8000.wav: resampling 8000 Hz -> 16000 Hz" in notes[0]
+    assert "r44100.wav: resampling 44100 Hz -> 16000 Hz" in notes[1]
+    assert all(f.shape == feats[0].shape for f in feats)             # 100 frames each, at 16 kHz
+    for f in feats[1:]:                                              # below 3.8 kHz they hold the same signal
+        assert np.abs(f - feats[0]).mean() < 0.05, np.abs(f - feats[0]).mean()
+    with pytest.raises(ValueError, match=r"^.*r8000\.wav: sample rate 8000 Hz, the model expects 16000 Hz"):
+        fe.file_features(utts[1].wav_path, resample=False)
