@@ -14,7 +14,8 @@ Options (both models):
     dropout (0.1) in every block (training only); heads (4); ff_mult (4) feed-forward width F = ff_mult E;
     conv_kernel (15) depthwise kernel (odd unless causal); chunk_size (0: full attention) attention
     chunk in encoder frames (40 ms each at a 10 ms frame shift); left_chunks (-1: all) left chunks seen;
-    causal (False): causal depthwise convolution.
+    causal (False): causal depthwise convolution; sub_channels (0: hidden) channels of the two subsampling
+    convolutions (the second one's cost grows with their square).
 conformer_transducer adds pred_hidden (128), pred_layers (1), joint_dim (256), fastemit_lambda (0.0),
 clamp (-1.0), joint_chunk (0) with the meaning of ``models.transducer``.
 
@@ -48,11 +49,11 @@ __all__ = ["ConformerCTC", "ConformerTransducer"]
 
 BLANK = 0
 ENCODER_OPTIONS = dict(hidden=144, num_layers=4, dropout=0.1, heads=4, ff_mult=4, conv_kernel=15,
-                       chunk_size=0, left_chunks=-1, causal=False)
+                       chunk_size=0, left_chunks=-1, causal=False, sub_channels=0)
 
 
 def _encoder(input_dim, dtype, seed, *, hidden, num_layers, dropout, heads, ff_mult, conv_kernel, chunk_size,
-             left_chunks, causal) -> ConformerEncoder:
+             left_chunks, causal, sub_channels) -> ConformerEncoder:
     positive_int("heads", heads)
     if positive_int("hidden", hidden) % heads:
         raise ValueError(f"heads: expected a divisor of hidden={hidden}, got {heads}")
@@ -60,7 +61,8 @@ def _encoder(input_dim, dtype, seed, *, hidden, num_layers, dropout, heads, ff_m
     dropout = _check_prob("dropout", dropout)
     return ConformerEncoder(input_dim, hidden, num_layers=num_layers, heads=heads, ff_mult=ff_mult,
                             conv_kernel=conv_kernel, dropout=dropout, chunk_size=chunk_size,
-                            left_chunks=left_chunks, causal=causal, seed=seed, dtype=dtype)
+                            left_chunks=left_chunks, causal=causal, sub_channels=sub_channels, seed=seed,
+                            dtype=dtype)
 
 
 class CTCCache(NamedTuple):
@@ -74,7 +76,7 @@ class ConformerCTC(Model):
     """Conformer encoder, linear output layer, CTC loss; see the module docstring."""
 
     OPTIONS = dict(ENCODER_OPTIONS)
-    TEST_OPTIONS = dict(ff_mult=2, conv_kernel=3)
+    TEST_OPTIONS = dict(ff_mult=2, conv_kernel=3, sub_channels=3)
     TEST_FRAMES = (23, 13)  # 5 and 2 encoder frames after x4 subsampling: enough for [1, 2, 2] and [3]
 
     def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, **options) -> None:
@@ -157,7 +159,7 @@ class ConformerTransducer(Transducer):
 
     OPTIONS = dict(ENCODER_OPTIONS, pred_hidden=128, pred_layers=1, joint_dim=256, fastemit_lambda=0.0,
                    clamp=-1.0, joint_chunk=0)
-    TEST_OPTIONS = dict(ff_mult=2, conv_kernel=3, pred_hidden=5, joint_dim=7, joint_chunk=1)
+    TEST_OPTIONS = dict(ff_mult=2, conv_kernel=3, sub_channels=3, pred_hidden=5, joint_dim=7, joint_chunk=1)
     TEST_FRAMES = (23, 13)
 
     def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, pred_hidden: int,

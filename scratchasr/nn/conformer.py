@@ -301,11 +301,13 @@ class ConformerEncoder(Module):
     ``chunk_size`` (encoder frames after subsampling; 0 = full attention) and ``left_chunks`` (-1 =
     every past chunk) define the attention mask [conformer:chunk-mask]; ``causal`` makes the depthwise
     convolutions causal. With ``chunk_size > 0`` and ``causal=True`` the encoder streams exactly.
+    ``sub_channels`` (0: ``dim``, as ESPnet) sets the subsampling's channels: its second convolution costs
+    ``9 C^2`` multiply-adds per output cell, the largest single cost of a small encoder on a CPU.
     """
 
     def __init__(self, input_dim: int, dim: int, *, num_layers: int, heads: int, ff_mult: int,
                  conv_kernel: int, dropout: float, chunk_size: int = 0, left_chunks: int = -1,
-                 causal: bool = False, seed: int = 0, dtype=np.float32) -> None:
+                 causal: bool = False, sub_channels: int = 0, seed: int = 0, dtype=np.float32) -> None:
         super().__init__()
         self.dim = positive_int("hidden", dim)
         positive_int("num_layers", num_layers)
@@ -317,8 +319,9 @@ class ConformerEncoder(Module):
             raise TypeError(f"causal: expected True or False, got {causal!r}")
         self.left_chunks, self.causal = int(left_chunks), causal
         self.dtype = np.dtype(dtype)
-        self.subsample = Conv2dSubsampling(input_dim, dim, dim, rng=np.random.default_rng([seed, 10]),
-                                           dtype=dtype)
+        sub_channels = positive_int("sub_channels", sub_channels, minimum=0) or dim
+        self.subsample = Conv2dSubsampling(input_dim, sub_channels, dim,
+                                           rng=np.random.default_rng([seed, 10]), dtype=dtype)
         self.layers = ModuleList([ConformerBlock(dim, heads, ff_mult=ff_mult, conv_kernel=conv_kernel,
                                                  causal=causal, dropout=dropout, seed=[seed, 11, i],
                                                  dtype=dtype) for i in range(num_layers)])
