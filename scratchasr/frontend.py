@@ -77,13 +77,16 @@ class Frontend:
 
     # ---------------------------------------------------------------- features
     def raw_features(self, y: np.ndarray, sr: int, *, where: str = "audio", resample: bool = True,
-                     speed: float = 1.0) -> np.ndarray:
-        """Unnormalised features of a waveform; ``speed`` != 1 is Kaldi-style speed perturbation."""
+                     speed: float = 1.0, notice: bool = True) -> np.ndarray:
+        """Unnormalised features of a waveform; ``speed`` != 1 is Kaldi-style speed perturbation; a
+        waveform at another rate is resampled with a notice on stderr (``notice=False``: silently, for
+        a file already announced) or, with ``resample=False``, refused."""
         if sr != self.sample_rate:
             if not resample:
                 raise ValueError(f"{where}: sample rate {sr} Hz, the model expects {self.sample_rate} Hz "
                                  f"(resampling is off)")
-            print(f"note: {where}: resampling {sr} Hz -> {self.sample_rate} Hz", file=sys.stderr)
+            if notice:
+                print(f"note: {where}: resampling {sr} Hz -> {self.sample_rate} Hz", file=sys.stderr)
             y = resample_to(y, sr, self.sample_rate)
         if speed != 1.0:
             # play the samples at `speed` times the rate: tempo and pitch both change (Ko et al. 2015)

@@ -4,6 +4,8 @@ A small driver runs ``scratchasr.cli.main(["train", ...])`` in a subprocess afte
 the trainer so that the process SIGKILLs itself at an exact moment (no sleeps, no timing races):
 
 - ``between``: right after ``best.npz`` of an improving epoch (> 1) is written, before ``checkpoint.npz``;
+- ``checkpoint_tmp``: the same epoch, inside the write of ``checkpoint.npz`` (temporary file complete, not
+  renamed);
 - ``log_mid``: inside the log writing of the epoch before the early stop (``log.csv`` and the temporary
   ``log.json`` written, the rename not done: a leftover temporary file and a stale ``log.json``);
 - ``early_stop``: right after the early stop's ``checkpoint.npz``, before its logs;
@@ -140,7 +142,8 @@ def _same_run(a: Path, b: Path):
 
 
 # the default suite keeps two (a stale best and lost logs/finished state); all four with -m slow
-@pytest.mark.parametrize("fault", ["between", pytest.param("log_mid", marks=pytest.mark.slow),
+@pytest.mark.parametrize("fault", ["between", pytest.param("checkpoint_tmp", marks=pytest.mark.slow),
+                                   pytest.param("log_mid", marks=pytest.mark.slow),
                                    pytest.param("early_stop", marks=pytest.mark.slow), "early_stop_log"])
 def test_sigkill_then_resume_equals_an_uninterrupted_run(setup, tmp_path, fault):
     exp, stop = tmp_path / "exp", setup["stop"]
@@ -148,6 +151,11 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(setup, tmp_path, fault)
     if fault == "between":
         _kill(setup, exp, "after_save", "best.npz", 2)
         assert (_epoch(exp / "best.npz"), _epoch(exp / "checkpoint.npz")) == (second, second - 1)
+    elif fault == "checkpoint_tmp":
+        _kill(setup, exp, "before_replace", "checkpoint.npz", second)
+        assert (_epoch(exp / "best.npz"), _epoch(exp / "checkpoint.npz")) == (second, second - 1)
+        (tmp,) = exp.glob(".checkpoint.npz.*.tmp")
+        assert _epoch(tmp) == second                                 # complete, never renamed
     elif fault in ("log_mid", "early_stop_log"):
         epoch = stop - 1 if fault == "log_mid" else stop
         _kill(setup, exp, "before_replace", "log.json", epoch)

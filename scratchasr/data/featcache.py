@@ -87,7 +87,8 @@ def cached_features(utts: Sequence, frontend, cache_dir, name: str, *, speed: fl
     feats, errors = [], []
     for u in tqdm(utts, desc=f"features {name}", disable=not progress):
         try:
-            feats.append(frontend.file_features(u.wav_path, speed=speed))
+            # speed-perturbed copies: the resampling notice was given for the unperturbed file
+            feats.append(frontend.file_features(u.wav_path, speed=speed, notice=speed == 1.0))
             errors.append("")
         except ValueError as e:
             if skipped is None:

@@ -78,5 +78,7 @@ def test_audio_at_another_rate_is_resampled_with_a_notice_per_file(tmp_path, cap
     assert all(f.shape == feats[0].shape for f in feats)             # 100 frames each, at 16 kHz
     for f in feats[1:]:                                              # below 3.8 kHz they hold the same signal
         assert np.abs(f - feats[0]).mean() < 0.05, np.abs(f - feats[0]).mean()
+    cached_features(utts, fe, tmp_path / "cache", "train-sp1.1", speed=1.1, progress=False)
+    assert "resampling" not in capsys.readouterr().err              # speed copies: announced once already
     with pytest.raises(ValueError, match=r"^.*r8000\.wav: sample rate 8000 Hz, the model expects 16000 Hz"):
         fe.file_features(utts[1].wav_path, resample=False)
