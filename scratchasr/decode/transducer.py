@@ -313,8 +313,16 @@ def graves_beam_search(model, f: np.ndarray, *, beam_size: int = 4, max_symbols_
                 heapq.heapreplace(top_w, fused_b)
             if d >= S:
                 continue
-            for k in range(1, l_star.shape[0]):
-                y_new = y_star + (k,)
+            # children's fused scores, vectorised; a child worse than the W-th best of B now can never
+            # be popped (that bound only rises and the loop stops below it) and A is dropped after the
+            # frame, so it is not pushed at all: the result is unchanged, the heap stays small
+            lm_c = prefixes.get(y_star)[2][0] if use_lm else np.zeros_like(l_star)
+            child = s_star + l_star + fuse(y_star) + lm_weight * lm_c + length_reward    # (V,)
+            bound = top_w[0] if len(top_w) == W else -np.inf
+            for k in np.flatnonzero(child >= bound):
+                if k == BLANK:
+                    continue
+                y_new = y_star + (int(k),)
                 if y_new in A_in:          # its paths through y_star were merged in already
                     continue
                 s_new = s_star + l_star[k]                            # [transducer:graves-expand]
