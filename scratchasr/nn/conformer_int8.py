@@ -1,0 +1,202 @@
+"""Post-training int8 quantisation of a Conformer model's linear layers, with an integer inference path.
+
+    qmodel = quantize_int8(model)        # a copy; the float model is untouched
+    hyps = qmodel.decode(batch)          # same API, linear layers run in int8 with int32 sums
+
+Every ``Linear`` (feed-forward, pointwise convolutions, subsampling projection, output or joint layers)
+and every projection of the relative-position attention (q, k, v, position, output) is replaced by an
+:class:`Int8Linear`: weights int8 with one scale per output channel [conformer:int8-scale], activations
+quantised per row (frame) at run time [conformer:int8-act], an integer matrix product accumulated in
+int32 (Numba kernel ``kernels/int8_matmul.py``, NumPy twin :func:`int8_matmul_numpy`), then one float
+rescale [conformer:int8-matmul]. Layer and batch norms, the depthwise and subsampling convolutions, the
+softmax, the prediction LSTM and the two joint matrices the transducer's step interface reads directly
+(``joint_pred``, ``joint_out``) stay in float (together a few percent of the parameters and of the
+multiply-adds of a 144-wide encoder). The error of each quantised product is bounded by
+[conformer:int8-bound], which the tests check output by output.
+
+Inference only: the quantised modules have no backward, and the int8 copy decodes offline (the streaming
+path of nn/conformer.py reads float attention weights, which the copy no longer holds).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+import numpy as np
+
+from .._validate import float_array, length_mask, lengths_array
+from ..ops.attention import masked_softmax, merge_heads, query_rows, split_heads
+from ..ops.rel_attention import rel_positions, rel_shift_index
+from .attention import RelPositionMultiHeadAttention
+from .layers import Linear
+from .module import Module, ModuleList
+
+__all__ = ["Int8Linear", "Int8RelMHA", "quantize_int8", "quantize_weight", "quantize_rows", "int8_matmul",
+           "int8_matmul_numpy", "int8_error_bound"]
+
+QMAX = 127  # symmetric int8 range [-127, 127] (-128 unused, so negation never overflows)
+
+
+def quantize_weight(W: np.ndarray):
+    """Per-output-channel symmetric quantisation of ``W (O, K)`` -> (Wq int8 (O, K), scale float32 (O,)).
+
+    ``scale[o] = max_k |W[o, k]| / 127`` (1 for an all-zero row), ``Wq = round(W / scale)``
+    [conformer:int8-scale].
+    """
+    W = float_array("W", W, ndim=2)
+    amax = np.abs(W).max(axis=1)
+    scale = np.where(amax > 0, amax / QMAX, 1.0).astype(np.float32)  # [conformer:int8-scale]
+    Wq = np.clip(np.rint(W / scale[:, None]), -QMAX, QMAX).astype(np.int8)
+    return Wq, scale
+
+
+def quantize_rows(x: np.ndarray):
+    """Dynamic per-row quantisation of activations ``x (N, K)`` -> (xq int8, scale (N,))
+    [conformer:int8-act]."""
+    amax = np.abs(x).max(axis=1)
+    scale = np.where(amax > 0, amax / QMAX, 1.0).astype(np.float32)  # [conformer:int8-act]
+    xq = np.clip(np.rint(x / scale[:, None]), -QMAX, QMAX).astype(np.int8)
+    return xq, scale
+
+
+def int8_matmul_numpy(xq: np.ndarray, wq: np.ndarray, out: np.ndarray) -> None:
+    """The readable twin of ``kernels.int8_matmul.int8_matmul_kernel``: out = xq @ wq^T in int32."""
+    out[...] = xq.astype(np.int32) @ wq.astype(np.int32).T  # [conformer:int8-matmul]
+
+
+def int8_matmul(xq: np.ndarray, wq: np.ndarray, *, backend: Optional[str] = None) -> np.ndarray:
+    """``xq (N, K) int8 @ wq (O, K)^T int8 -> (N, O) int32`` (exact integer sums)."""
+    if xq.dtype != np.int8 or wq.dtype != np.int8:
+        raise TypeError(f"xq: expected int8 operands, got {xq.dtype} and {wq.dtype}")
+    if xq.ndim != 2 or wq.ndim != 2 or xq.shape[1] != wq.shape[1]:
+        raise ValueError(f"xq: expected (N, K) and (O, K) operands, got {xq.shape} and {wq.shape}")
+    if xq.shape[1] * QMAX * QMAX >= 2**31:
+        raise ValueError(f"xq: K={xq.shape[1]} could overflow the int32 sums")
+    if backend not in (None, "numpy", "numba"):
+        raise ValueError(f"backend: expected None, 'numpy' or 'numba', got {backend!r}")
+    out = np.empty((xq.shape[0], wq.shape[0]), np.int32)
+    if backend == "numpy":
+        int8_matmul_numpy(xq, wq, out)
+    else:
+        from ..kernels.int8_matmul import int8_matmul_kernel
+        int8_matmul_kernel(np.ascontiguousarray(xq), np.ascontiguousarray(wq), out)
+    return out
+
+
+def int8_error_bound(x: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Worst-case |y - y_int8| of each output of ``x (N, K) @ W (O, K)^T`` [conformer:int8-bound]."""
+    _, sw = quantize_weight(W)
+    _, sx = quantize_rows(x)
+    a, s = sx[:, None].astype(np.float64), sw[None, :].astype(np.float64)  # (N, 1), (1, O)
+    return (a / 2 * np.abs(W).sum(axis=1)[None, :] + s / 2 * np.abs(x).sum(axis=1)[:, None]
+            + W.shape[1] * a * s / 4)  # [conformer:int8-bound]
+
+
+class Int8Linear(Module):
+    """``y = x W^T + b`` with W stored as int8 rows and per-row scales; inference only."""
+
+    def __init__(self, W: np.ndarray, b: Optional[np.ndarray], *, backend: Optional[str] = None) -> None:
+        super().__init__()
+        Wq, scale = quantize_weight(W)
+        self.dtype = W.dtype
+        self.backend = backend
+        self.add_buffer("W_q", Wq)
+        self.add_buffer("scale", scale)
+        if b is not None:
+            self.add_buffer("b", b.copy())
+
+    @classmethod
+    def from_linear(cls, lin: Linear, **kw) -> "Int8Linear":
+        return cls(lin.params["W"], lin.params.get("b"), **kw)
+
+    def forward(self, x, lengths=None):
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1])
+        xq, sx = quantize_rows(x2)
+        acc = int8_matmul(xq, self.buffers["W_q"], backend=self.backend)  # int32 (N, O)
+        y = (acc * sx[:, None].astype(np.float64) * self.buffers["scale"][None, :]).astype(self.dtype)
+        if "b" in self.buffers:
+            y += self.buffers["b"]  # [conformer:int8-matmul]
+        y = y.reshape(*lead, -1)
+        if lengths is not None:
+            y = np.where(length_mask(lengths_array("lengths", lengths, x.shape[0], x.shape[1]),
+                                     x.shape[1])[..., None], y, 0)
+        return y
+
+    def backward(self, dout):
+        raise RuntimeError("Int8Linear: inference only (quantised after training)")
+
+
+class Int8RelMHA(Module):
+    """Relative-position self-attention with int8 projections (same arithmetic as ops.rel_attention)."""
+
+    def __init__(self, mha: RelPositionMultiHeadAttention, *, backend: Optional[str] = None) -> None:
+        super().__init__()
+        P = mha.params
+        self.H, self.E = mha.H, mha.E
+        self.q = Int8Linear(P["W_q"], P["b_q"], backend=backend)
+        self.k = Int8Linear(P["W_k"], P["b_k"], backend=backend)
+        self.v = Int8Linear(P["W_v"], P["b_v"], backend=backend)
+        self.pos = Int8Linear(P["W_pos"], None, backend=backend)
+        self.o = Int8Linear(P["W_o"], P["b_o"], backend=backend)
+        self.add_buffer("pos_bias_u", P["pos_bias_u"].copy())
+        self.add_buffer("pos_bias_v", P["pos_bias_v"].copy())
+
+    def forward(self, x: np.ndarray, mask: Optional[np.ndarray] = None) -> np.ndarray:
+        B, T, E = x.shape
+        H, dk = self.H, E // self.H
+        q, k, v = split_heads(self.q(x), H), split_heads(self.k(x), H), split_heads(self.v(x), H)
+        p = self.pos(rel_positions(T, E, dtype=x.dtype)).reshape(2 * T - 1, H, dk).transpose(1, 0, 2)
+        ac = (q + self.buffers["pos_bias_u"][None, :, None, :]) @ k.swapaxes(-1, -2)  # [attn:rel-scores]
+        bd_full = (q + self.buffers["pos_bias_v"][None, :, None, :]) @ p.swapaxes(-1, -2)[None]
+        bd = np.take_along_axis(bd_full, np.broadcast_to(rel_shift_index(T), (B, H, T, T)), axis=-1)
+        P = masked_softmax((ac + bd) * x.dtype.type(1.0 / np.sqrt(dk)), mask)
+        out = self.o(merge_heads(P @ v))
+        rows = query_rows(mask, B, T)
+        return out if rows is None else np.where(rows, out, 0)
+
+    __call__ = forward
+
+    def backward(self, dout):
+        raise RuntimeError("Int8RelMHA: inference only (quantised after training)")
+
+
+def _swap(module: Module, backend, keep_float, prefix: str = "") -> None:
+    """Replace Linear and RelPositionMultiHeadAttention children of ``module`` (recursively), in place,
+    except those whose dotted name is in ``keep_float``."""
+    if isinstance(module, ModuleList):
+        for i, child in enumerate(module._items):
+            if prefix + str(i) not in keep_float:
+                module._items[i] = _quantized(child, backend)
+            _swap(module._items[i], backend, keep_float, f"{prefix}{i}.")
+        return
+    for name, child in list(vars(module).items()):
+        if isinstance(child, Module):
+            if prefix + name not in keep_float:
+                setattr(module, name, _quantized(child, backend))
+            _swap(getattr(module, name), backend, keep_float, f"{prefix}{name}.")
+
+
+def _quantized(child: Module, backend) -> Module:
+    if isinstance(child, Linear):
+        return Int8Linear.from_linear(child, backend=backend)
+    if isinstance(child, RelPositionMultiHeadAttention):
+        return Int8RelMHA(child, backend=backend)
+    return child
+
+
+# Read as float arrays by the transducer's step interface (models/transducer.py: step, joint_step), so
+# they stay float: the prediction network's output projection and the joint's output layer.
+KEEP_FLOAT = ("joint_pred", "joint_out")
+
+
+def quantize_int8(model: Module, *, backend: Optional[str] = None, keep_float=KEEP_FLOAT) -> Module:
+    """An eval-mode copy of ``model`` whose linear layers and attention projections run in int8
+    (except the modules named in ``keep_float``)."""
+    q = copy.deepcopy(model)
+    q.clear_caches()
+    _swap(q, backend, set(keep_float))
+    q.eval()
+    q.quantized = "int8"
+    return q
