@@ -71,6 +71,10 @@ from .optim.schedules import cosine_with_warmup, noam
 __all__ = ["TrainConfig", "train", "NonFiniteLoss", "RESUME_MAY_CHANGE", "MAX_BEAM", "decode_features",
            "score_hypotheses"]
 
+# Keys --resume accepts with another value than the checkpoint's: the run's length and budget (epochs,
+# max_minutes, patience; an early stop stays final all the same), display (progress), where things are
+# (data_dir for a moved corpus: the vocabulary must still match; exp_dir) and the dev decoding beam. Any
+# other difference (model options, features, lr, batch_size, seed, ...) is named and refused.
 RESUME_MAY_CHANGE = ("epochs", "max_minutes", "progress", "patience", "data_dir", "exp_dir", "beam")
 _RESUME_KEYS = ("config", "epoch", "best", "best_epoch", "bad_epochs", "lr", "step", "history", "rngs")
 SPEEDS = (0.9, 1.0, 1.1)
@@ -566,6 +570,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             order = bucket_batches([f.shape[0] for f in train_set.feats], cfg.batch_size,
                                    np.random.default_rng([cfg.seed, epoch]))
             tot_loss, tot_frames, tot_utts, skipped = 0.0, 0, 0, 0
+            run_frames = 0
             skip = 0
             if epoch == epoch0 and resume_batch:
                 (tot_loss, tot_frames, tot_utts, skipped), skip = partial, resume_batch
@@ -591,6 +596,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                 model.backward(dloss)
                 tot_loss += float(loss[ok].sum())
                 tot_frames += int(batch.feat_lengths.sum())
+                run_frames += int(batch.feat_lengths.sum())      # since t0 (a resumed epoch: since the resume)
                 tot_utts += int(ok.sum())
                 boundary = (done + 1) % cfg.grad_accum == 0 or done + 1 == len(order)
                 if boundary:
@@ -610,7 +616,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                     step += 1
                     model.zero_grad()
                 bar.set_postfix(loss=f"{tot_loss / max(tot_utts, 1):.2f}",
-                                fps=f"{tot_frames / (time.perf_counter() - t0):.0f}")
+                                fps=f"{run_frames / (time.perf_counter() - t0):.0f}")
                 if interrupted and boundary:
                     save(ckpt, epoch, done + 1, (tot_loss, tot_frames, tot_utts, skipped))
                     raise KeyboardInterrupt
@@ -626,7 +632,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             else:
                 bad_epochs += 1
             rec = dict(epoch=epoch + 1, train_loss=tot_loss / max(tot_utts, 1), lr=opt.lr, step=step,
-                       seconds=round(secs, 2), frames_per_s=round(tot_frames / secs, 1), skipped=skipped,
+                       seconds=round(secs, 2), frames_per_s=round(run_frames / secs, 1), skipped=skipped,
                        skipped_train_utts=n_skipped["train"], skipped_dev_utts=n_skipped["dev"])
             rec[metric] = dev_score
             if dev_er is not None:
