@@ -12,5 +12,7 @@ from . import seq2seq  # noqa: F401  (registers "seq2seq")
 from . import las  # noqa: F401  (registers "las")
 from . import mocha  # noqa: F401  (registers "mocha")
 from . import conformer  # noqa: F401  (registers "conformer_ctc", "conformer_transducer")
+from . import lstm_lm  # noqa: F401  (registers "lstm_lm")
+from . import gpt_lm  # noqa: F401  (registers "gpt_lm")
 
 __all__ = ["Model", "available", "build", "build_from_config", "check_batch", "gather_state", "register"]

@@ -1,0 +1,76 @@
+"""N-best rescoring with a language model [lm:rescore] (the conventional two-pass pipeline).
+
+    nbest = ctc_prefix_beam_search(log_probs, lengths, beam_size=16, nbest=8)    # first pass, no LM
+    best = rescore_nbest(nbest, lm, lm_weight=0.5)                              # B lists, best first
+
+Each hypothesis keeps its acoustic score ``ctc_log_prob`` (``log P(y | x)`` summed over alignments) and
+gets ``lm_log_prob = log P_lm(y <eos>)`` from the LM; hypotheses are re-ranked by
+``ctc_log_prob + lm_weight * lm_log_prob + insertion_bonus * len(y)``. The LM is any object with
+``score(batch) -> (B,)`` (the registered language models) or with the step interface only (e.g.
+:class:`~scratchasr.decode.lm.BigramLM`), whose sentence log-probability is accumulated step by step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+import numpy as np
+
+from ..data.batch import make_batch
+from .ctc import Hypothesis
+
+__all__ = ["rescore_nbest", "sentence_log_probs"]
+
+
+def sentence_log_probs(lm, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+    """(N,) float64 ``log P_lm(y <eos>)`` of each id sequence [lm:chain]: ``lm.score`` when it has one,
+    else summed through the step interface [lm:step]."""
+    seqs = [[int(t) for t in s] for s in sequences]
+    if not seqs:
+        return np.zeros(0)
+    if hasattr(lm, "score") and hasattr(lm, "forward_loss"):
+        return np.asarray(lm.score(make_batch(None, seqs)), dtype=np.float64)
+    if not (hasattr(lm, "init_state") and hasattr(lm, "step")):
+        raise TypeError(f"lm: expected a language model with score(batch) or init_state/step, "
+                        f"got {type(lm).__name__}")
+    N, S = len(seqs), max(len(s) for s in seqs)
+    state = lm.init_state(N)
+    total = np.zeros(N)
+    prev = np.zeros(N, np.int64)                                   # <sos>
+    done = np.zeros(N, bool)
+    for s in range(S + 1):
+        lp, state = lm.step(state, prev)
+        lp = np.asarray(lp, np.float64)
+        nxt = np.array([q[s] if s < len(q) else 0 for q in seqs], np.int64)   # 0 = <eos> after the last
+        total += np.where(done, 0.0, lp[np.arange(N), nxt])
+        done |= np.array([s >= len(q) for q in seqs])
+        prev = nxt
+    return total
+
+
+def rescore_nbest(nbest: Sequence[Sequence[Hypothesis]], lm, *, lm_weight: float,
+                  insertion_bonus: float = 0.0) -> List[List[Hypothesis]]:
+    """Re-rank each utterance's hypotheses by acoustic + ``lm_weight`` x LM + bonus x length [lm:rescore].
+
+    Returns the same hypotheses as new :class:`Hypothesis` tuples (``score`` = the combined score,
+    ``lm_log_prob`` = the LM's ``log P(y <eos>)``), best first, ties broken by token sequence."""
+    for name, value in (("lm_weight", lm_weight), ("insertion_bonus", insertion_bonus)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    flat = [h for hyps in nbest for h in hyps]
+    for h in flat:
+        if not isinstance(h, Hypothesis):
+            raise TypeError(f"nbest: expected lists of decode.ctc.Hypothesis, got {type(h).__name__}")
+    lm_lp = sentence_log_probs(lm, [h.tokens for h in flat]) if flat else np.zeros(0)
+    out, k = [], 0
+    for hyps in nbest:
+        ranked = []
+        for h in hyps:
+            combined = h.ctc_log_prob + lm_weight * lm_lp[k] + insertion_bonus * len(h.tokens)  # [lm:rescore]
+            ranked.append(Hypothesis(tuple(h.tokens), float(combined), h.ctc_log_prob, float(lm_lp[k])))
+            k += 1
+        ranked.sort(key=lambda h: (-h.score, h.tokens))
+        out.append(ranked)
+    return out
