@@ -28,11 +28,11 @@ equal the offline model's (eval mode) with the same chunk mask [conformer:stream
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .._validate import positive_int
+from .._validate import float_array, positive_int
 from ..data.batch import Batch
 from ..decode.ctc import ctc_greedy_decode, ctc_prefix_beam_search
 from ..losses import ctc_loss, ctc_loss_backward
@@ -45,7 +45,7 @@ from .base import Model, check_batch, register
 from .ctc_blstm import ctc_min_frames
 from .transducer import Transducer, _check_prob
 
-__all__ = ["ConformerCTC", "ConformerTransducer"]
+__all__ = ["ConformerCTC", "ConformerTransducer", "ConformerStreamer", "StreamerState"]
 
 BLANK = 0
 ENCODER_OPTIONS = dict(hidden=144, num_layers=4, dropout=0.1, heads=4, ff_mult=4, conv_kernel=15,
@@ -210,3 +210,84 @@ class ConformerTransducer(Transducer):
         """Feed ``x (B, n, D)`` -> (joint encoder rows f (B, m, J) of the frames completed, new state)."""
         h, state = self.encoder.stream(x, state, final=final)
         return h @ self.joint_enc.params["W"].T + self.joint_enc.params["b"], state  # [transducer:joint]
+
+
+# ---------------------------------------------------------------------------------------- streaming decoder
+class StreamerState(NamedTuple):
+    """Everything a :class:`ConformerStreamer` carries between calls (one utterance, batch of 1)."""
+    encoder: StreamState  # the encoder's carried memory (caches, remainders)
+    tokens: Tuple[int, ...]  # labels emitted so far
+    prev: int  # CTC: the previous frame's best id (repeats merge); transducer: unused (-1)
+    pred: object  # transducer: prediction-network state (models.transducer.PredState); CTC: None
+    g: Optional[np.ndarray]  # transducer: (1, J) prediction vector of the emitted prefix; CTC: None
+    frames: int  # encoder frames decoded so far
+
+
+class ConformerStreamer:
+    """Greedy streaming recognition with a streaming ``conformer_ctc`` or ``conformer_transducer``:
+
+        streamer = ConformerStreamer(model)
+        for piece in pieces:                  # (n, D) normalised features, any n >= 0
+            partial = streamer.accept(piece)  # every label emitted so far
+        final = streamer.finish()             # == model.decode(batch) (greedy) on the whole utterance
+
+    CTC: per-frame argmax, repeats merged across chunk boundaries, blanks dropped [ctc-decode:greedy].
+    Transducer: frame-synchronous greedy search with at most ``max_symbols_per_frame`` labels per
+    frame, the rule of ``decode.transducer.greedy_search`` [transducer:greedy], driven through the
+    model's ``step``/``joint_step``. The state is an explicit :class:`StreamerState`.
+    """
+
+    def __init__(self, model, *, max_symbols_per_frame: int = 3) -> None:
+        if not isinstance(model, (ConformerCTC, ConformerTransducer)):
+            raise TypeError(f"model: expected a conformer_ctc or conformer_transducer, "
+                            f"got {type(model).__name__}")
+        self.model = model
+        self.max_symbols = positive_int("max_symbols_per_frame", max_symbols_per_frame)
+        self.reset()
+
+    def reset(self) -> None:
+        m = self.model
+        pred = g = None
+        if isinstance(m, ConformerTransducer):
+            g, pred = m.step(m.init_state(1), np.zeros(1, np.int64))  # the empty prefix: <sos> = 0
+        self.state = StreamerState(m.stream_init(1), (), -1, pred, g, 0)
+        self.finished = False
+
+    def _decode_frames(self, out: np.ndarray) -> None:
+        st, tokens = self.state, list(self.state.tokens)
+        prev, pred, g = st.prev, st.pred, st.g
+        for t in range(out.shape[1]):
+            if isinstance(self.model, ConformerCTC):
+                k = int(out[0, t].argmax())  # ties -> the lowest id, as ctc_greedy_decode
+                if k != BLANK and k != prev:
+                    tokens.append(k)
+                prev = k
+                continue
+            for _ in range(self.max_symbols):  # [transducer:greedy]
+                k = int(self.model.joint_step(out[:, t], g).argmax(axis=1)[0])
+                if k == BLANK:
+                    break
+                tokens.append(k)
+                g, pred = self.model.step(pred, np.array([k], np.int64))
+        self.state = st._replace(tokens=tuple(tokens), prev=prev, pred=pred, g=g,
+                                 frames=st.frames + out.shape[1])
+
+    def accept(self, frames: np.ndarray) -> List[int]:
+        """Feed ``frames (n, D)``; returns every label emitted so far (a partial hypothesis)."""
+        if self.finished:
+            raise RuntimeError("accept: finish() was called; call reset() to start a new utterance")
+        frames = float_array("frames", frames, ndim=2, shape=(None, self.model.input_dim), finite=True)
+        out, enc = self.model.stream(frames[None].astype(self.model.dtype, copy=False), self.state.encoder)
+        self.state = self.state._replace(encoder=enc)
+        self._decode_frames(out)
+        return list(self.state.tokens)
+
+    def finish(self) -> List[int]:
+        """Encode the last partial chunk, decode it and return the final labels."""
+        if not self.finished:
+            out, enc = self.model.stream(np.zeros((1, 0, self.model.input_dim), self.model.dtype),
+                                         self.state.encoder, final=True)
+            self.state = self.state._replace(encoder=enc)
+            self._decode_frames(out)
+        self.finished = True
+        return list(self.state.tokens)

@@ -8,7 +8,8 @@ from scratchasr import models
 from scratchasr.data.batch import make_batch
 from scratchasr.decode.ctc import ctc_greedy_decode
 from scratchasr.decode.transducer import greedy_search
-from scratchasr.nn.conformer import StreamState
+from scratchasr.models.conformer import ConformerStreamer
+from scratchasr.nn.conformer import StreamState, subsampled_lengths
 
 D, V = 3, 6
 
@@ -132,3 +133,32 @@ def test_short_batches_give_no_frames_and_an_infeasible_loss():
     dx = m.backward(np.ones(2))
     assert dx.shape == (2, 11, D) and np.all(dx[1] == 0)
     assert m.decode(make_batch([rng.standard_normal((5, D))], [[1]])) == [[]]
+
+
+@pytest.mark.parametrize("name", ["conformer_ctc", "conformer_transducer"])
+def test_streamer_equals_offline_greedy_decoding(name):
+    kw = dict(pred_hidden=5, joint_dim=7) if name == "conformer_transducer" else {}
+    rng = np.random.default_rng(6)
+    nonempty = 0
+    for seed in range(3):
+        m = _model(name, chunk_size=2, left_chunks=1, seed=seed, **kw)
+        out = m.output if name == "conformer_ctc" else m.joint_out
+        out.params["b"][1:] += 2.0  # labels win some frames: non-trivial hypotheses
+        x = rng.standard_normal((41 + 4 * seed, D))
+        ref = m.decode(make_batch([x], [[1]]))[0]
+        streamer = ConformerStreamer(m)
+        partial = []
+        for t in range(0, x.shape[0], 5):
+            now = streamer.accept(x[t:t + 5])
+            assert now[:len(partial)] == partial  # a partial hypothesis only grows
+            partial = now
+        assert streamer.finish() == ref
+        assert streamer.state.frames == subsampled_lengths([x.shape[0]])[0]
+        nonempty += bool(ref)
+        with pytest.raises(RuntimeError, match=r"^accept:"):
+            streamer.accept(x[:1])
+        streamer.reset()
+        assert streamer.accept(x) == ref[:len(streamer.state.tokens)] and streamer.finish() == ref
+    assert nonempty >= 2
+    with pytest.raises(TypeError, match=r"^model:"):
+        ConformerStreamer(models.build("ctc_blstm", input_dim=D, vocab_size=V))
