@@ -4,6 +4,7 @@ oracle (the same block written in plain torch, weights copied in: same outputs a
 import numpy as np
 import pytest
 
+from scratchasr.nn import Dropout
 from scratchasr.nn.conformer import ConformerBlock, Conv2dSubsampling, encoder_mask, subsampled_lengths
 from scratchasr.ops.attention import chunk_mask
 from scratchasr.testing.gradcheck import gradcheck
@@ -20,6 +21,9 @@ def block_gradcheck(block, x, lengths, mask, **kw):
         for k, p in zip(names, ps):
             live[k][...] = p
         block.clear_caches()
+        for i, (_, m) in enumerate(block.named_modules()):  # the same dropout masks at every call
+            if isinstance(m, Dropout):
+                m.rng = np.random.default_rng(i)
 
     def fwd(x, *ps):
         load(ps)
@@ -39,14 +43,15 @@ def block_gradcheck(block, x, lengths, mask, **kw):
     return gradcheck(fwd, bwd, [x, *params], names=["x", *names], **kw)
 
 
-def _block(causal, seed=0, K=3):
-    return ConformerBlock(8, 2, ff_mult=2, conv_kernel=K, causal=causal, dropout=0.0, seed=seed, dtype=f64)
+def _block(causal, seed=0, K=3, dropout=0.0):
+    return ConformerBlock(8, 2, ff_mult=2, conv_kernel=K, causal=causal, dropout=dropout, seed=seed,
+                          dtype=f64)
 
 
-@pytest.mark.parametrize("causal,chunk", [(False, 0), (True, 2)])
-def test_block_gradient_equals_finite_differences(causal, chunk):
+@pytest.mark.parametrize("causal,chunk,dropout", [(False, 0, 0.0), (True, 2, 0.0), (False, 3, 0.3)])
+def test_block_gradient_equals_finite_differences(causal, chunk, dropout):
     rng = np.random.default_rng(0)
-    block = _block(causal)
+    block = _block(causal, dropout=dropout)  # dropout: fixed masks (block_gradcheck reseeds them)
     for p in block.parameters().values():  # pos_bias etc. away from their init: scores of scale ~1
         p[...] += 0.3 * rng.standard_normal(p.shape)
     lengths = np.array([6, 4])
