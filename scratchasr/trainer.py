@@ -60,7 +60,7 @@ import numpy as np
 from . import models
 from .data.batch import Batch, bucket_batches, make_batch
 from .data.corpus import UNITS, CorpusUtterance, Vocabulary, build_vocabulary, read_split, scoring_tokens
-from .data.featcache import cached_features
+from .distributed import world
 from .frontend import Frontend, check_options
 from .inference import MAX_BEAM, check_meta
 from .io import load_checkpoint, rng_from_state, rng_state, save_checkpoint
@@ -94,6 +94,7 @@ class TrainConfig:
     train_split: str = "train"
     dev_split: str = "dev"
     units: str = "phones"            # phones | words | chars
+    text_train: str = ""             # language models: extra training text, one sentence per line (data/text.py)
     epochs: int = 30
     max_minutes: float = 0.0         # 0: no time budget (checked between epochs)
     max_train_utts: int = 0          # 0: all
@@ -280,6 +281,9 @@ def _read(cfg: TrainConfig, split: str, limit: int) -> List[CorpusUtterance]:
 
 def _prepare_data(cfg: TrainConfig, exp: Path, frontend: Frontend):
     """-> (train Split, dev Split, vocabulary, skipped: {cache name: {utterance id: why}})."""
+    if getattr(models.base._REGISTRY.get(cfg.model), "IS_LM", False):
+        from .data.text import prepare_text_data
+        return prepare_text_data(cfg, frontend)       # a language model: transcripts and text, no audio
     tr = _read(cfg, cfg.train_split, cfg.max_train_utts)
     dv = _read(cfg, cfg.dev_split, cfg.max_dev_utts)
     cache = exp / "feats"
@@ -289,7 +293,8 @@ def _prepare_data(cfg: TrainConfig, exp: Path, frontend: Frontend):
         """Utterances whose audio the front end refuses (too short for one frame, unreadable, ...) are
         skipped, each named in a warning, and counted in the logs (never hidden, never a crash)."""
         bad: Dict[str, str] = {}
-        fs = cached_features(utts, frontend, cache, name, speed=speed, progress=cfg.progress, skipped=bad)
+        fs = world().cached_features(utts, frontend, cache, name, speed=speed, progress=cfg.progress,
+                                     skipped=bad)          # MPI: each rank computes its part, all share it
         for uid, why in bad.items():
             print(f"warning: skipping {name} utterance {uid}: {why}", file=sys.stderr)
         if bad:
@@ -462,21 +467,26 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         raise ValueError("overwrite: --resume continues a run, --overwrite replaces it; give one of them")
     cfg.validate()
     _import_all(cfg.imports)
+    dist = world()                    # MPI ranks (docs/distributed.md); one process: no-ops
+    if not dist.is_root:
+        from dataclasses import replace
+        cfg = replace(cfg, progress=False)
     exp = Path(cfg.exp_dir)
     try:
         exp.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"exp_dir: cannot create {exp}: {e.strerror or e}") from None
-    for leftover in list(exp.glob(".*.tmp")) + list(exp.glob("feats/*.tmp*.npz")):
+    for leftover in (list(exp.glob(".*.tmp")) + list(exp.glob("feats/*.tmp*.npz")) if dist.is_root else []):
         leftover.unlink()                                         # temporary files of a killed run
     ckpt, best_path = exp / "checkpoint.npz", exp / "best.npz"
     if ckpt.exists() and not resume and not overwrite:
         raise ValueError(f"exp_dir: {exp} already holds a run (checkpoint.npz); continue it with --resume or "
                          f"start afresh with --overwrite")
-    if overwrite and not resume:
+    if overwrite and not resume and dist.is_root:
         for old in (ckpt, best_path, exp / "log.csv", exp / "log.json", exp / "loss.png"):
             if old.exists():
                 old.unlink()          # a kill early in the new run must not leave the old run to --resume
+    dist.barrier()                    # rank 0 has cleaned up before any rank reads or writes
     saved = None
     if resume and not ckpt.exists():
         print(f"--resume: no checkpoint in {exp} yet; starting afresh")
@@ -491,12 +501,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             raise ValueError(f"config: differs from the checkpoint in {', '.join(diffs)}; only "
                              f"{', '.join(RESUME_MAY_CHANGE)} may change on --resume")
         meta = saved[2]
-        _write_logs(exp, meta["history"])        # the logs of the checkpoint (a kill may have cut them short)
+        if dist.is_root:
+            _write_logs(exp, meta["history"])    # the logs of the checkpoint (a kill may have cut them short)
         _check_best(best_path, meta)
         # an early stop is final; a run that used up its epochs continues only if more are given
         if meta.get("finished") and (meta.get("stopped_early") or meta["epoch"] >= cfg.epochs):
             print(f"{ckpt}: the run finished ({meta['finished']}); nothing to do")
-            if not (exp / "loss.png").exists():
+            if not (exp / "loss.png").exists() and dist.is_root:
                 _plot(exp, meta["history"])
             return dict(epochs=len(meta["history"]), best_dev=meta["best"], best_dev_per=meta["best"],
                         minutes=0.0, history=meta["history"], exp_dir=str(exp), finished=meta["finished"])
@@ -528,13 +539,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         epoch0, best, best_epoch = meta["epoch"], meta["best"], meta["best_epoch"]
         bad_epochs = meta["bad_epochs"]
         lr, history, step = meta["lr"], meta["history"], meta["step"]
-        resume_batch, partial = meta.get("batch", 0), meta.get("partial", partial)
+        resume_batch = meta.get("batch", 0)
+        partial = meta.get("partial", partial) if dist.is_root else partial   # global sums: counted once
         if vocab.tokens != meta["vocab"]:
             raise ValueError("data_dir: the training transcripts give a vocabulary different from the "
                              "checkpoint's")
         print(f"resumed from {ckpt} at epoch {epoch0}{f', batch {resume_batch}' if resume_batch else ''}")
 
     def save(path: Path, epoch: int, batch: int = 0, part=(0.0, 0, 0, 0), finished: str = "") -> None:
+        if not dist.is_root:
+            return
         meta = dict(config=cfg.as_dict(), model=model.config, vocab=vocab.tokens, units=cfg.units,
                     scoring=scoring,
                     frontend=frontend.meta(), epoch=epoch, batch=batch, partial=list(part), best=best,
@@ -563,7 +577,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     epoch = epoch0
     try:
         for epoch in range(epoch0, cfg.epochs):
-            if cfg.max_minutes and (time.perf_counter() - t_start) / 60 > cfg.max_minutes:
+            if cfg.max_minutes and dist.root_decides((time.perf_counter() - t_start) / 60 > cfg.max_minutes):
                 print(f"time budget of {cfg.max_minutes} min reached before epoch {epoch + 1}")
                 break
             model.train()
@@ -577,37 +591,44 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             t0 = time.perf_counter()
             bar = tqdm(order, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
             model.zero_grad()
+            stop = False
             for done, idx in enumerate(bar):
                 if done < skip:          # finished before the interruption we resume from
                     continue
-                batch = train_set.batch(idx, augment=_spec_augment(cfg, epoch, done))
-                loss, _ = model.forward_loss(batch)
-                if np.any(np.isnan(loss)):
-                    model.clear_caches()
-                    bad = [u for u, v in zip(batch.ids, loss) if np.isnan(v)]
-                    raise NonFiniteLoss(f"NaN loss for utterance(s) {bad} in epoch {epoch + 1}; the "
-                                        f"checkpoint holds the last good state")
-                ok = np.isfinite(loss)
-                if not ok.all():
-                    names = [u for u, v in zip(batch.ids, ok) if not v]
-                    skipped += len(names)
-                    tqdm.write(f"skipped (too short for its labels): {', '.join(names)}")
-                dloss = np.where(ok, 1.0 / (len(idx) * cfg.grad_accum), 0.0).astype(model.dtype)
-                model.backward(dloss)
-                tot_loss += float(loss[ok].sum())
-                tot_frames += int(batch.feat_lengths.sum())
-                run_frames += int(batch.feat_lengths.sum())      # since t0 (a resumed epoch: since the resume)
-                tot_utts += int(ok.sum())
+                # MPI: this rank's shard of the global batch idx (the weights below stay 1 / len(idx));
+                # None when the shard is empty (a last batch smaller than the number of ranks)
+                batch = dist.batch(train_set, idx, _spec_augment(cfg, epoch, done), generators=gens,
+                                   key=(cfg.seed, epoch, done))
+                if batch is not None:
+                    loss, _ = model.forward_loss(batch)
+                    if np.any(np.isnan(loss)):
+                        model.clear_caches()
+                        bad = [u for u, v in zip(batch.ids, loss) if np.isnan(v)]
+                        raise NonFiniteLoss(f"NaN loss for utterance(s) {bad} in epoch {epoch + 1}; the "
+                                            f"checkpoint holds the last good state")
+                    ok = np.isfinite(loss)
+                    if not ok.all():
+                        names = [u for u, v in zip(batch.ids, ok) if not v]
+                        skipped += len(names)
+                        tqdm.write(f"skipped (too short for its labels): {', '.join(names)}")
+                    dloss = np.where(ok, 1.0 / (len(idx) * cfg.grad_accum), 0.0).astype(model.dtype)
+                    model.backward(dloss)
+                    tot_loss += float(loss[ok].sum())
+                    tot_frames += int(batch.feat_lengths.sum())
+                    run_frames += int(batch.feat_lengths.sum())  # since t0 (resumed epoch: since the resume)
+                    tot_utts += int(ok.sum())
                 boundary = (done + 1) % cfg.grad_accum == 0 or done + 1 == len(order)
                 if boundary:
                     grads = model.gradients()
+                    stop = dist.allreduce_grads(grads, bool(interrupted))  # over ranks [dist:allreduce]
                     try:
                         if cfg.clip > 0:
                             clip_grad_norm(grads, cfg.clip)
                         elif not all(np.all(np.isfinite(g)) for g in grads.values()):
                             raise ValueError("non-finite gradient")
                     except ValueError as e:
-                        raise NonFiniteLoss(f"non-finite gradient in the batch {list(batch.ids)}: "
+                        raise NonFiniteLoss(f"non-finite gradient in the batch "
+                                            f"{[train_set.utts[i].id for i in idx]}: "
                                             f"{e}") from None
                     if schedule is not None:
                         lr = schedule(step)
@@ -617,15 +638,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                     model.zero_grad()
                 bar.set_postfix(loss=f"{tot_loss / max(tot_utts, 1):.2f}",
                                 fps=f"{run_frames / (time.perf_counter() - t0):.0f}")
-                if interrupted and boundary:
-                    save(ckpt, epoch, done + 1, (tot_loss, tot_frames, tot_utts, skipped))
+                if stop:
+                    save(ckpt, epoch, done + 1, dist.sum((tot_loss, tot_frames, tot_utts, skipped)))
                     raise KeyboardInterrupt
             secs = time.perf_counter() - t0
+            tot_loss, tot_frames, tot_utts, skipped, run_frames = dist.sum(
+                (tot_loss, tot_frames, tot_utts, skipped, run_frames))
             bad_params = [k for k, v in model.state_dict().items() if not np.all(np.isfinite(v))]
             if bad_params:           # finite losses, but a step blew up (e.g. an absurd lr): never saved
                 raise NonFiniteLoss(f"parameters {bad_params[:3]} became non-finite in epoch {epoch + 1} (lr "
                                     f"{opt.lr:g} too large?); the checkpoint holds the last good state")
-            dev_score, dev_er = _evaluate_dev(model, dev_set, vocab, scoring, cfg)
+            dev_score, dev_er = dist.evaluate_dev(_evaluate_dev, model, dev_set, vocab, scoring, cfg)
             improved = dev_score < best
             if improved:
                 best, best_epoch, bad_epochs = dev_score, epoch + 1, 0
@@ -655,7 +678,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             if improved:
                 save(best_path, epoch + 1, finished=finished)        # best first: see the module docstring
             save(ckpt, epoch + 1, finished=finished)
-            _write_logs(exp, history)
+            if dist.is_root:
+                _write_logs(exp, history)
             if bad_epochs >= cfg.patience:
                 print(finished)
                 break
@@ -665,7 +689,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
-    _plot(exp, history)
+    if dist.is_root:
+        _plot(exp, history)
     return dict(epochs=len(history), best_dev=best, best_dev_per=best,
                 minutes=(time.perf_counter() - t_start) / 60,
                 history=history, exp_dir=str(exp), finished=finished)
