@@ -15,7 +15,9 @@ Options (both models):
     conv_kernel (15) depthwise kernel (odd unless causal); chunk_size (0: full attention) attention
     chunk in encoder frames (40 ms each at a 10 ms frame shift); left_chunks (-1: all) left chunks seen;
     causal (False): causal depthwise convolution; sub_channels (0: hidden) channels of the two subsampling
-    convolutions (the second one's cost grows with their square).
+    convolutions (the second one's cost grows with their square); memory (False): an Emformer-style memory
+    bank, one summary key/value per chunk beyond the left_chunks window (needs chunk_size >= 1 and
+    left_chunks >= 0; nn/conformer_memory.py).
 conformer_transducer adds pred_hidden (128), pred_layers (1), joint_dim (256), fastemit_lambda (0.0),
 clamp (-1.0), joint_chunk (0) with the meaning of ``models.transducer``.
 
@@ -49,11 +51,11 @@ __all__ = ["ConformerCTC", "ConformerTransducer", "ConformerStreamer", "Streamer
 
 BLANK = 0
 ENCODER_OPTIONS = dict(hidden=144, num_layers=4, dropout=0.1, heads=4, ff_mult=4, conv_kernel=15,
-                       chunk_size=0, left_chunks=-1, causal=False, sub_channels=0)
+                       chunk_size=0, left_chunks=-1, causal=False, sub_channels=0, memory=False)
 
 
 def _encoder(input_dim, dtype, seed, *, hidden, num_layers, dropout, heads, ff_mult, conv_kernel, chunk_size,
-             left_chunks, causal, sub_channels) -> ConformerEncoder:
+             left_chunks, causal, sub_channels, memory) -> ConformerEncoder:
     positive_int("heads", heads)
     if positive_int("hidden", hidden) % heads:
         raise ValueError(f"heads: expected a divisor of hidden={hidden}, got {heads}")
@@ -61,8 +63,8 @@ def _encoder(input_dim, dtype, seed, *, hidden, num_layers, dropout, heads, ff_m
     dropout = _check_prob("dropout", dropout)
     return ConformerEncoder(input_dim, hidden, num_layers=num_layers, heads=heads, ff_mult=ff_mult,
                             conv_kernel=conv_kernel, dropout=dropout, chunk_size=chunk_size,
-                            left_chunks=left_chunks, causal=causal, sub_channels=sub_channels, seed=seed,
-                            dtype=dtype)
+                            left_chunks=left_chunks, causal=causal, sub_channels=sub_channels, memory=memory,
+                            seed=seed, dtype=dtype)
 
 
 class CTCCache(NamedTuple):

@@ -33,6 +33,7 @@ from ..ops.attention import chunk_mask, merge_heads, padding_mask, split_heads
 from ..ops.conv import conv1d_forward, conv_out_lengths
 from ..ops.rel_attention import rel_positions
 from .attention import RelPositionMultiHeadAttention
+from .conformer_memory import MemoryRelPositionMHA
 from .layers import GLU, BatchNorm, Conv1d, Conv2d, Dropout, LayerNorm, Linear, ReLU, Swish
 from .module import Module, ModuleList
 
@@ -137,6 +138,8 @@ class LayerStreamState(NamedTuple):
     k: np.ndarray  # (B, H, L, dk) keys of the left context (L <= left_chunks * chunk_size)
     v: np.ndarray  # (B, H, L, dk) values of the left context
     conv: np.ndarray  # (B, K - 1, E) last K - 1 inputs of the causal depthwise convolution
+    mem_k: np.ndarray  # (B, H, n, dk) memory bank: keys of the summaries of the n chunks seen (memory=True)
+    mem_v: np.ndarray  # (B, H, n, dk) memory bank: values (empty without a memory bank)
 
 
 class ConformerBlock(Module):
@@ -149,12 +152,18 @@ class ConformerBlock(Module):
     """
 
     def __init__(self, dim: int, heads: int, *, ff_mult: int = 4, conv_kernel: int = 31, causal: bool = False,
-                 dropout: float = 0.0, seed=0, dtype=np.float32) -> None:
+                 dropout: float = 0.0, memory: bool = False, chunk_size: int = 0, left_chunks: int = -1,
+                 seed=0, dtype=np.float32) -> None:
         super().__init__()
         rng = np.random.default_rng(seed)
         self.ff1 = FeedForward(dim, ff_mult * dim, dropout=dropout, rng=rng, dtype=dtype)
         self.norm_mha = LayerNorm(dim, dtype=dtype)
-        self.mha = RelPositionMultiHeadAttention(dim, heads, seed=int(rng.integers(2**31)), dtype=dtype)
+        self.memory = bool(memory)
+        if self.memory:  # the same parameters, plus the memory bank of chunk summaries
+            self.mha = MemoryRelPositionMHA(dim, heads, chunk_size=chunk_size, left_chunks=left_chunks,
+                                            seed=int(rng.integers(2**31)), dtype=dtype)
+        else:
+            self.mha = RelPositionMultiHeadAttention(dim, heads, seed=int(rng.integers(2**31)), dtype=dtype)
         self.drop_mha = Dropout(dropout, rng=np.random.default_rng(rng.integers(2**63)))
         self.conv = ConvModule(dim, conv_kernel, causal=causal, dropout=dropout, rng=rng, dtype=dtype)
         self.ff2 = FeedForward(dim, ff_mult * dim, dropout=dropout, rng=rng, dtype=dtype)
@@ -167,7 +176,9 @@ class ConformerBlock(Module):
             mask = padding_mask(lengths, T, queries=True)
         half = x.dtype.type(0.5)
         x1 = x + half * self.ff1(x, lengths)  # [conformer:macaron]
-        x2 = x1 + self.drop_mha(self.mha(self.norm_mha(x1, lengths), mask))  # [conformer:mhsa]
+        a = self.norm_mha(x1, lengths)
+        att = self.mha(a, mask, lengths) if self.memory else self.mha(a, mask)
+        x2 = x1 + self.drop_mha(att)  # [conformer:mhsa]
         x3 = x2 + self.conv(x2, lengths)  # [conformer:conv]
         x4 = x3 + half * self.ff2(x3, lengths)  # [conformer:macaron]
         return self.norm_out(x4, lengths)  # [conformer:block]
@@ -185,7 +196,8 @@ class ConformerBlock(Module):
     def init_stream(self, B: int, dtype) -> LayerStreamState:
         H, E = self.mha.H, self.mha.E
         empty = np.zeros((B, H, 0, E // H), dtype)
-        return LayerStreamState(empty, empty.copy(), np.zeros((B, self.conv.K - 1, E), dtype))
+        return LayerStreamState(empty, empty.copy(), np.zeros((B, self.conv.K - 1, E), dtype), empty.copy(),
+                                empty.copy())
 
     def forward_chunk(self, x: np.ndarray, state: LayerStreamState, offset: int, keep: int
                       ) -> tuple[np.ndarray, LayerStreamState]:
@@ -193,16 +205,24 @@ class ConformerBlock(Module):
         keys/values are carried (-1: all). Same arithmetic as :meth:`forward` on the chunk-masked input."""
         half = x.dtype.type(0.5)
         x1 = x + half * self.ff1(x)  # [conformer:macaron]
-        att, k, v = self._attend_chunk(self.norm_mha(x1), state.k, state.v, offset)
+        a = self.norm_mha(x1)
+        att, k, v = self._attend_chunk(a, state.k, state.v, offset, state.mem_k, state.mem_v)
+        mem_k, mem_v = state.mem_k, state.mem_v
+        if self.memory:  # this chunk's summary joins the bank [conformer:memory-summary]
+            P, H = self.mha.params, self.mha.H
+            S = a.mean(axis=1, keepdims=True)  # (B, 1, E)
+            mem_k = np.concatenate([mem_k, split_heads(S @ P["W_k"].T + P["b_k"], H)], axis=2)
+            mem_v = np.concatenate([mem_v, split_heads(S @ P["W_v"].T + P["b_v"], H)], axis=2)
         x2 = x1 + att
         c, conv_state = self._conv_chunk(x2, state.conv)
         x3 = x2 + c
         y = self.norm_out(x3 + half * self.ff2(x3))
         if keep >= 0:
             k, v = k[:, :, k.shape[2] - min(keep, k.shape[2]):], v[:, :, v.shape[2] - min(keep, v.shape[2]):]
-        return y, LayerStreamState(k, v, conv_state)
+        return y, LayerStreamState(k, v, conv_state, mem_k, mem_v)
 
-    def _attend_chunk(self, a: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, offset: int):
+    def _attend_chunk(self, a: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, offset: int,
+                      mem_k: np.ndarray, mem_v: np.ndarray):
         """Relative-position attention of a chunk's queries over cached + new keys [conformer:stream-attn]."""
         P, H = self.mha.params, self.mha.H
         B, C, E = a.shape
@@ -220,10 +240,17 @@ class ConformerBlock(Module):
         ac = (q + P["pos_bias_u"][None, :, None, :]) @ k.swapaxes(-1, -2)  # (B, H, C, n)
         bd_full = (q + P["pos_bias_v"][None, :, None, :]) @ p.swapaxes(-1, -2)[None]  # (B, H, C, 2n-1)
         bd = np.take_along_axis(bd_full, np.broadcast_to(r, (B, H, C, n)), axis=-1)
-        s = (ac + bd) * a.dtype.type(1.0 / np.sqrt(dk))  # every cached key is allowed by the chunk mask
+        s = ac + bd  # every cached key is allowed by the chunk mask
+        vv = v
+        if self.memory:  # memory slots of the chunks before the window: content scores only
+            m = max(0, offset // self.mha.chunk_size - self.mha.left_chunks)  # [conformer:memory-scores]
+            am = (q + P["pos_bias_u"][None, :, None, :]) @ mem_k[:, :, :m].swapaxes(-1, -2)  # (B, H, C, m)
+            s = np.concatenate([s, am], axis=-1)
+            vv = np.concatenate([v, mem_v[:, :, :m]], axis=2)
+        s = s * a.dtype.type(1.0 / np.sqrt(dk))
         s = np.exp(s - s.max(axis=-1, keepdims=True))
         s /= s.sum(axis=-1, keepdims=True)
-        out = merge_heads(s @ v) @ P["W_o"].T + P["b_o"]
+        out = merge_heads(s @ vv) @ P["W_o"].T + P["b_o"]
         return out, k, v
 
     def _conv_chunk(self, x: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -307,7 +334,8 @@ class ConformerEncoder(Module):
 
     def __init__(self, input_dim: int, dim: int, *, num_layers: int, heads: int, ff_mult: int,
                  conv_kernel: int, dropout: float, chunk_size: int = 0, left_chunks: int = -1,
-                 causal: bool = False, sub_channels: int = 0, seed: int = 0, dtype=np.float32) -> None:
+                 causal: bool = False, sub_channels: int = 0, memory: bool = False, seed: int = 0,
+                 dtype=np.float32) -> None:
         super().__init__()
         self.dim = positive_int("hidden", dim)
         positive_int("num_layers", num_layers)
@@ -318,13 +346,19 @@ class ConformerEncoder(Module):
         if not isinstance(causal, bool):
             raise TypeError(f"causal: expected True or False, got {causal!r}")
         self.left_chunks, self.causal = int(left_chunks), causal
+        if not isinstance(memory, bool):
+            raise TypeError(f"memory: expected True or False, got {memory!r}")
+        if memory and (self.chunk_size < 1 or self.left_chunks < 0):
+            raise ValueError(f"memory: a memory bank needs chunk_size >= 1 and left_chunks >= 0 (the chunks "
+                             f"beyond the window), got chunk_size={chunk_size}, left_chunks={left_chunks}")
         self.dtype = np.dtype(dtype)
         sub_channels = positive_int("sub_channels", sub_channels, minimum=0) or dim
         self.subsample = Conv2dSubsampling(input_dim, sub_channels, dim,
                                            rng=np.random.default_rng([seed, 10]), dtype=dtype)
         self.layers = ModuleList([ConformerBlock(dim, heads, ff_mult=ff_mult, conv_kernel=conv_kernel,
-                                                 causal=causal, dropout=dropout, seed=[seed, 11, i],
-                                                 dtype=dtype) for i in range(num_layers)])
+                                                 causal=causal, dropout=dropout, memory=memory,
+                                                 chunk_size=chunk_size, left_chunks=left_chunks,
+                                                 seed=[seed, 11, i], dtype=dtype) for i in range(num_layers)])
 
     def forward(self, x, lengths=None):
         """x (B, T, D) zero-padded, lengths (B,) -> (h (B, T', E), out_lengths (B,)).

@@ -50,10 +50,11 @@ def _stream(m, x, pieces):
 
 
 @pytest.mark.parametrize("name", ["conformer_ctc", "conformer_transducer"])
-@pytest.mark.parametrize("chunk_size,left_chunks", [(1, 0), (2, 1), (3, -1), (2, 2)])
-def test_streaming_equals_the_chunk_masked_offline_model(name, chunk_size, left_chunks):
+@pytest.mark.parametrize("chunk_size,left_chunks,memory", [(1, 0, False), (2, 1, False), (3, -1, False),
+                                                           (2, 2, False), (1, 0, True), (2, 1, True)])
+def test_streaming_equals_the_chunk_masked_offline_model(name, chunk_size, left_chunks, memory):
     kw = dict(pred_hidden=5, joint_dim=7) if name == "conformer_transducer" else {}
-    m = _model(name, chunk_size=chunk_size, left_chunks=left_chunks, **kw)
+    m = _model(name, chunk_size=chunk_size, left_chunks=left_chunks, memory=memory, **kw)
     rng = np.random.default_rng(chunk_size * 10 + left_chunks)
     T = 45  # 10 encoder frames
     x = rng.standard_normal((2, T, D))
@@ -68,6 +69,8 @@ def test_streaming_equals_the_chunk_masked_offline_model(name, chunk_size, left_
         assert np.max(np.abs(out - ref)) < 1e-9  # in practice: rounding only
         keep = 10 if left_chunks < 0 else min(10, left_chunks * chunk_size)  # carried keys at the end
         assert all(layer.k.shape[2] == keep for layer in state.layers), [la.k.shape for la in state.layers]
+        n_chunks = -(-10 // chunk_size)  # memory bank: one key/value per chunk seen
+        assert all(layer.mem_k.shape[2] == (n_chunks if memory else 0) for layer in state.layers)
 
 
 def test_carried_keys_are_bounded_by_left_chunks():
@@ -119,6 +122,8 @@ def test_streaming_needs_chunks_and_a_causal_convolution():
         m.stream(np.zeros((2, 4, D)), m.stream_init(1))
     with pytest.raises(ValueError, match=r"^left_chunks:"):
         _model("conformer_ctc", left_chunks=-2)
+    with pytest.raises(ValueError, match=r"^memory:"):
+        _model("conformer_ctc", left_chunks=-1, memory=True)
     with pytest.raises(ValueError, match=r"^heads:"):
         models.build("conformer_ctc", input_dim=D, vocab_size=V, hidden=8, heads=3)
 

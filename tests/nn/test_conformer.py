@@ -43,15 +43,17 @@ def block_gradcheck(block, x, lengths, mask, **kw):
     return gradcheck(fwd, bwd, [x, *params], names=["x", *names], **kw)
 
 
-def _block(causal, seed=0, K=3, dropout=0.0):
+def _block(causal, seed=0, K=3, dropout=0.0, **kw):
     return ConformerBlock(8, 2, ff_mult=2, conv_kernel=K, causal=causal, dropout=dropout, seed=seed,
-                          dtype=f64)
+                          dtype=f64, **kw)
 
 
-@pytest.mark.parametrize("causal,chunk,dropout", [(False, 0, 0.0), (True, 2, 0.0), (False, 3, 0.3)])
-def test_block_gradient_equals_finite_differences(causal, chunk, dropout):
+@pytest.mark.parametrize("causal,chunk,dropout,memory", [(False, 0, 0.0, False), (True, 2, 0.0, False),
+                                                          (False, 3, 0.3, False), (True, 1, 0.0, True)])
+def test_block_gradient_equals_finite_differences(causal, chunk, dropout, memory):
     rng = np.random.default_rng(0)
-    block = _block(causal, dropout=dropout)  # dropout: fixed masks (block_gradcheck reseeds them)
+    kw = dict(memory=True, chunk_size=chunk, left_chunks=1) if memory else {}  # memory: 6 chunks of 1 frame
+    block = _block(causal, dropout=dropout, **kw)  # dropout: fixed masks (block_gradcheck reseeds them)
     for p in block.parameters().values():  # pos_bias etc. away from their init: scores of scale ~1
         p[...] += 0.3 * rng.standard_normal(p.shape)
     lengths = np.array([6, 4])
@@ -239,3 +241,21 @@ def test_block_against_plain_torch(causal, chunk, left):
     grads = block.gradients()
     for k, p in P.items():
         np.testing.assert_allclose(grads[k], p.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=k)
+
+
+def test_memory_bank_reaches_beyond_the_window():
+    """With memory, frame 5 (chunk 5 of size 1, left window = chunk 4) depends on frames 0..3 through the
+    chunk summaries; without it, it does not."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 6, 8))
+    x2 = x.copy()
+    x2[0, 1] += rng.standard_normal(8)
+    mask = chunk_mask(6, 1, left_chunks=1)
+    for memory, changes in ((False, False), (True, True)):
+        kw = dict(memory=True, chunk_size=1, left_chunks=1) if memory else {}
+        block = _block(True, K=1, **kw)  # K = 1: the convolution does not mix frames
+        block.eval()
+        d = np.abs(block(x, None, mask)[0, 5] - block(x2, None, mask)[0, 5]).max()
+        assert (d > 1e-6) == changes, (memory, d)
+    with pytest.raises(ValueError, match=r"^memory:"):
+        ConformerBlock(8, 2, memory=True, chunk_size=0, left_chunks=1)
