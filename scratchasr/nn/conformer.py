@@ -18,8 +18,9 @@ lengths are zero in every output and receive zero gradient.
 Streaming (:meth:`ConformerEncoder.stream_init`, :meth:`ConformerEncoder.stream`): input frames are fed
 in pieces of any size with an explicit :class:`StreamState` (input frames not yet consumed by the
 subsampling, subsampled frames waiting to fill a chunk, per layer the cached keys/values of the left
-context and the last ``K - 1`` inputs of the causal depthwise convolution). The outputs equal the
-offline encoder run with the same chunk mask (eval mode) [conformer:stream-attn].
+context and the last ``K - 1`` inputs of the causal depthwise convolution, and with ``memory=True`` the
+memory bank of one summary key/value per chunk, nn/conformer_memory.py). The outputs equal the offline
+encoder run with the same chunk mask (eval mode) [conformer:stream-attn].
 """
 
 from __future__ import annotations
