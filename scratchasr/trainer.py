@@ -94,7 +94,7 @@ class TrainConfig:
     train_split: str = "train"
     dev_split: str = "dev"
     units: str = "phones"            # phones | words | chars
-    text_train: str = ""             # language models: extra training text, one sentence per line (data/text.py)
+    text_train: str = ""             # language models: extra text, one sentence per line (data/text.py)
     epochs: int = 30
     max_minutes: float = 0.0         # 0: no time budget (checked between epochs)
     max_train_utts: int = 0          # 0: all
