@@ -7,6 +7,7 @@ that runs it and returns the exit code. ``main(argv)`` is the console-script ent
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
@@ -106,13 +107,20 @@ def load_config_file(path: str) -> dict:
 
 
 def _cmd_train(args) -> int:
+    from .distributed import world
     from .trainer import NonFiniteLoss, TrainConfig, train
 
     try:
+        dist = world()                     # under mpiexec: one of N ranks (docs/distributed.md)
+        if not dist.is_root:
+            sys.stdout = open(os.devnull, "w")           # rank 0 alone prints; errors still reach stderr
         cfg = TrainConfig.from_overrides(load_config_file(args.config), args.overrides)
         summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
     except USER_ERRORS + (NonFiniteLoss,) as e:
-        return _fail("train", e)
+        code = _fail("train", e)
+        if "dist" in locals():
+            dist.abort(code)      # an error on one rank must not leave the others waiting in the allreduce
+        return code
     except KeyboardInterrupt:
         return 130
     print(f"best dev score {100 * summary['best_dev']:.2f}% after {summary['epochs']} epochs, "
@@ -153,6 +161,14 @@ def _add_decode(sub) -> None:
     p.add_argument("--beam", type=_beam_arg, default=1, help=_BEAM_HELP)
     p.add_argument("--no-resample", action="store_true", help=_RESAMPLE_HELP)
     p.add_argument("--out", default=None, metavar="DIR", help="write DIR/hyp.text and DIR/align.txt")
+    p.add_argument("--lm", default=None, metavar="LM_CHECKPOINT",
+                   help="fuse this language model (an lstm_lm/gpt_lm checkpoint) into the beam search")
+    p.add_argument("--lm-weight", type=float, default=0.5, metavar="W",
+                   help="weight of the LM's log-probability (--lm and --rescore; default 0.5)")
+    p.add_argument("--nbest", type=_beam_arg, default=None, metavar="N",
+                   help="with --rescore: hypotheses kept by the beam for rescoring (default: --beam)")
+    p.add_argument("--rescore", default=None, metavar="LM_CHECKPOINT",
+                   help="n-best rescoring: the beam's N best hypotheses re-ranked by acoustic + W x LM score")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_decode)
 
@@ -162,7 +178,9 @@ def _cmd_decode(args) -> int:
 
     try:
         r = evaluate(args.checkpoint, args.data_dir, args.split, beam_size=args.beam, out=args.out,
-                     progress=not args.no_progress, resample=not args.no_resample)
+                     progress=not args.no_progress, resample=not args.no_resample, lm=args.lm,
+                     lm_weight=args.lm_weight if (args.lm or args.rescore) else 0.0, nbest=args.nbest,
+                     rescore=args.rescore)
     except USER_ERRORS as e:
         return _fail("decode", e)
     except KeyboardInterrupt:
