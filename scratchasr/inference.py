@@ -25,7 +25,7 @@ from .frontend import Frontend
 from .io import load_checkpoint
 from .metrics import align, error_rate, format_alignment
 
-__all__ = ["load", "transcribe", "evaluate", "check_meta", "MAX_BEAM", "META_KEYS"]
+__all__ = ["load", "load_lm", "transcribe", "evaluate", "check_meta", "MAX_BEAM", "META_KEYS"]
 
 # --beam / beam_size: at most MAX_BEAM hypotheses (a CTC prefix beam of 256 over 62 phones decodes a TIMIT
 # utterance in about a second; 100000 ran for minutes on one file and never helps)
@@ -129,10 +129,24 @@ def transcribe(checkpoint, paths: Sequence[str], *, beam_size: int = 1,
     return [model.vocabulary.decode(h) for h in hyps]
 
 
+def load_lm(checkpoint, vocabulary: Vocabulary, *, name: str = "lm"):
+    """A trained language model (``scratchasr train`` with ``lstm_lm``/``gpt_lm``) over ``vocabulary``."""
+    lm, _ = load(checkpoint)
+    if not getattr(lm, "IS_LM", False):
+        raise ValueError(f"{name}: {checkpoint} holds a {lm.config['name']!r} model, not a language model")
+    if lm.vocabulary.tokens != vocabulary.tokens:
+        raise ValueError(f"{name}: {checkpoint} models a different vocabulary ({len(lm.vocabulary)} tokens) "
+                         f"than the recognizer's ({len(vocabulary)} tokens)")
+    return lm
+
+
 def evaluate(checkpoint, data, split: Optional[str] = "core_test", *, beam_size: int = 1, out=None,
-             batch_size: int = 16, progress: bool = True, resample: bool = True) -> Dict:
+             batch_size: int = 16, progress: bool = True, resample: bool = True, lm=None,
+             lm_weight: float = 0.0, nbest: Optional[int] = None, rescore=None) -> Dict:
     """Decode and score a data set; ``out`` writes ``hyp.text`` and ``align.txt`` there; ``resample`` as
-    in :func:`transcribe`."""
+    in :func:`transcribe`. ``lm`` (a language-model checkpoint) is fused into the beam search with weight
+    ``lm_weight``; ``rescore`` (a language-model checkpoint) rescores the beam's ``nbest`` hypotheses
+    instead, with the same weight (scratchasr/decode/rescore.py)."""
     from tqdm import tqdm
 
     from .trainer import decode_features
@@ -148,9 +162,19 @@ def evaluate(checkpoint, data, split: Optional[str] = "core_test", *, beam_size:
     utts = read_split(data, split or "", model.units)
     if not utts:
         raise ValueError(f"data: no utterances in {data} (split {split!r})")
+    if rescore is not None and lm is not None:
+        raise ValueError("rescore: give lm (shallow fusion) or rescore (n-best rescoring), not both")
+    fusion_lm = None if lm is None else load_lm(lm, model.vocabulary)
+    rescore_lm = None if rescore is None else load_lm(rescore, model.vocabulary, name="rescore")
     feats = [frontend.from_file(u.wav_path, resample=resample)
              for u in tqdm(utts, desc="features", disable=not progress, leave=False)]
-    hyps_ids = decode_features(model, feats, beam=beam_size, batch_size=batch_size, progress=progress)
+    if rescore is not None:
+        from .decode.rescore import decode_nbest_rescored
+        hyps_ids = decode_nbest_rescored(model, feats, rescore_lm, beam=beam_size, nbest=nbest or beam_size,
+                                         lm_weight=lm_weight, batch_size=batch_size)
+    else:
+        hyps_ids = decode_features(model, feats, beam=beam_size, batch_size=batch_size, progress=progress,
+                                   lm=fusion_lm, lm_weight=lm_weight)
     hyps = [model.vocabulary.decode(h) for h in hyps_ids]
     refs = [scoring_tokens(u.tokens, model.scoring) for u in utts]
     scored = [scoring_tokens(h, model.scoring) for h in hyps]

@@ -74,3 +74,30 @@ def rescore_nbest(nbest: Sequence[Sequence[Hypothesis]], lm, *, lm_weight: float
         ranked.sort(key=lambda h: (-h.score, h.tokens))
         out.append(ranked)
     return out
+
+
+def decode_nbest_rescored(model, feats, lm, *, beam: int, nbest: int, lm_weight: float,
+                          insertion_bonus: float = 0.0, batch_size: int = 16) -> List[List[int]]:
+    """Two-pass decoding of normalised ``(T, D)`` feature arrays: ``model``'s beam search keeps ``nbest``
+    hypotheses with their acoustic scores (``model.decode(..., nbest=N)``, as the CTC models' prefix beam
+    search does), ``lm`` rescores them [lm:rescore]; returns the best ids per utterance."""
+    from ..data.batch import bucket_batches
+    if isinstance(nbest, bool) or not isinstance(nbest, (int, np.integer)) or nbest < 1:
+        raise ValueError(f"nbest: expected a positive integer, got {nbest!r}")
+    if isinstance(beam, bool) or not isinstance(beam, (int, np.integer)) or beam < nbest:
+        raise ValueError(f"beam: expected an integer >= nbest = {nbest} (the beam holds the n-best), "
+                         f"got {beam!r}")
+    out: List[List[int]] = [[] for _ in feats]
+    for idx in bucket_batches([f.shape[0] for f in feats], batch_size, None):
+        b = make_batch([feats[i] for i in idx], [[] for _ in idx])
+        try:
+            lists = model.decode(b, method="beam", beam_size=int(beam), nbest=int(nbest))
+        except TypeError:
+            raise ValueError(f"nbest: model {getattr(model, 'name', type(model).__name__)!r} returns no "
+                             f"n-best lists (its decode takes no nbest option)") from None
+        if not all(isinstance(h, Hypothesis) for hyps in lists for h in hyps):
+            raise ValueError(f"nbest: model {getattr(model, 'name', '?')!r} did not return Hypothesis lists")
+        for i, ranked in zip(idx, rescore_nbest(lists, lm, lm_weight=lm_weight,
+                                                insertion_bonus=insertion_bonus)):
+            out[i] = list(ranked[0].tokens) if ranked else []
+    return out
