@@ -23,6 +23,15 @@ from scratchasr.inference import load
 from scratchasr.metrics import error_rate
 
 
+def speakers_of_voices(data: str, voices: str) -> list:
+    """Speaker ids of the synthetic corpus whose voice is one of ``voices`` (corpus.json's speaker table)."""
+    import json
+    from pathlib import Path
+    wanted = set(voices.split(","))
+    table = json.loads((Path(data) / "corpus.json").read_text())["speakers"]
+    return [s["id"] for s in table if s["voice"] in wanted]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
@@ -32,10 +41,15 @@ def main() -> None:
     ap.add_argument("--methods", default="greedy,beam:4,beam:8,graves:4")
     ap.add_argument("--lm_weight", type=float, default=0.0)
     ap.add_argument("--length_reward", type=float, default=0.0)
+    ap.add_argument("--voices", default="", help="synthetic corpus only: keep speakers of these voices "
+                    "(comma-separated, from DATA/corpus.json)")
     args = ap.parse_args()
     model, frontend = load(args.checkpoint)
     vocab = model.vocabulary
-    utts = read_split(args.data, args.split, "phones")[:args.max_utts or None]
+    utts = read_split(args.data, args.split, "phones")
+    if args.voices:
+        utts = [u for u in utts if u.speaker in set(speakers_of_voices(args.data, args.voices))]
+    utts = utts[:args.max_utts or None]
     lm = None
     if args.lm_weight:
         train = read_split(args.data, "train", "phones")
@@ -60,7 +74,8 @@ def main() -> None:
             if name == "greedy":
                 ids = td.greedy_search(model, f[None], np.array([f.shape[0]]))[0]
             elif name == "beam":
-                ids = list(td.modified_beam_search(model, f, beam_size=int(w), lm=lm, lm_weight=args.lm_weight,
+                ids = list(td.modified_beam_search(model, f, beam_size=int(w), lm=lm,
+                                                   lm_weight=args.lm_weight,
                                                    length_reward=args.length_reward)[0].tokens)
             elif name == "graves":
                 ids = list(td.graves_beam_search(model, f, beam_size=int(w), lm=lm, lm_weight=args.lm_weight,
@@ -70,8 +85,8 @@ def main() -> None:
             hyps.append(scoring_tokens(vocab.decode(ids), model.scoring))
         dt = time.perf_counter() - t0
         er = error_rate(refs, hyps)
-        print(f"  {spec:10s} PER {100 * er.rate:6.2f} % (S {er.substitutions} D {er.deletions} I {er.insertions} "
-              f"of {er.ref_tokens})  search RTF {dt / audio_s:.4f}")
+        print(f"  {spec:10s} PER {100 * er.rate:6.2f} % (S {er.substitutions} D {er.deletions} "
+              f"I {er.insertions} of {er.ref_tokens})  search RTF {dt / audio_s:.4f}")
 
 
 if __name__ == "__main__":

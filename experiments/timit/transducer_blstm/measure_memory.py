@@ -31,7 +31,8 @@ def main() -> None:
     ap.add_argument("--max_train_utts", type=int, default=0)
     args = ap.parse_args()
     base = runpy.run_path(str(Path(__file__).with_name("config.py")))["CONFIG"]
-    cfg = TrainConfig.from_overrides(base, [f"--exp_dir={args.exp_dir}", f"--max_train_utts={args.max_train_utts}",
+    cfg = TrainConfig.from_overrides(base, [f"--exp_dir={args.exp_dir}",
+                                            f"--max_train_utts={args.max_train_utts}",
                                             "--max_dev_utts=1", "--progress=false"])
     frontend = Frontend(cfg.features)
     train, _, vocab = _prepare_data(cfg, Path(cfg.exp_dir), frontend)
@@ -59,8 +60,8 @@ def main() -> None:
             dt = time.perf_counter() - t0
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-            print(f"  joint_chunk={c:2d} ({'whole batch' if c == 0 else f'{c} utt/chunk'}): peak {peak / 2**20:8.1f} MiB, "
-                  f"step {dt:.2f} s")
+            what = "whole batch" if c == 0 else f"{c} utt/chunk"
+            print(f"  joint_chunk={c:2d} ({what}): peak {peak / 2**20:8.1f} MiB, step {dt:.2f} s")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ def align_correct(ref, hyp):
     return pairs[::-1]
 
 
+def speakers_of_voices(data: str, voices: str) -> list:
+    """Speaker ids of the synthetic corpus whose voice is one of ``voices`` (corpus.json's speaker table)."""
+    import json
+    from pathlib import Path
+    wanted = set(voices.split(","))
+    table = json.loads((Path(data) / "corpus.json").read_text())["speakers"]
+    return [s["id"] for s in table if s["voice"] in wanted]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
@@ -67,17 +76,23 @@ def main() -> None:
     ap.add_argument("--max_utts", type=int, default=0)
     ap.add_argument("--max_symbols_per_frame", type=int, default=3)
     ap.add_argument("--offline", action="store_true")
+    ap.add_argument("--voices", default="", help="synthetic corpus only: keep speakers of these voices "
+                    "(comma-separated, from DATA/corpus.json)")
     args = ap.parse_args()
     model, frontend = load(args.checkpoint)
     vocab = model.vocabulary
     utts = read_corpus(args.data, args.split)
+    if args.voices:
+        utts = [u for u in utts if u.speaker in set(speakers_of_voices(args.data, args.voices))]
     if args.max_utts:
         utts = utts[:args.max_utts]
     k = model.stack.k
     chunk = max(1, int(round(args.chunk_ms / HOP_MS)))
     t_feat = t_dec = audio_s = 0.0
     refs, hyps, delays, mismatches = [], [], [], 0
-    streamer = None if args.offline else TransducerStreamer(model, max_symbols_per_frame=args.max_symbols_per_frame)
+    streamer = None
+    if not args.offline:
+        streamer = TransducerStreamer(model, max_symbols_per_frame=args.max_symbols_per_frame)
     for u in utts:
         y, sr = load_audio(u.wav_path)
         audio_s += len(y) / sr
@@ -107,11 +122,14 @@ def main() -> None:
                 delays.append(heard_ms - ends_ms[i])
         refs.append([p for _, _, p in u.phones])
         hyps.append(vocab.decode(ids))
-    er = error_rate([scoring_tokens(r, model.scoring) for r in refs], [scoring_tokens(h, model.scoring) for h in hyps])
+    er = error_rate([scoring_tokens(r, model.scoring) for r in refs],
+                    [scoring_tokens(h, model.scoring) for h in hyps])
     print(f"{args.checkpoint} {args.split}: {len(utts)} utterances, {audio_s:.1f} s of audio")
-    print(f"PER {100 * er.rate:.2f} % (S {er.substitutions}, D {er.deletions}, I {er.insertions} of {er.ref_tokens})"
+    print(f"PER {100 * er.rate:.2f} % (S {er.substitutions}, D {er.deletions}, I {er.insertions} "
+          f"of {er.ref_tokens})"
           f" greedy, max {args.max_symbols_per_frame} labels/frame, {model.scoring}")
-    print(f"RTF decoding {t_dec / audio_s:.4f} ({'offline, one utterance at a time' if args.offline else f'streaming, {args.chunk_ms:g} ms chunks'}),"
+    how = "offline, one utterance at a time" if args.offline else f"streaming, {args.chunk_ms:g} ms chunks"
+    print(f"RTF decoding {t_dec / audio_s:.4f} ({how}),"
           f" features {t_feat / audio_s:.4f}")
     if not args.offline:
         d = np.array(delays)
