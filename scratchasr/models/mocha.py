@@ -30,8 +30,10 @@ Options (``models.build("mocha", ..., **options)``):
     (Raffel et al.'s -4 makes p ~ 0.02 per frame: the expected alignment first advances ~50 frames per
     label, so on phone-rate outputs it runs off the end of the input within a few labels; a value near
     0 starts it at ~2 frames per label); embed_dim (64): label embedding width; att_dim (128): attention
-    projection width; heads (1): MoChA is single-headed here (multi-head MoChA, Inaguma et al. 2020, is not
-    implemented), so only heads=1 is accepted.
+    projection width; ctc_weight (0.0): lambda of a joint CTC branch on the encoder (a linear layer,
+    blank = 0), loss (1 - lambda) CE + lambda CTC [mocha-model:joint-ctc] (Kim, Hori & Watanabe 2017:
+    it speeds up and steadies the learning of the alignment); heads (1): MoChA is single-headed here
+    (multi-head MoChA, Inaguma et al. 2020, is not implemented), so only heads=1 is accepted.
 
 Decoding (``decode(batch, method=...)``): "greedy" (offline hard MoChA,
 ``scratchasr.decode.mocha_streaming.mocha_hard_decode``) or "beam" (the label-synchronous beam search
@@ -55,7 +57,9 @@ from .._validate import float_array, int_array, positive_int
 from ..data.batch import Batch
 from ..decode.attention import decode_attention, max_output_lengths
 from ..decode.mocha_streaming import HardDecodeResult, mocha_hard_decode
+from ..losses import ctc_loss, ctc_loss_backward
 from ..losses.cross_entropy import cross_entropy_loss, cross_entropy_loss_backward
+from ..nn.layers import Linear
 from ..nn.lstm import LSTM
 from ..nn.mocha import MochaDecoder
 from ..nn.stack import FrameStack
@@ -64,6 +68,7 @@ from ..ops.mocha import hard_monotonic_attention
 from ..ops.mocha_energy import chunk_energy_forward, monotonic_energy_forward
 from ..ops.softmax import log_softmax_forward
 from .base import Model, check_batch, gather_state, register
+from .ctc_blstm import ctc_min_frames
 
 __all__ = ["MochaModel", "MochaMemory", "MochaState", "MochaStreamer", "MochaStreamState", "max_labels"]
 
@@ -86,6 +91,7 @@ class MochaModelCache(NamedTuple):
     ce: object              # CrossEntropyCache of losses.cross_entropy_loss
     feasible: np.ndarray    # (B,) bool: at least one encoder frame
     enc_frames: int         # T', encoder frames of the batch
+    ctc: object             # CTCCache of the CTC branch, or None (ctc_weight = 0 or no frame at all)
 
 
 class MochaMemory(NamedTuple):
@@ -110,13 +116,15 @@ class MochaModel(Model):
     """Unidirectional LSTM encoder + MoChA decoder, cross-entropy; see the module docstring."""
 
     OPTIONS = dict(hidden=256, num_layers=3, dropout=0.0, stack=3, chunk_size=2, mode="recursive",
-                   label_smoothing=0.1, noise_std=1.0, r_init=-4.0, embed_dim=64, att_dim=128, heads=1)
+                   label_smoothing=0.1, noise_std=1.0, r_init=-4.0, embed_dim=64, att_dim=128, heads=1,
+                   ctc_weight=0.0)
     TEST_OPTIONS = dict(heads=1, stack=1, chunk_size=2, embed_dim=4, att_dim=4, noise_std=0.0,
-                        label_smoothing=0.1)
+                        label_smoothing=0.1, ctc_weight=0.3)
 
     def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, hidden: int, num_layers: int,
                  dropout: float, stack: int, chunk_size: int, mode: str, label_smoothing: float,
-                 noise_std: float, r_init: float, embed_dim: int, att_dim: int, heads: int) -> None:
+                 noise_std: float, r_init: float, embed_dim: int, att_dim: int, heads: int,
+                 ctc_weight: float) -> None:
         super().__init__()
         positive_int("hidden", hidden)
         positive_int("num_layers", num_layers)
@@ -135,6 +143,9 @@ class MochaModel(Model):
             raise ValueError(f"noise_std: expected a float >= 0, got {noise_std!r}")
         if isinstance(r_init, bool) or not isinstance(r_init, (int, float)) or not np.isfinite(r_init):
             raise ValueError(f"r_init: expected a finite number, got {r_init!r}")
+        if (isinstance(ctc_weight, bool) or not isinstance(ctc_weight, (int, float))
+                or not 0.0 <= ctc_weight < 1.0):
+            raise ValueError(f"ctc_weight: expected a float in [0, 1), got {ctc_weight!r}")
         if isinstance(heads, bool) or heads != 1:
             raise ValueError(f"heads: this MoChA decoder has a single monotonic head (multi-head MoChA is "
                              f"not implemented), expected 1, got {heads!r}")
@@ -146,6 +157,9 @@ class MochaModel(Model):
         self.decoder = MochaDecoder(enc_dim=hidden, vocab=vocab_size, embed_dim=embed_dim, hidden=hidden,
                                     att_dim=att_dim, chunk_size=chunk_size, noise_std=float(noise_std),
                                     r_init=float(r_init), mode=mode, seed=seed + 7, dtype=dtype)
+        self.ctc_weight = float(ctc_weight)
+        if self.ctc_weight > 0:        # CTC branch on the encoder (Kim, Hori & Watanabe 2017)
+            self.ctc = Linear(hidden, vocab_size, rng=np.random.default_rng([seed, 3]), dtype=dtype)
 
     # ------------------------------------------------------------------ encoder
     def encode(self, batch: Batch) -> MochaMemory:
@@ -177,25 +191,37 @@ class MochaModel(Model):
         target[:, :S] = labels
         feasible = out_len >= 1                                     # no frame: nothing to read
         T_enc = h.shape[1]
+        lam, ctc, ctc_nll = self.ctc_weight, None, np.zeros(B)
+        if lam > 0 and T_enc > 0:                                   # the CTC branch on the encoder
+            ctc_logits = self.ctc(h, out_len)                       # (B, T', V), blank = 0
+            feasible &= ctc_min_frames(y, yl) <= out_len
+            ctc_nll, ctc = ctc_loss(ctc_logits, y, out_len, yl, blank=0, reduction="none", zero_infinity=True)
         T = max(T_enc, 1)
         if T_enc == 0:
             h = np.zeros((B, 1, h.shape[2]), h.dtype)
         logits = self.decoder(h, np.clip(out_len, 1, T), prev, yl + 1)   # (B, U+1, V)
         nll, ce = cross_entropy_loss(logits, target, yl + 1, label_smoothing=self.label_smoothing,
                                      reduction="none")              # [mocha-model:loss]
-        loss = np.where(feasible, nll, np.inf)
-        self.push(MochaModelCache(ce=ce, feasible=feasible, enc_frames=T_enc))
-        stats = dict(loss=float(np.sum(nll[feasible])), utterances=float(feasible.sum()),
+        total = (1.0 - lam) * nll + lam * ctc_nll                   # [mocha-model:joint-ctc]
+        loss = np.where(feasible, total, np.inf)
+        self.push(MochaModelCache(ce=ce, feasible=feasible, enc_frames=T_enc, ctc=ctc))
+        stats = dict(loss=float(np.sum(total[feasible])), utterances=float(feasible.sum()),
                      frames=float(out_len.sum()), labels=float(yl.sum() + B))
+        if lam > 0:
+            stats.update(att_loss=float(np.sum(nll[feasible])), ctc_loss=float(np.sum(ctc_nll[feasible])))
         return loss, stats
 
     def backward(self, dloss: np.ndarray) -> np.ndarray:
         cache: MochaModelCache = self.pop()
         dloss = self._check_dloss(dloss, cache.feasible.shape[0])
         dloss = np.where(cache.feasible, dloss, 0.0)                # skipped utterances: no gradient
-        dlogits = cross_entropy_loss_backward(dloss, cache.ce)      # (B, U+1, V)
-        dh = self.decoder.backward(dlogits)                         # (B, max(T', 1), H)
-        dxs = self.encoder.backward(dh[:, :cache.enc_frames])       # a 0-frame batch was padded to 1 frame
+        lam = self.ctc_weight
+        dlogits = cross_entropy_loss_backward((1.0 - lam) * dloss, cache.ce)   # (B, U+1, V)
+        dh = self.decoder.backward(dlogits)[:, :cache.enc_frames]   # a 0-frame batch was padded to 1 frame
+        if cache.ctc is not None:
+            dctc = ctc_loss_backward(lam * dloss, cache.ctc).astype(dh.dtype, copy=False)
+            dh = dh + self.ctc.backward(dctc)                       # (B, T', H)
+        dxs = self.encoder.backward(dh)
         return self.stack.backward(dxs)
 
     # ------------------------------------------------------------------ step interface
