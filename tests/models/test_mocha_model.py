@@ -177,6 +177,30 @@ def test_an_utterance_without_frames_has_inf_loss_and_no_gradient():
     assert m.decode(batch)[1] == [] and m.decode(batch, method="beam", beam_size=2)[1] == []
 
 
+def test_ctc_branch_adds_weighted_ctc_and_refuses_too_short_utterances():
+    """loss = (1 - lambda) attention CE + lambda CTC; an utterance with fewer frames than CTC needs (3 labels
+    with a repeat need 4) is inf with no gradient, the other one trains."""
+    from scratchasr.losses import ctc_loss
+    rng = np.random.default_rng(14)
+    m = _build(ctc_weight=0.4)
+    m.eval()
+    batch = make_batch(_feats(rng, [9, 3]), [[1, 2], [4, 4, 5]])
+    loss, stats = m.forward_loss(batch)
+    assert np.isfinite(loss[0]) and loss[1] == np.inf
+    plain = _build(ctc_weight=0.0)
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("ctc.")})
+    plain.eval()
+    att, _ = plain.forward_loss(batch)
+    mem = m.encode(batch)
+    ctc, _ = ctc_loss(m.ctc(mem.enc, mem.lengths), batch.targets, mem.lengths, batch.target_lengths,
+                      reduction="none")
+    np.testing.assert_allclose(loss[0], 0.6 * att[0] + 0.4 * ctc[0], rtol=1e-12)
+    m.train()
+    m.forward_loss(batch)
+    m.backward(np.array([0.0, 1.0]))
+    assert all(not g.any() for g in m.gradients().values())
+
+
 # ------------------------------------------------------------------------------------------------ decoding
 
 def _greedy_by_steps(m, batch, ratio=1.0):
