@@ -10,7 +10,8 @@ checkpoint's scoring rule, 39-phone folding for TIMIT phones) per bucket. Writes
 (PER against bucket, one line per model), DIR/length_per.md (the table with S/D/I and utterance
 counts) and DIR/hyp_<name>.text (Kaldi ``text`` format; reused when present, so re-plotting does not
 re-decode; ``--redecode`` forces it). Model-specific decoding options can be given per model as
-``--opt las:ctc_weight=0.3`` (passed to ``model.decode``).
+``--opt las:ctc_weight=0.3`` (passed to ``model.decode``; ``--opt NAME:beam=4`` sets that model's beam).
+One checkpoint may appear under two names with different options (``las=X --model las_ctc=X``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from scratchasr.metrics import error_rate
 
 
 def _decode(model, feats, *, beam, options, batch_size=16):
+    options = dict(options)
+    beam = int(options.pop("beam", beam))  # a per-model beam: --opt NAME:beam=4
     hyps = [None] * len(feats)
     for idx in bucket_batches([f.shape[0] for f in feats], batch_size, None):
         b = make_batch([feats[i] for i in idx], [[] for _ in idx])
