@@ -374,8 +374,8 @@ class TransducerStreamer:
         """Start a new utterance."""
         m = self.model
         g, pred = m.step(m.init_state(1), np.zeros(1, np.int64))
-        self.state = StreamState(m.encoder_init_state(1), np.zeros((0, m.input_dim), m.dtype), pred, g, (), (),
-                                 0)
+        self.state = StreamState(encoder=m.encoder_init_state(1), pending=np.zeros((0, m.input_dim), m.dtype),
+                                 pred=pred, g=g, tokens=(), times=(), frames=0)
         self.finished = False
 
     def _run(self, x: np.ndarray) -> None:
