@@ -157,23 +157,22 @@ class World:
 
         SpecAugment (``augment(feats, j)`` drawing from one generator in utterance order) is applied to the
         whole global batch so each utterance gets the mask it gets in one process. On ranks > 0 the model's
-        ``generators`` (dropout) are reseeded from ``default_rng([*key, rank])``."""
+        ``generators`` (dropout) are reseeded from ``default_rng([*key, rank, i])`` (i: the generator's
+        place in name order). Only ``split.batch`` and ``split.feats`` (for SpecAugment) are used."""
         if self.size == 1:
             return split.batch(idx, augment=augment)
-        from .data.batch import make_batch
         idx = np.asarray(idx)
-        feats = [split.feats[i] for i in idx]
-        if augment is not None:
-            feats = [augment(f, j) for j, f in enumerate(feats)]
-        mine = range(self.rank, len(idx), self.size)
-        if not len(mine):
+        mine = list(range(self.rank, len(idx), self.size))
+        if not mine:
             return None
         if self.rank and generators:
-            for k, g in sorted(generators.items()):
-                seed = [int(x) for x in key] + [self.rank, sorted(generators).index(k)]
-                g.bit_generator.state = np.random.default_rng(seed).bit_generator.state
-        return make_batch([feats[j] for j in mine], [split.labels[idx[j]] for j in mine],
-                          ids=[split.utts[idx[j]].id for j in mine])
+            for n, (_, g) in enumerate(sorted(generators.items())):
+                seeded = np.random.default_rng([*map(int, key), self.rank, n])
+                g.bit_generator.state = seeded.bit_generator.state
+        if augment is not None:          # every utterance of the global batch, in the one-process order
+            masked = [augment(split.feats[i], j) for j, i in enumerate(idx)]
+            augment = (lambda f, j: masked[mine[j]])            # noqa: E731
+        return split.batch(idx[mine], augment=augment)
 
     def cached_features(self, utts: Sequence, frontend, cache_dir, name: str, *, speed: float = 1.0,
                         progress: bool = True, skipped: Optional[Dict[str, str]] = None) -> List:
