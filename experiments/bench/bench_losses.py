@@ -94,10 +94,12 @@ def bench_rnnt(torch, repeat: int):
         t_ours = timeit(ours, 2, repeat)
         t_fwd = timeit(lambda: rnnt_loss(x, y, Tl, Ul), 1, repeat)
         t_ref = timeit(ref, 1, max(3, repeat // 2))
-        print(f"RNN-T B{B} T{T} U{U} V{V} float32: loss ours {float(l_ours):.2f}, torch ref {l_ref.item():.2f}, "
-              f"recorded peers {RECORDED_RNNT_LOSS[V]}; max |grad diff| {np.abs(g_ours - g_ref.numpy()).max():.2e}")
+        gdiff = np.abs(g_ours - g_ref.numpy()).max()
+        print(f"RNN-T B{B} T{T} U{U} V{V} float32: loss ours {float(l_ours):.2f}, torch ref "
+              f"{l_ref.item():.2f}, recorded peers {RECORDED_RNNT_LOSS[V]}; max |grad diff| {gdiff:.2e}")
         print(f"  scratchasr numba loss+grad {t_ours:8.1f} ms (forward alone {t_fwd:.1f} ms)")
-        print(f"  torch autograd reference    {t_ref:8.1f} ms  (same run)   ratio ours/ref {t_ours / t_ref:.2f}")
+        print(f"  torch autograd reference    {t_ref:8.1f} ms  (same run)   "
+              f"ratio ours/ref {t_ours / t_ref:.2f}")
         for name, ms in RECORDED_RNNT_MS[V].items():
             est = t_ours / t_ref * RECORDED_REF_MS[V] / ms
             print(f"  {name:<27} {ms:8.1f} ms  (RECORDED)     ratio ours/peer {t_ours / ms:.2f} "
@@ -119,8 +121,8 @@ def bench_ctc(torch, repeat: int):
 
     def ref():
         xt = logits_t.clone().requires_grad_()
-        loss = torch.nn.functional.ctc_loss(xt.log_softmax(-1).transpose(0, 1), targets_t, tl_t, sl_t, blank=0,
-                                            reduction="sum")
+        loss = torch.nn.functional.ctc_loss(xt.log_softmax(-1).transpose(0, 1), targets_t, tl_t, sl_t,
+                                            blank=0, reduction="sum")
         loss.backward()
         return loss, xt.grad
 
