@@ -23,7 +23,7 @@ so every rank takes the same NewBob / early-stopping decisions.
 
 What differs from one process: batch padding per shard (the models are padding-invariant: the contract
 test checks it); the rounding of the gradient sum (float32 ~1e-7 relative per step); dropout masks: ranks
-> 0 draw theirs from ``default_rng([seed, epoch, batch, rank])`` per batch (so ``--resume`` redraws them),
+> 0 draw theirs from ``default_rng([seed, epoch, batch, rank, i])`` per batch (so ``--resume`` redraws them),
 rank 0 keeps the model's own generators (saved in the checkpoint), so training with dropout is equivalent
 in distribution, not bit for bit. SpecAugment masks are drawn for the whole global batch on every rank in
 the one-process order, then sharded: identical to one process.
