@@ -59,7 +59,8 @@ import numpy as np
 
 from . import models
 from .data.batch import Batch, bucket_batches, make_batch
-from .data.corpus import UNITS, CorpusUtterance, Vocabulary, build_vocabulary, read_split, scoring_tokens
+from .data.corpus import (UNITS, CorpusUtterance, Vocabulary, build_vocabulary, read_split, scoring_tokens,
+                          spread_subset)
 from .distributed import world
 from .frontend import Frontend, check_options
 from .inference import MAX_BEAM, check_meta
@@ -276,7 +277,7 @@ def _read(cfg: TrainConfig, split: str, limit: int) -> List[CorpusUtterance]:
     utts = read_split(cfg.data_dir, split, cfg.units)
     if not utts:
         raise ValueError(f"data_dir: split {split!r} of {cfg.data_dir} holds no utterances")
-    return utts[:limit] if limit else utts
+    return spread_subset(utts, limit)             # evenly over the (speaker-sorted) list, not the first few
 
 
 def _prepare_data(cfg: TrainConfig, exp: Path, frontend: Frontend):

@@ -27,7 +27,7 @@ import numpy as np
 from .phones import PHONES_61, fold_phones
 
 __all__ = ["CorpusUtterance", "Vocabulary", "read_split", "is_kaldi_dir", "normalise_text", "build_vocabulary",
-           "scoring_tokens", "UNITS", "WORD_BOUNDARY"]
+           "scoring_tokens", "spread_subset", "UNITS", "WORD_BOUNDARY"]
 
 UNITS = ("phones", "words", "chars")
 WORD_BOUNDARY = "|"
@@ -125,6 +125,18 @@ def build_vocabulary(units: str, utts: Sequence[CorpusUtterance]) -> Vocabulary:
     if units == "phones" and set(seen) <= set(PHONES_61):
         return Vocabulary([RESERVED] + list(PHONES_61))
     return Vocabulary([RESERVED] + seen)
+
+
+def spread_subset(items: Sequence, n: int) -> list:
+    """``n`` items evenly spaced over the list (all when ``n`` is 0 or too large), order kept.
+
+    Corpora are sorted by speaker (and the synthetic one by voice), so the first ``n`` utterances
+    would hold only a few speakers or voices; ``max_train_utts``/``max_dev_utts`` use this instead.
+    """
+    if not n or n >= len(items):
+        return list(items)
+    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
+    return [items[i] for i in idx]
 
 
 def scoring_tokens(tokens: Sequence[str], scoring: str) -> List[str]:

@@ -98,8 +98,13 @@ def build_from_config(config: Dict[str, Any]) -> "Model":
         if key not in config:
             raise ValueError(f"config: missing key {key!r} (a model config holds name, input_dim, vocab_size, "
                              f"dtype, seed, options)")
+    options = dict(config["options"])
+    cls = _REGISTRY.get(config["name"])
+    for k in getattr(cls, "INIT_ONLY", ()):
+        if k in options:
+            options[k] = cls.OPTIONS[k]      # the trained weights are loaded next: do not re-read that file
     return build(config["name"], input_dim=config["input_dim"], vocab_size=config["vocab_size"],
-                 dtype=np.dtype(config["dtype"]), seed=config["seed"], **config["options"])
+                 dtype=np.dtype(config["dtype"]), seed=config["seed"], **options)
 
 
 def gather_state(state, idx):
@@ -166,6 +171,8 @@ class Model(Module):
 
     name: str = ""
     OPTIONS: Dict[str, Any] = {}   # option -> default; the class documents each
+    INIT_ONLY: Tuple[str, ...] = ()  # options used only to initialise (e.g. a pre-trained checkpoint's path):
+                                     # reset to their defaults when a trained model is rebuilt from its config
     IS_LM: bool = False            # language models take Batch(feats=None, ...)
     config: Dict[str, Any]
 

@@ -241,6 +241,7 @@ def _check_prob(name: str, value) -> float:
 class Transducer(Model):
     """Encoder + prediction network + joint network, RNN-T loss; see the module docstring."""
 
+    INIT_ONLY = ("pretrained_encoder", "pretrained_predictor")
     OPTIONS = dict(hidden=256, num_layers=2, dropout=0.0, stack=1, bidirectional=True, pred_hidden=128,
                    pred_layers=1, joint_dim=256, fastemit_lambda=0.0, clamp=-1.0, joint_chunk=0,
                    pretrained_encoder="", pretrained_predictor="")

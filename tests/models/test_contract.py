@@ -147,3 +147,22 @@ def test_bad_batches_are_refused_by_name(name):
 def test_batch_is_the_api_namedtuple():
     b = Batch(None, None, np.zeros((1, 0), np.int64), np.zeros(1, np.int64))
     assert b.ids is None and b.size == 1
+
+
+def test_rebuilding_from_a_config_resets_init_only_options():
+    class WithPath(models.base._REGISTRY["ctc_blstm"]):
+        INIT_ONLY = ("init_from",)
+        OPTIONS = dict(models.base._REGISTRY["ctc_blstm"].OPTIONS, init_from="")
+
+        def __init__(self, *, init_from, **kw):
+            if init_from:
+                raise FileNotFoundError(init_from)   # a checkpoint that is gone by the time we reload
+            super().__init__(**kw)
+
+    models.register("test_init_only")(WithPath)
+    try:
+        m = models.build("test_init_only", input_dim=3, vocab_size=5, hidden=4, num_layers=1)
+        cfg = dict(m.config, options=dict(m.config["options"], init_from="/gone/ctc.npz"))
+        assert models.build_from_config(cfg).config["options"]["init_from"] == ""
+    finally:
+        models.base._REGISTRY.pop("test_init_only")
