@@ -134,6 +134,7 @@ def main(argv=None) -> int:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(args.buckets)
     for n in names:
@@ -141,7 +142,9 @@ def main(argv=None) -> int:
     ax.set_xticks(x)
     ax.set_xticklabels(labels)
     ax.set_xlabel(f"utterance duration ({args.split}, {args.buckets} equal-count buckets)")
-    ax.set_ylabel("PER (%)")
+    ax.set_yscale("log")  # PERs from a few % to above 100 % on one plot
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylabel("PER (%, log scale)")
     ax.set_title("PER against input length")
     ax.grid(alpha=0.3)
     ax.legend()
