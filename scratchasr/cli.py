@@ -123,7 +123,9 @@ def _cmd_train(args) -> int:
         return code
     except KeyboardInterrupt:
         return 130
-    print(f"best dev score {100 * summary['best_dev']:.2f}% after {summary['epochs']} epochs, "
+    lm = any("dev_loss" in h for h in summary["history"])          # a language model: loss per token
+    best = f"loss/token {summary['best_dev']:.3f}" if lm else f"score {100 * summary['best_dev']:.2f}%"
+    print(f"best dev {best} after {summary['epochs']} epochs, "
           f"{summary['minutes']:.1f} min; checkpoints in {summary['exp_dir']}")
     return 0
 
