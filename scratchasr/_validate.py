@@ -26,7 +26,8 @@ def float_array(name: str, x, *, ndim: Optional[int | Sequence[int]] = None,
     _check_rank_shape(name, x, ndim, shape)
     if finite and not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"{name}: expected finite values, found {x[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
+        where = tuple(int(i) for i in bad)
+        raise ValueError(f"{name}: expected finite values, found {x[tuple(bad)]} at index {where}")
     return x
 
 
@@ -55,7 +56,8 @@ def lengths_array(name: str, lengths, B: int, T: int, *, allow_zero: bool = True
     lengths = int_array(name, lengths, ndim=1, shape=(B,))
     lo = 0 if allow_zero else 1
     if lengths.size and (lengths.min() < lo or lengths.max() > T):
-        raise ValueError(f"{name}: expected values in [{lo}, {T}], got min {lengths.min()} and max {lengths.max()}")
+        raise ValueError(f"{name}: expected values in [{lo}, {T}], "
+                         f"got min {lengths.min()} and max {lengths.max()}")
     return lengths
 
 

@@ -53,8 +53,8 @@ def main(argv=None) -> int:
         synth_timit(str(data), size=args.size, seed=0)
         print(f"synthesised {data} in {time.perf_counter() - t0:.0f} s", flush=True)
     cfg = TrainConfig.from_overrides(dict(model="ctc_blstm", data_dir=str(data), exp_dir=args.exp,
-                                          max_minutes=args.minutes, epochs=100, hidden=256, num_layers=2, stack=2,
-                                          dropout=0.2))
+                                          max_minutes=args.minutes, epochs=100, hidden=256, num_layers=2,
+                                          stack=2, dropout=0.2))
     summary = train(cfg, overwrite=True)
     best = Path(args.exp) / "best.npz"
     result = evaluate(str(best), str(data), "core_test", out=str(Path(args.exp) / "decode_core_test"))

@@ -92,7 +92,8 @@ def _split_optimizer_state(state) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]
         arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
         scalars = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
         return arrays, scalars, "flat"
-    raise TypeError(f"optimizer_state: expected a dict or an (arrays, scalars) pair, got {type(state).__name__}")
+    raise TypeError("optimizer_state: expected a dict or an (arrays, scalars) pair, "
+                    f"got {type(state).__name__}")
 
 
 def _check_arrays(what: str, arrays: Mapping[str, np.ndarray]) -> None:

@@ -66,7 +66,8 @@ def plot_alignment(checkpoint: str, data_dir: str, path: Path, split: str = "dev
     for t in range(int(out_len[0])):
         if labels[t] > 0 and (t == 0 or labels[t] != labels[t - 1]):
             ax[0].axvline(t * k, color="cyan", lw=0.6)
-            ax[0].text(t * k + 0.5, 38.5, model.vocabulary.tokens[labels[t]], color="white", fontsize=7, va="top")
+            ax[0].text(t * k + 0.5, 38.5, model.vocabulary.tokens[labels[t]], color="white", fontsize=7,
+                       va="top")
     probs = np.exp(lp[0, : int(out_len[0])])
     ax[1].plot(np.arange(probs.shape[0]) * k, 1 - probs[:, 0], lw=0.8)
     for s, e, p in utt.phones:

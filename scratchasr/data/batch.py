@@ -2,7 +2,8 @@
 
 A :class:`Batch` is what every model's ``forward_loss``/``decode`` takes (../API contract, README):
 
-    Batch(feats (B, T, D) float or None, feat_lengths (B,) or None, targets (B, S) int, target_lengths (B,), ids)
+    Batch(feats (B, T, D) float or None, feat_lengths (B,) or None, targets (B, S) int,
+          target_lengths (B,), ids)
 
 Padding positions (``t >= feat_lengths[b]``, ``s >= target_lengths[b]``) may hold anything; models must
 not read them. :func:`pad_sequences` fills them with ``pad_value`` (0 by default).
@@ -45,8 +46,8 @@ def pad_sequences(seqs: Sequence[np.ndarray], *, pad_value=0, dtype=None):
     tail = seqs[0].shape[1:]
     for i, s in enumerate(seqs):
         if s.ndim < 1 or s.shape[1:] != tail:
-            raise ValueError(f"seqs: element {i} has shape {s.shape}, expected (T, {', '.join(map(str, tail))})"
-                             if tail else f"seqs: element {i} has shape {s.shape}, expected (T,)")
+            want = f"(T, {', '.join(map(str, tail))})" if tail else "(T,)"
+            raise ValueError(f"seqs: element {i} has shape {s.shape}, expected {want}")
     lengths = np.array([s.shape[0] for s in seqs], dtype=np.int64)
     out = np.full((len(seqs), int(lengths.max(initial=0))) + tail, pad_value,
                   dtype=dtype if dtype is not None else seqs[0].dtype)

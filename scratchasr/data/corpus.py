@@ -26,8 +26,8 @@ import numpy as np
 
 from .phones import PHONES_61, fold_phones
 
-__all__ = ["CorpusUtterance", "Vocabulary", "read_split", "is_kaldi_dir", "normalise_text", "build_vocabulary",
-           "scoring_tokens", "spread_subset", "UNITS", "WORD_BOUNDARY"]
+__all__ = ["CorpusUtterance", "Vocabulary", "read_split", "is_kaldi_dir", "normalise_text",
+           "build_vocabulary", "scoring_tokens", "spread_subset", "UNITS", "WORD_BOUNDARY"]
 
 UNITS = ("phones", "words", "chars")
 WORD_BOUNDARY = "|"

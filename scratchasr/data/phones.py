@@ -77,6 +77,7 @@ def fold_phones(phones: Iterable[str], *, to: int = 39) -> list[str]:
             continue
         folded = table.get(p, extra.get(p))
         if folded is None:
-            raise ValueError(f"phones[{k}]: {p!r} is not a TIMIT phone (expected one of the 61: {' '.join(PHONES_61)})")
+            raise ValueError(f"phones[{k}]: {p!r} is not a TIMIT phone "
+                             f"(expected one of the 61: {' '.join(PHONES_61)})")
         out.append(folded)
     return out

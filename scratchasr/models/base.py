@@ -70,13 +70,14 @@ def available() -> List[str]:
 
 def build(name: str, *, input_dim: Optional[int], vocab_size: int, dtype=np.float32, seed: int = 0,
           **options) -> "Model":
-    """Build a registered model (API.md). ``options`` are the model's own (``hidden``, ``num_layers``, ...)."""
+    """Build a registered model. ``options`` are the model's own (``hidden``, ``num_layers``, ...)."""
     if name not in _REGISTRY:
         raise ValueError(f"name: unknown model {name!r}; registered: {available()}")
     cls = _REGISTRY[name]
     unknown = sorted(set(options) - set(cls.OPTIONS))
     if unknown:
-        raise ValueError(f"{unknown[0]}: not an option of model {name!r}; its options are {sorted(cls.OPTIONS)}")
+        raise ValueError(f"{unknown[0]}: not an option of model {name!r}; "
+                         f"its options are {sorted(cls.OPTIONS)}")
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype: expected float32 or float64, got {dt}")
@@ -96,8 +97,8 @@ def build_from_config(config: Dict[str, Any]) -> "Model":
     """Rebuild a model from ``model.config`` (as stored in checkpoints)."""
     for key in ("name", "input_dim", "vocab_size", "dtype", "seed", "options"):
         if key not in config:
-            raise ValueError(f"config: missing key {key!r} (a model config holds name, input_dim, vocab_size, "
-                             f"dtype, seed, options)")
+            raise ValueError(f"config: missing key {key!r} (a model config holds name, input_dim, "
+                             "vocab_size, dtype, seed, options)")
     options = dict(config["options"])
     cls = _REGISTRY.get(config["name"])
     for k in getattr(cls, "INIT_ONLY", ()):
@@ -158,7 +159,7 @@ def check_batch(batch: Batch, *, input_dim: Optional[int], vocab_size: int, dtyp
         from .._validate import lengths_array
         xl = lengths_array("batch.feat_lengths", batch.feat_lengths, B, x.shape[1])
         valid = length_mask(xl, x.shape[1])[:, :, None]
-        x = np.where(valid, x, x.dtype.type(0))                  # padding is never read: NaN there is harmless
+        x = np.where(valid, x, x.dtype.type(0))                  # padding never read: NaN there is harmless
         if not np.all(np.isfinite(x)):
             b = int(np.argwhere(~np.isfinite(x))[0][0])
             who = f" (utterance {batch.ids[b]})" if batch.ids is not None else ""

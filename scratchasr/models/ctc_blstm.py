@@ -72,21 +72,22 @@ class CTCBLSTM(Model):
             raise TypeError(f"bidirectional: expected True or False, got {bidirectional!r}")
         self.input_dim, self.vocab_size, self.dtype = input_dim, vocab_size, np.dtype(dtype)
         self.stack = FrameStack(stack)
-        self.encoder = LSTM(input_dim * self.stack.k, hidden, num_layers=num_layers, bidirectional=bidirectional,
-                            dropout=float(dropout), seed=seed, dtype=dtype)
+        self.encoder = LSTM(input_dim * self.stack.k, hidden, num_layers=num_layers,
+                            bidirectional=bidirectional, dropout=float(dropout), seed=seed, dtype=dtype)
         self.output = Linear(self.encoder.output_size, vocab_size, rng=np.random.default_rng([seed, 2]),
                              dtype=dtype)
 
     # ------------------------------------------------------------------ encoder
     def logits(self, x: np.ndarray, lengths: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """x (B, T, D) with zero padding -> (logits (B, T', V), out_lengths (B,)); caches pushed in training."""
+        """x (B, T, D), zero padding -> (logits (B, T', V), out_lengths (B,)); caches pushed in training."""
         xs, out_len = self.stack(x, lengths)
         h = self.encoder(xs, out_len)                     # (B, T', dirs*H), zero past out_len
         return self.output(h, out_len), out_len           # [ops:linear], zero past out_len
 
     def log_probs(self, batch: Batch) -> Tuple[np.ndarray, np.ndarray]:
-        """Per-frame log-posteriors ``(B, T', V)`` (float64) and their lengths, without caches (plots, decoding)."""
-        x, xl, _, _ = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size, dtype=self.dtype)
+        """Per-frame log-posteriors ``(B, T', V)`` (float64) and their lengths, no caches (plots, decode)."""
+        x, xl, _, _ = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size,
+                                  dtype=self.dtype)
         was = self.training
         self.eval()
         try:
@@ -98,7 +99,8 @@ class CTCBLSTM(Model):
 
     # ------------------------------------------------------------------ contract
     def forward_loss(self, batch: Batch) -> Tuple[np.ndarray, Dict[str, float]]:
-        x, xl, y, yl = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size, dtype=self.dtype)
+        x, xl, y, yl = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size,
+                                   dtype=self.dtype)
         logits, out_len = self.logits(x, xl)
         feasible = ctc_min_frames(y, yl) <= out_len
         # zero_infinity: an infeasible utterance gives 0 and no gradient inside the loss; we report it as inf
@@ -124,5 +126,5 @@ class CTCBLSTM(Model):
         lp, out_len = self.log_probs(batch)
         if method == "greedy":
             return ctc_greedy_decode(lp, out_len, blank=BLANK)
-        return ctc_prefix_beam_search(lp, out_len, beam_size=beam_size, blank=BLANK, lm=lm, lm_weight=lm_weight,
-                                      **options)
+        return ctc_prefix_beam_search(lp, out_len, beam_size=beam_size, blank=BLANK, lm=lm,
+                                      lm_weight=lm_weight, **options)

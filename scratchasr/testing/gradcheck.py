@@ -70,8 +70,9 @@ class GradcheckReport:
                  "-" * len(head)]
         for c in self.checks:
             idx = "-" if c.worst_index is None else str(c.worst_index)
-            lines.append(f"{c.name:<14} {str(c.shape):<18} {c.method:<8} {c.n_checks:>6} {c.max_rel_error:>12.3e} "
-                         f"{c.max_abs_error:>12.3e} {idx:<16} {c.analytic:>13.6g} {c.numeric:>13.6g}  "
+            lines.append(f"{c.name:<14} {str(c.shape):<18} {c.method:<8} {c.n_checks:>6} "
+                         f"{c.max_rel_error:>12.3e} {c.max_abs_error:>12.3e} {idx:<16} "
+                         f"{c.analytic:>13.6g} {c.numeric:>13.6g}  "
                          f"{'yes' if c.ok else 'NO'}")
         lines += [f"problem: {p}" for p in self.problems]
         return "\n".join(lines)
@@ -103,7 +104,8 @@ def gradcheck(forward: Callable, backward: Callable, inputs: Sequence, *, wrt: O
         names = [f"x{i}" for i in range(len(inputs))]
     elif len(names) != len(inputs):
         raise ValueError(f"names: expected {len(inputs)} names, one per input, got {len(names)}")
-    float_pos = [i for i, x in enumerate(inputs) if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)]
+    float_pos = [i for i, x in enumerate(inputs)
+                 if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)]
     if not float_pos:
         raise ValueError("inputs: expected at least one floating-point numpy array to differentiate")
     xs = list(inputs)

@@ -37,7 +37,7 @@ def restore_caches(model, taken: Dict[str, List[object]]) -> None:
 def model_gradcheck(model, batch, *, feats: bool = False, params: bool = True, rtol: float = 1e-5,
                     atol: float = 1e-9, seed: int = 0, max_full: int = 300, n_directions: int = 3,
                     n_coords: int = 8) -> GradcheckReport:
-    """Check ``model.backward`` against central differences of ``model.forward_loss(batch)`` (per utterance)."""
+    """Check ``model.backward`` against central differences of ``model.forward_loss(batch)`` per utterance."""
     P = model.parameters()
     names = sorted(P) if params else []
     inputs, labels = [], []

@@ -28,8 +28,8 @@ def naive_alpha(p, a, L):
         s = 0.0
         for k in range(j + 1):
             prod = 1.0
-            for l in range(k, j):
-                prod *= 1.0 - p[l]
+            for m in range(k, j):
+                prod *= 1.0 - p[m]
             s += a[k] * prod
         out[j] = p[j] * s
     return out
@@ -41,7 +41,7 @@ def naive_beta(alpha, u, w, L):
     shift = u[:L].max()  # one global shift is harmless here (|u| small or checked separately)
     for j in range(L):
         for k in range(j, min(j + w, L)):
-            den = sum(np.exp(u[l] - shift) for l in range(max(0, k - w + 1), k + 1))
+            den = sum(np.exp(u[m] - shift) for m in range(max(0, k - w + 1), k + 1))
             out[j] += alpha[k] * np.exp(u[j] - shift) / den
     return out
 

@@ -2,8 +2,9 @@
 proofs for free.
 
 For each name in ``models.available()``, built tiny in float64 with ``dropout=0``:
-- ``forward_loss``'s gradient (``scratchasr.testing.model_gradcheck``) equals central finite differences for every parameter tensor (sampled
-  coordinates plus random directions above ~1000 elements; STYLE.md's whole-model tolerance 1e-5);
+- ``forward_loss``'s gradient (``scratchasr.testing.model_gradcheck``) equals central finite differences
+  for every parameter tensor (sampled coordinates plus random directions above ~1000 elements;
+  STYLE.md's whole-model tolerance 1e-5);
 - padding of ``feats`` may hold anything, NaN included: losses, gradients and decodes do not change;
 - ``decode`` returns label ids (1 .. V-1) for greedy and beam search;
 - a few Adam steps on one fixed batch lower the loss, updating the very arrays ``parameters()`` holds;
@@ -42,7 +43,8 @@ def _batch(name, rng, dtype=np.float64, scale=1.0):
     targets = [[1, 2, 2], [3]]  # a repeated label, unequal lengths
     if cls.IS_LM:
         return make_batch(None, targets, ids=["u0", "u1"])
-    feats = [scale * rng.standard_normal((T[0], D)).astype(dtype), scale * rng.standard_normal((T[1], D)).astype(dtype)]
+    feats = [scale * rng.standard_normal((T[0], D)).astype(dtype),
+             scale * rng.standard_normal((T[1], D)).astype(dtype)]
     return make_batch(feats, targets, ids=["u0", "u1"])
 
 

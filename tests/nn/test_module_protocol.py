@@ -118,7 +118,8 @@ def test_lstm_torch_load_values_and_shape_errors(rng):
     m = nn.LSTM(3, 2, num_layers=1, bidirectional=True, dtype=np.float64)
     sd = _torch_lstm_state(rng, 3, 2, 1)
     m.load_torch_state_dict(sd)
-    np.testing.assert_array_equal(m.params["b_l0_reverse"], sd["bias_ih_l0_reverse"] + sd["bias_hh_l0_reverse"])
+    np.testing.assert_array_equal(m.params["b_l0_reverse"],
+                                  sd["bias_ih_l0_reverse"] + sd["bias_hh_l0_reverse"])
     before = m.state_dict()
     bad = dict(sd, weight_hh_l0_reverse=np.zeros((8, 3)))
     with pytest.raises(ValueError, match=r"^state_dict:"):
@@ -159,7 +160,8 @@ def _is_cache_source(node) -> bool:
         return node.id == "cache" or node.id.endswith("_cache")
     if isinstance(node, ast.Attribute):
         return node.attr == "cache" or node.attr.endswith("_cache")
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("pop", "_pop"):
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("pop", "_pop")):
         return True
     if isinstance(node, ast.Subscript):
         return _is_cache_source(node.value) or (isinstance(node.value, ast.Name) and "cache" in node.value.id)
@@ -172,7 +174,8 @@ def test_no_positional_unpacking_of_caches():
         for node in ast.walk(ast.parse(f.read_text())):
             if not isinstance(node, ast.Assign):  # (iterating over a list of caches is fine)
                 continue
-            if any(isinstance(t, (ast.Tuple, ast.List)) for t in node.targets) and _is_cache_source(node.value):
+            unpacks = any(isinstance(t, (ast.Tuple, ast.List)) for t in node.targets)
+            if unpacks and _is_cache_source(node.value):
                 bad.append(f"{f.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)[:80]}")
     assert not bad, "caches unpacked by position (read them by field name):\n" + "\n".join(bad)
 

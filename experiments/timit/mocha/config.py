@@ -18,9 +18,9 @@ CONFIG = dict(
     chunk_size=2,          # MoChA chunk (Chiu & Raffel 2018 found w = 2 enough on WSJ); 1 = hard monotonic
     mode="recursive",      # exact expected alignment
     noise_std=1.0,         # pre-sigmoid noise in training (Raffel et al.): p -> 0/1, as hard decoding assumes
-    r_init=0.0,            # p = 0.5 per frame at first: the expected alignment starts at ~2 encoder frames per
-                           # phone (about the true rate). Raffel et al.'s -4 ran it off the end of the input
-                           # within 4 labels and the first run never left 97% PER (all deletions)
+    r_init=0.0,            # p = 0.5 per frame at first: the expected alignment starts at ~2 encoder frames
+                           # per phone (about the true rate). Raffel et al.'s -4 ran it off the end of the
+                           # input within 4 labels and the first run never left 97% PER (all deletions)
     label_smoothing=0.1,
     embed_dim=48,
     att_dim=96,
