@@ -203,16 +203,47 @@ def _add_transcribe(sub) -> None:
     p.add_argument("audio", nargs="+", metavar="AUDIO")
     p.add_argument("--beam", type=_beam_arg, default=1, help=_BEAM_HELP)
     p.add_argument("--no-resample", action="store_true", help=_RESAMPLE_HELP)
+    p.add_argument("--stream", action="store_true",
+                   help="feed the audio in --chunk-ms pieces and print partial hypotheses as they grow (models "
+                        "with a streaming decoder: transducer with bidirectional=False, conformer_*, mocha); "
+                        "the final line equals offline greedy decoding")
+    p.add_argument("--chunk-ms", type=float, default=100.0, help="streaming chunk in milliseconds (default 100)")
     p.set_defaults(func=_cmd_transcribe)
 
 
 def _cmd_transcribe(args) -> int:
     from .inference import transcribe
 
+    if args.stream:
+        return _cmd_transcribe_stream(args)
     try:
         hyps = transcribe(args.checkpoint, args.audio, beam_size=args.beam, resample=not args.no_resample)
         for path, toks in zip(args.audio, hyps):
             print(f"{path}\t{' '.join(toks)}")
+    except USER_ERRORS as e:
+        return _fail("transcribe", e)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _cmd_transcribe_stream(args) -> int:
+    from .features.audio import load_audio
+    from .inference import load
+    from .streaming import stream_transcribe
+
+    try:
+        model, frontend = load(args.checkpoint)
+        for path in args.audio:
+            y, sr = load_audio(path)
+            if sr != frontend.sample_rate and args.no_resample:
+                raise ValueError(f"{path}: sample rate {sr} Hz, the model expects {frontend.sample_rate} Hz")
+
+            def show(ids, path=path):
+                print(f"{path}\t(partial) {' '.join(model.vocabulary.decode(ids))}", flush=True)
+
+            ids = stream_transcribe(model, frontend, y, sr, chunk_ms=args.chunk_ms, on_partial=show)
+            print(f"{path}\t{' '.join(model.vocabulary.decode(ids))}", flush=True)
     except USER_ERRORS as e:
         return _fail("transcribe", e)
     except KeyboardInterrupt:
