@@ -204,10 +204,11 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--beam", type=_beam_arg, default=1, help=_BEAM_HELP)
     p.add_argument("--no-resample", action="store_true", help=_RESAMPLE_HELP)
     p.add_argument("--stream", action="store_true",
-                   help="feed the audio in --chunk-ms pieces and print partial hypotheses as they grow (models "
-                        "with a streaming decoder: transducer with bidirectional=False, conformer_*, mocha); "
-                        "the final line equals offline greedy decoding")
-    p.add_argument("--chunk-ms", type=float, default=100.0, help="streaming chunk in milliseconds (default 100)")
+                   help="feed the audio in --chunk-ms pieces and print partial hypotheses as they grow "
+                        "(models with a streaming decoder: transducer with bidirectional=False, "
+                        "conformer_*, mocha); the final line equals offline greedy decoding")
+    p.add_argument("--chunk-ms", type=float, default=100.0,
+                   help="streaming chunk in milliseconds (default 100)")
     p.set_defaults(func=_cmd_transcribe)
 
 

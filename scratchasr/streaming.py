@@ -67,12 +67,13 @@ def make_streamer(model):
     if name == "transducer":
         from .decode.transducer import TransducerStreamer
         return TransducerStreamer(model)
-    raise ValueError(f"model: {name!r} has no streaming decoder (streaming: transducer with bidirectional=False, "
-                     f"conformer_ctc/conformer_transducer, mocha)")
+    raise ValueError(f"model: {name!r} has no streaming decoder (streaming: transducer with "
+                     f"bidirectional=False, conformer_ctc/conformer_transducer, mocha)")
 
 
-def stream_transcribe(model, frontend, y: np.ndarray, sr: int, *, chunk_ms: float = 100.0, on_partial=None):
-    """Decode ``y`` fed in ``chunk_ms`` pieces; ``on_partial(ids)`` after each piece; returns the final ids."""
+def stream_transcribe(model, frontend, y: np.ndarray, sr: int, *, chunk_ms: float = 100.0,
+                      on_partial=None):
+    """Decode ``y`` fed in ``chunk_ms`` pieces; ``on_partial(ids)`` after each piece; the final ids."""
     if not chunk_ms > 0:
         raise ValueError(f"chunk_ms: expected a positive number of milliseconds, got {chunk_ms!r}")
     if sr != frontend.sample_rate:

@@ -39,10 +39,11 @@ def test_streamed_features_equal_offline_features(seed):
 
 
 STREAMABLE = [("transducer", dict(bidirectional=False, hidden=8, num_layers=1, pred_hidden=8, joint_dim=8)),
-              ("conformer_ctc", dict(hidden=8, num_layers=1, heads=2, chunk_size=2, left_chunks=1, causal=True,
-                                     ff_mult=2, conv_kernel=3, sub_channels=3, dropout=0.0)),
+              ("conformer_ctc", dict(hidden=8, num_layers=1, heads=2, chunk_size=2, left_chunks=1,
+                                     causal=True, ff_mult=2, conv_kernel=3, sub_channels=3, dropout=0.0)),
               ("conformer_transducer", dict(hidden=8, num_layers=1, heads=2, chunk_size=2, left_chunks=1,
-                                            causal=True, ff_mult=2, conv_kernel=3, sub_channels=3, dropout=0.0)),
+                                            causal=True, ff_mult=2, conv_kernel=3, sub_channels=3,
+                                            dropout=0.0)),
               ("mocha", dict(hidden=8, num_layers=1))]
 
 
