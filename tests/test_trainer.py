@@ -82,7 +82,7 @@ def test_resume_is_bit_exact(corpus, tmp_path, extra):
 
 
 def test_ctrl_c_mid_epoch_saves_and_resumes_bit_exactly(corpus, tmp_path, monkeypatch):
-    from scratchasr.models import ctc_blstm
+    from scratchasr.models import ctc_model as ctc_blstm  # the CTC loss of every CTC model lives there
     kw = dict(epochs=2, dropout=0.3, num_layers=2, max_train_utts=8, batch_size=2)
     full = train(_cfg(corpus, tmp_path / "a", **kw))
     real, calls = ctc_blstm.ctc_loss, []
@@ -109,7 +109,7 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_bit_exactly(corpus, tmp_path, monkey
 
 
 def test_nan_names_the_utterance_and_keeps_checkpoint(corpus, tmp_path, monkeypatch):
-    from scratchasr.models import ctc_blstm
+    from scratchasr.models import ctc_model as ctc_blstm  # the CTC loss of every CTC model lives there
     train(_cfg(corpus, tmp_path / "exp", epochs=1))
     before = (tmp_path / "exp" / "checkpoint.npz").read_bytes()
     real = ctc_blstm.ctc_loss

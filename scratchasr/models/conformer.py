@@ -30,21 +30,18 @@ equal the offline model's (eval mode) with the same chunk mask [conformer:stream
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from .._validate import float_array, positive_int
-from ..data.batch import Batch
-from ..decode.ctc import ctc_greedy_decode, ctc_prefix_beam_search
-from ..losses import ctc_loss, ctc_loss_backward
 from ..nn.conformer import ConformerEncoder, StreamState
 from ..nn.layers import Embedding, Linear
 from ..nn.lstm import LSTM
 from ..nn.stack import FrameStack
 from ..ops.softmax import log_softmax_forward
-from .base import Model, check_batch, register
-from .ctc_blstm import ctc_min_frames
+from .base import Model, register
+from .ctc_model import CTCModel
 from .transducer import Transducer, _check_prob
 
 __all__ = ["ConformerCTC", "ConformerTransducer", "ConformerStreamer", "StreamerState"]
@@ -67,15 +64,9 @@ def _encoder(input_dim, dtype, seed, *, hidden, num_layers, dropout, heads, ff_m
                             seed=seed, dtype=dtype)
 
 
-class CTCCache(NamedTuple):
-    ctc: object             # CTCCache of losses.ctc_loss
-    feasible: np.ndarray    # (B,) bool: enough encoder frames for the labels
-    dtype: np.dtype
-
-
 @register("conformer_ctc")
-class ConformerCTC(Model):
-    """Conformer encoder, linear output layer, CTC loss; see the module docstring."""
+class ConformerCTC(CTCModel):
+    """Conformer encoder, linear output layer, CTC loss (loss and decoders: models/ctc_model.py)."""
 
     OPTIONS = dict(ENCODER_OPTIONS)
     TEST_OPTIONS = dict(ff_mult=2, conv_kernel=3, sub_channels=3)
@@ -93,47 +84,8 @@ class ConformerCTC(Model):
         h, hl = self.encoder(x, lengths)
         return self.output(h, hl), hl  # [ops:linear]
 
-    def log_probs(self, batch: Batch) -> Tuple[np.ndarray, np.ndarray]:
-        """Per-frame log-posteriors ``(B, T', V)`` (float64) and their lengths, without caches."""
-        x, xl, _, _ = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size,
-                                  dtype=self.dtype)
-        was = self.training
-        self.eval()
-        try:
-            logits, out_len = self.logits(x, xl)
-        finally:
-            self.train(was)
-        lp, _ = log_softmax_forward(logits.astype(np.float64))
-        return lp, out_len
-
-    # ------------------------------------------------------------------ contract
-    def forward_loss(self, batch: Batch) -> Tuple[np.ndarray, Dict[str, float]]:
-        x, xl, y, yl = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size,
-                                   dtype=self.dtype)
-        logits, out_len = self.logits(x, xl)
-        feasible = ctc_min_frames(y, yl) <= out_len
-        nll, cache = ctc_loss(logits, y, out_len, yl, blank=BLANK, reduction="none", zero_infinity=True)
-        loss = np.where(feasible, nll, np.inf)
-        self.push(CTCCache(ctc=cache, feasible=feasible, dtype=logits.dtype))
-        stats = dict(loss=float(np.sum(nll[feasible])), utterances=float(feasible.sum()),
-                     frames=float(out_len.sum()), labels=float(yl.sum()))
-        return loss, stats
-
-    def backward(self, dloss: np.ndarray) -> np.ndarray:
-        cache: CTCCache = self.pop()
-        dloss = self._check_dloss(dloss, cache.feasible.shape[0])
-        dloss = np.where(cache.feasible, dloss, 0.0)  # skipped utterances: no gradient
-        dlogits = ctc_loss_backward(dloss, cache.ctc).astype(cache.dtype, copy=False)
+    def logits_backward(self, dlogits: np.ndarray) -> np.ndarray:
         return self.encoder.backward(self.output.backward(dlogits))
-
-    def decode(self, batch: Batch, *, method: str = "greedy", beam_size: int = 1, lm=None,
-               lm_weight: float = 0.0, **options) -> List[List[int]]:
-        beam_size = self._check_decode_args(method, beam_size)
-        lp, out_len = self.log_probs(batch)
-        if method == "greedy":
-            return ctc_greedy_decode(lp, out_len, blank=BLANK)
-        return ctc_prefix_beam_search(lp, out_len, beam_size=beam_size, blank=BLANK, lm=lm,
-                                      lm_weight=lm_weight, **options)
 
     # ------------------------------------------------------------------ streaming
     def stream_init(self, batch_size: int) -> StreamState:
