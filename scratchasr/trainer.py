@@ -429,9 +429,12 @@ def _check_best(best_path: Path, meta: dict) -> None:
 def _config_differences(saved: dict, now: dict, prefix: str = "") -> List[str]:
     """The keys (dotted inside ``model_options`` and ``features``) whose values differ, with both values."""
     diffs = []
+    defaults = TrainConfig().as_dict() if not prefix else {}
     for k in sorted(set(saved) | set(now)):
         if k in RESUME_MAY_CHANGE and not prefix:
             continue
+        if k not in saved and k in defaults and now.get(k) == defaults[k]:
+            continue        # a trainer key added after the checkpoint was written, left at its default
         a, b = saved.get(k), now.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += _config_differences(a, b, f"{prefix}{k}.")

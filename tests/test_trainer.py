@@ -386,3 +386,12 @@ def test_a_split_without_any_features_is_an_error_naming_it(corpus, tmp_path):
     (d / "text").write_text("a sil\n")
     with pytest.raises(ValueError, match=r"^data_dir: no utterance of split 'dev'.*short\.wav"):
         train(_cfg(corpus, tmp_path / "exp", data_dir=str(data), epochs=1))
+
+
+def test_resume_accepts_trainer_keys_added_after_the_checkpoint_at_their_default():
+    from scratchasr.trainer import _config_differences
+    now = TrainConfig().as_dict()
+    saved = {k: v for k, v in now.items() if k != "text_train"}
+    assert _config_differences(saved, now) == []
+    changed = dict(now, lr=1.0)
+    assert _config_differences(saved, changed) == ["lr (checkpoint 0.002, now 1.0)"]
