@@ -150,6 +150,21 @@ _RESAMPLE_HELP = ("refuse audio whose sample rate differs from the model's (defa
                   "polyphase filter and print a notice per file)")
 
 
+def _decode_options(items) -> dict:
+    """``KEY=VALUE`` strings -> dict; values are Python literals (numbers, True/False) or strings."""
+    import ast
+    out = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"decode-option: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(val)
+        except (ValueError, SyntaxError):
+            out[key] = val
+    return out
+
+
 def _add_decode(sub) -> None:
     p = sub.add_parser("decode", help="decode a TIMIT-layout corpus or a Kaldi data dir and score it (S/D/I)",
                        description="DATA is a TIMIT-layout corpus (choose --split) or a Kaldi data dir "
@@ -169,6 +184,12 @@ def _add_decode(sub) -> None:
                    help="weight of the LM's log-probability (--lm and --rescore; default 0.5)")
     p.add_argument("--nbest", type=_beam_arg, default=None, metavar="N",
                    help="with --rescore: hypotheses kept by the beam for rescoring (default: --beam)")
+    p.add_argument("--method", default=None,
+                   help="decoding method: greedy, beam (the default for --beam > 1) or a model's own "
+                        "(e.g. graves for the transducer)")
+    p.add_argument("--decode-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a keyword of the model's decode (e.g. ctc_weight=0.3 for las, length_reward=0.5); "
+                        "repeatable")
     p.add_argument("--rescore", default=None, metavar="LM_CHECKPOINT",
                    help="n-best rescoring: the beam's N best hypotheses re-ranked by acoustic + W x LM score")
     p.add_argument("--no-progress", action="store_true")
@@ -182,7 +203,8 @@ def _cmd_decode(args) -> int:
         r = evaluate(args.checkpoint, args.data_dir, args.split, beam_size=args.beam, out=args.out,
                      progress=not args.no_progress, resample=not args.no_resample, lm=args.lm,
                      lm_weight=args.lm_weight if (args.lm or args.rescore) else 0.0, nbest=args.nbest,
-                     rescore=args.rescore)
+                     rescore=args.rescore, method=args.method,
+                     decode_options=_decode_options(args.decode_option))
     except USER_ERRORS as e:
         return _fail("decode", e)
     except KeyboardInterrupt:

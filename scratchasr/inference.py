@@ -142,7 +142,8 @@ def load_lm(checkpoint, vocabulary: Vocabulary, *, name: str = "lm"):
 
 def evaluate(checkpoint, data, split: Optional[str] = "core_test", *, beam_size: int = 1, out=None,
              batch_size: int = 16, progress: bool = True, resample: bool = True, lm=None,
-             lm_weight: float = 0.0, nbest: Optional[int] = None, rescore=None) -> Dict:
+             lm_weight: float = 0.0, nbest: Optional[int] = None, rescore=None, method: Optional[str] = None,
+             decode_options: Optional[dict] = None) -> Dict:
     """Decode and score a data set; ``out`` writes ``hyp.text`` and ``align.txt`` there; ``resample`` as
     in :func:`transcribe`. ``lm`` (a language-model checkpoint) is fused into the beam search with weight
     ``lm_weight``; ``rescore`` (a language-model checkpoint) rescores the beam's ``nbest`` hypotheses
@@ -174,7 +175,7 @@ def evaluate(checkpoint, data, split: Optional[str] = "core_test", *, beam_size:
                                          lm_weight=lm_weight, batch_size=batch_size)
     else:
         hyps_ids = decode_features(model, feats, beam=beam_size, batch_size=batch_size, progress=progress,
-                                   lm=fusion_lm, lm_weight=lm_weight)
+                                   lm=fusion_lm, lm_weight=lm_weight, method=method, options=decode_options)
     hyps = [model.vocabulary.decode(h) for h in hyps_ids]
     refs = [scoring_tokens(u.tokens, model.scoring) for u in utts]
     scored = [scoring_tokens(h, model.scoring) for h in hyps]

@@ -341,16 +341,28 @@ def _spec_augment(cfg: TrainConfig, epoch: int, batch_index: int):
 
 
 def decode_features(model, feats: Sequence[np.ndarray], *, beam: int = 1, batch_size: int = 16,
-                    lm=None, lm_weight: float = 0.0, progress: bool = False,
-                    desc: str = "decode") -> List[List[int]]:
-    """Decode a list of normalised (T, D) feature arrays in length-sorted batches; ids per utterance."""
+                    lm=None, lm_weight: float = 0.0, progress: bool = False, desc: str = "decode",
+                    method: Optional[str] = None, options: Optional[dict] = None) -> List[List[int]]:
+    """Decode a list of normalised (T, D) feature arrays in length-sorted batches; ids per utterance.
+
+    ``method`` defaults to ``"greedy"`` for ``beam == 1`` and ``"beam"`` otherwise; a model's own methods
+    (e.g. the transducer's ``"graves"``) and ``options`` (keyword arguments of its ``decode``, e.g.
+    ``ctc_weight`` for las, ``length_reward``) pass through.
+    """
     from tqdm import tqdm
     hyps: List[Optional[List[int]]] = [None] * len(feats)
     groups = bucket_batches([f.shape[0] for f in feats], batch_size, None)
+    method = method or ("greedy" if beam <= 1 else "beam")
     for idx in tqdm(groups, desc=desc, disable=not progress, leave=False):
         b = make_batch([feats[i] for i in idx], [[] for _ in idx])
-        out = model.decode(b, method="greedy" if beam <= 1 else "beam", beam_size=beam, lm=lm,
-                           lm_weight=lm_weight)
+        try:
+            out = model.decode(b, method=method, beam_size=beam, lm=lm, lm_weight=lm_weight,
+                               **(options or {}))
+        except TypeError as e:
+            if options and "keyword argument" in str(e):
+                raise ValueError(f"decode_options: {sorted(options)} not all accepted by {model.name}'s "
+                                 f"decode ({e})") from None
+            raise
         for i, h in zip(idx, out):
             hyps[i] = list(h)
     return hyps  # type: ignore[return-value]

@@ -395,3 +395,17 @@ def test_resume_accepts_trainer_keys_added_after_the_checkpoint_at_their_default
     assert _config_differences(saved, now) == []
     changed = dict(now, lr=1.0)
     assert _config_differences(saved, changed) == ["lr (checkpoint 0.002, now 1.0)"]
+
+
+def test_cli_decode_passes_method_and_decode_options(corpus, tmp_path, capsys):
+    from scratchasr.cli import main
+    train(_cfg(corpus, tmp_path / "exp", epochs=1))
+    ckpt = str(tmp_path / "exp" / "checkpoint.npz")
+    args = ["decode", ckpt, str(corpus), "--split", "core_test", "--no-progress"]
+    assert main(args + ["--beam", "3", "--decode-option", "insertion_bonus=0.5"]) == 0
+    assert main(args + ["--method", "greedy"]) == 0
+    capsys.readouterr()
+    assert main(args + ["--beam", "3", "--decode-option", "no_such_option=1"]) == 2
+    assert capsys.readouterr().err.startswith("scratchasr decode: error: decode_options:")
+    assert main(args + ["--decode-option", "not a pair"]) == 2
+    assert main(args + ["--method", "nonsense"]) == 2
