@@ -30,10 +30,10 @@ import numpy as np
 
 from .._validate import int_array, positive_int
 from ..nn.attention import MultiHeadAttention
-from ..nn.layers import Dropout, Embedding, LayerNorm, Linear, MaskedCache, _mask3
+from ..nn.layers import GELU, Dropout, Embedding, LayerNorm, Linear
 from ..nn.module import Module, ModuleList
 from ..ops.attention import causal_mask, padding_mask, sdpa_forward
-from ..ops.gelu import gelu_backward, gelu_forward
+from ..ops.gelu import gelu_forward
 from ..ops.linear import linear_backward, linear_forward
 from ..ops.norm import layer_norm_forward
 from ..ops.softmax import log_softmax_forward
@@ -49,24 +49,6 @@ class GPTState(NamedTuple):
     k: np.ndarray     # (B, L, heads, max_len, dk) keys of the tokens fed so far (zero beyond pos)
     v: np.ndarray     # (B, L, heads, max_len, dk) their values
     pos: np.ndarray   # (B,) int64 number of tokens fed so far (the position of the next one)
-
-
-class GELU(Module):
-    """Element-wise GELU (tanh form) [lm:gelu]; padded frames output 0 when ``lengths`` is given."""
-
-    def forward(self, x, lengths=None):
-        mask = _mask3(lengths, x)
-        y, cache = gelu_forward(x)
-        if mask is not None:
-            y = np.where(mask, y, 0)
-        self.push(MaskedCache(cache, mask))
-        return y
-
-    def backward(self, dout):
-        cache = self.pop()
-        if cache.mask is not None:
-            dout = np.where(cache.mask, dout, 0)
-        return gelu_backward(dout, cache.op)[0]                  # [lm:gelu-back]
 
 
 class Block(Module):

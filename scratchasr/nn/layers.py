@@ -20,11 +20,12 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 
 from .. import ops
+from ..ops.gelu import gelu_backward, gelu_forward
 from .._validate import length_mask, lengths_array
 from .module import Module, ModuleList
 
 __all__ = ["Linear", "Embedding", "LayerNorm", "BatchNorm", "Conv1d", "Conv2d", "Dropout", "ReLU", "Tanh",
-           "Sigmoid", "Swish", "GLU", "MaskedMeanPool", "Sequential"]
+           "Sigmoid", "Swish", "GELU", "GLU", "MaskedMeanPool", "Sequential"]
 
 
 def _rng(rng) -> np.random.Generator:
@@ -294,6 +295,12 @@ class Sigmoid(_Activation):
 
 class Swish(_Activation):
     _fwd, _bwd = staticmethod(ops.swish_forward), staticmethod(ops.swish_backward)
+
+
+class GELU(_Activation):
+    """GELU, tanh form (scratchasr/ops/gelu.py; the GPT feed-forward's activation)."""
+
+    _fwd, _bwd = staticmethod(gelu_forward), staticmethod(gelu_backward)
 
 
 class GLU(_Activation):
