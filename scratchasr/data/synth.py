@@ -163,6 +163,14 @@ def _tokens(text: str) -> list[str]:
 # ----------------------------------------------------------------------------------------------- voices
 
 
+def speakers_of_voices(corpus_root, voices) -> list[str]:
+    """Speaker ids of a synthesised corpus whose voice is in ``voices`` (list or "a,b"), from corpus.json."""
+    import json
+    wanted = set(voices.split(",") if isinstance(voices, str) else voices)
+    table = json.loads((Path(corpus_root) / "corpus.json").read_text())["speakers"]
+    return [s["id"] for s in table if s["voice"] in wanted]
+
+
 def available_voices() -> list[str]:
     """Keys of the voices installed on this machine (festival voices by folder, flite by ``flite -lv``)."""
     out = []

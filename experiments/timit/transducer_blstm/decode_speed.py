@@ -19,17 +19,9 @@ from scratchasr.data.corpus import read_split, scoring_tokens
 from scratchasr.decode import transducer as td
 from scratchasr.decode.lm import BigramLM
 from scratchasr.features.audio import load_audio
+from scratchasr.data.synth import speakers_of_voices
 from scratchasr.inference import load
 from scratchasr.metrics import error_rate
-
-
-def speakers_of_voices(data: str, voices: str) -> list:
-    """Speaker ids of the synthetic corpus whose voice is one of ``voices`` (corpus.json's speaker table)."""
-    import json
-    from pathlib import Path
-    wanted = set(voices.split(","))
-    table = json.loads((Path(data) / "corpus.json").read_text())["speakers"]
-    return [s["id"] for s in table if s["voice"] in wanted]
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from scratchasr.data.corpus import scoring_tokens
 from scratchasr.data.timit import read_corpus
 from scratchasr.decode.transducer import TransducerStreamer
 from scratchasr.features.audio import load_audio
+from scratchasr.data.synth import speakers_of_voices
 from scratchasr.inference import load
 from scratchasr.metrics import error_rate
 
@@ -56,15 +57,6 @@ def align_correct(ref, hyp):
         else:
             j -= 1
     return pairs[::-1]
-
-
-def speakers_of_voices(data: str, voices: str) -> list:
-    """Speaker ids of the synthetic corpus whose voice is one of ``voices`` (corpus.json's speaker table)."""
-    import json
-    from pathlib import Path
-    wanted = set(voices.split(","))
-    table = json.loads((Path(data) / "corpus.json").read_text())["speakers"]
-    return [s["id"] for s in table if s["voice"] in wanted]
 
 
 def main() -> None:
