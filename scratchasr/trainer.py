@@ -109,6 +109,7 @@ class TrainConfig:
     clip: float = 5.0                # global gradient norm; 0: no clipping
     schedule: str = "newbob"         # newbob | constant | noam | cosine
     lr_halving: bool = True          # newbob: halve lr when the dev score does not improve
+    halve_after: List[int] = field(default_factory=list)  # newbob/constant: also halve after these epochs
     warmup_steps: int = 0            # noam / cosine
     patience: int = 4                # epochs without dev improvement before stopping
     spec_augment: bool = False
@@ -172,6 +173,14 @@ class TrainConfig:
         need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {list(OPTIMIZERS)}")
         need(self.schedule != "noam" or self.warmup_steps > 0, "warmup_steps", "> 0 for the noam schedule")
         need(isinstance(self.imports, (list, tuple)), "imports", "a list of module names")
+        need(isinstance(self.halve_after, (list, tuple)), "halve_after", "a list of epoch numbers")
+        try:
+            self.halve_after = sorted({int(e) for e in self.halve_after})
+        except (TypeError, ValueError):
+            raise ValueError(f"halve_after: expected epoch numbers >= 1, got {self.halve_after!r}") from None
+        need(all(e >= 1 for e in self.halve_after), "halve_after", "epoch numbers >= 1")
+        need(not self.halve_after or self.schedule in ("newbob", "constant"), "halve_after",
+             "no epochs with a per-step schedule (noam, cosine)")
         need(isinstance(self.features, dict), "features", "a dict of front-end options")
         check_options(self.features)          # unknown names and values the feature code refuses
 
@@ -687,6 +696,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                   f"{f'  skipped {skipped}' if skipped else ''}", flush=True)
             if cfg.schedule == "newbob" and not improved and cfg.lr_halving:
                 lr *= 0.5                                            # NewBob: halve on a plateau
+            elif epoch + 1 in cfg.halve_after:
+                lr *= 0.5                                            # a fixed step schedule
             if bad_epochs >= cfg.patience or epoch + 1 == cfg.epochs:
                 finished = (f"early stop: no dev improvement for {bad_epochs} epochs"
                             if bad_epochs >= cfg.patience

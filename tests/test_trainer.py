@@ -157,13 +157,22 @@ def test_run_protection_finished_runs_and_resume_differences(corpus, tmp_path):
     ("--max_train_utts=-2", "max_train_utts"), ("--progress=maybe", "progress"),
     ("--beam=100000", "beam"),
     ("--no_such_key=1", "no_such_key"), ("--units=syllables", "units"), ("--model=nope", "model"),
-    ("--hidden=100000000000000000000", "hidden"), ("--features={\"mel\": 1}", "features")])
+    ("--hidden=100000000000000000000", "hidden"), ("--features={\"mel\": 1}", "features"),
+    ("--halve_after=0", "halve_after"), ("--halve_after=two", "halve_after"),
+    ("--halve_after=3,4 --schedule=noam --warmup_steps=2", "halve_after")])
 def test_bad_overrides_name_the_key(corpus, tmp_path, override, key):
     base = dict(model="ctc_blstm", data_dir=str(corpus), exp_dir=str(tmp_path / "exp"), progress=False,
                 epochs=1)
     with pytest.raises((ValueError, TypeError), match=rf"^{key}:"):
-        cfg = TrainConfig.from_overrides(base, [override])
+        cfg = TrainConfig.from_overrides(base, override.split(" --"))
         models.build(cfg.model, input_dim=3, vocab_size=5, **cfg.model_options)
+
+
+def test_halve_after_is_a_fixed_step_schedule(corpus, tmp_path):
+    summary = train(_cfg(corpus, tmp_path / "exp", epochs=4, halve_after=[1, 3]))
+    assert [h["lr"] for h in summary["history"]] == [1e-2, 5e-3, 5e-3, 2.5e-3]
+    # from the command line: a comma-separated list
+    assert TrainConfig.from_overrides(dict(model="ctc_blstm"), ["--halve_after=6,9"]).halve_after == [6, 9]
 
 
 def test_feature_cache_follows_the_options(corpus, tmp_path):
