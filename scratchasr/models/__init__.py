@@ -14,5 +14,6 @@ from . import mocha  # noqa: F401  (registers "mocha")
 from . import conformer  # noqa: F401  (registers "conformer_ctc", "conformer_transducer")
 from . import lstm_lm  # noqa: F401  (registers "lstm_lm")
 from . import gpt_lm  # noqa: F401  (registers "gpt_lm")
+from . import decoder_only  # noqa: F401  (registers "decoder_only")
 
 __all__ = ["Model", "available", "build", "build_from_config", "check_batch", "gather_state", "register"]
