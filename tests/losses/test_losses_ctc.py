@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -16,43 +15,13 @@ from scratchasr.kernels.ctc import ctc_backward_kernel, ctc_forward_kernel
 from scratchasr.losses import ctc_align, ctc_loss, ctc_loss_backward
 from scratchasr.losses.ctc import _ctc_backward_numpy, _ctc_forward_numpy
 from scratchasr.testing import gradcheck
+from scratchasr.testing.reference import (ctc_brute_force_best_path, ctc_brute_force_grad,
+                                          ctc_brute_force_nll, ctc_collapse, ctc_state_paths, log_softmax)
 
 BACKENDS = ["numpy", "numba"]
 # The loss is O(10); its float64 round-off (~1e-15 * |L|) divided by the step 1e-6 puts the finite-
 # difference noise near 1e-9 in absolute terms, so atol sits there; rtol is STYLE's 1e-6 for losses.
 RTOL, ATOL = 1e-6, 1e-9
-
-
-def _log_softmax(x):
-    x = np.asarray(x, dtype=np.float64)
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
-
-
-def _collapse(path, blank):
-    out, prev = [], None
-    for k in path:
-        if k != prev and k != blank:
-            out.append(k)
-        prev = k
-    return out
-
-
-def _brute_nll(x, y, blank):
-    """-log sum over all V^T frame paths that collapse to y: the definition of CTC, no recursion."""
-    T, V = x.shape
-    lp = _log_softmax(x)
-    terms = [lp[np.arange(T), p].sum() for p in itertools.product(range(V), repeat=T)
-             if _collapse(p, blank) == list(y)]
-    return -np.logaddexp.reduce(terms) if terms else np.inf
-
-
-def _brute_best(x, y, blank):
-    T, V = x.shape
-    lp = _log_softmax(x)
-    best = [lp[np.arange(T), p].sum() for p in itertools.product(range(V), repeat=T)
-            if _collapse(p, blank) == list(y)]
-    return max(best) if best else -np.inf
 
 
 def _batch(rng, B, T, V, S, blank=0, scale=2.0, dtype=np.float64):
@@ -76,18 +45,30 @@ def test_loss_equals_brute_force_sum_over_alignments(rng, backend, T, V, blank, 
     tgt = np.full((1, S), 7 if blank != 7 else 8)  # padding deliberately out of vocabulary: never read
     tgt[0, :len(y)] = y
     loss, cache = ctc_loss(x, tgt, [T], [len(y)], blank=blank, reduction="none", backend=backend)
-    ref = _brute_nll(x[0], y, blank)
+    ref = ctc_brute_force_nll(x[0], y, blank)
     if np.isinf(ref):
         assert np.isposinf(loss[0])
     else:
         np.testing.assert_allclose(loss[0], ref, rtol=1e-12)
         np.testing.assert_allclose(cache.log_like[0, 0], cache.log_like[0, 1], rtol=0, atol=1e-9)
     best = ctc_align(x, tgt, [T], [len(y)], blank=blank)
-    np.testing.assert_allclose(best.log_prob[0], _brute_best(x[0], y, blank), rtol=1e-12)
+    np.testing.assert_allclose(best.log_prob[0], ctc_brute_force_best_path(x[0], y, blank), rtol=1e-12)
     if np.isfinite(best.log_prob[0]):
-        assert _collapse(best.labels[0], blank) == list(y)
-        lp = _log_softmax(x[0])
+        assert ctc_collapse(best.labels[0], blank) == tuple(y)
+        lp = log_softmax(x[0])
         np.testing.assert_allclose(lp[np.arange(T), best.labels[0]].sum(), best.log_prob[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("T,V,blank,y", [(4, 3, 0, [1, 1]), (5, 3, 2, [0, 1]), (3, 2, 1, [])])
+def test_gradient_equals_brute_force_posterior(rng, backend, T, V, blank, y):
+    """[ctc:grad] against the enumeration: softmax minus the posterior of each symbol at each frame."""
+    x = 2 * rng.standard_normal((1, T, V))
+    tgt = np.array([y or [1 - blank]])
+    loss, cache = ctc_loss(x, tgt, [T], [len(y)], blank=blank, reduction="none", backend=backend)
+    ref_loss, ref_grad = ctc_brute_force_grad(x[0], y, blank)
+    np.testing.assert_allclose(loss[0], ref_loss, rtol=1e-12)
+    np.testing.assert_allclose(ctc_loss_backward(np.ones(1), cache)[0], ref_grad, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -297,7 +278,7 @@ def test_extreme_logits_take_the_exact_fallback(rng):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-9)
     xs, ys = x[:1, :5] / 100, y[:1, :2]  # and the brute force with log-probs in the hundreds
     loss, _ = ctc_loss(xs * 60, ys, [5], [2], reduction="none")
-    np.testing.assert_allclose(loss[0], _brute_nll(xs[0] * 60, list(ys[0]), 0), rtol=1e-12)
+    np.testing.assert_allclose(loss[0], ctc_brute_force_nll(xs[0] * 60, list(ys[0]), 0), rtol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -313,25 +294,6 @@ def test_masked_vocabulary_minus_inf_logits(rng, backend):
     assert not np.any(np.isnan(d)) and np.all(d[..., 5] == 0.0)
 
 
-def _state_paths(y, blank, T):
-    """Every valid state sequence of the CTC lattice (extended target l', stay / +1 / skip +2)."""
-    ext = [blank]
-    for k in y:
-        ext += [k, blank]
-    N = len(ext)
-    for path in itertools.product(range(N), repeat=T):
-        if path[0] > 1 or path[-1] < N - 2:
-            continue
-        ok = True
-        for a, b in zip(path, path[1:]):
-            step = b - a
-            if not (0 <= step <= 2) or (step == 2 and (ext[b] == blank or ext[b] == ext[b - 2])):
-                ok = False
-                break
-        if ok:
-            yield ext, path
-
-
 @pytest.mark.parametrize("seed", range(16))
 def test_ctc_align_tie_break_keeps_the_highest_state(seed):
     """ctc_align's documented tie-break: among equally likely best paths it returns the one whose
@@ -343,9 +305,9 @@ def test_ctc_align_tie_break_keeps_the_highest_state(seed):
     labels = [k for k in range(V) if k != blank]
     y = [int(k) for k in rng.choice(labels, size=int(rng.integers(1, 3)))]
     x = np.where(rng.random((T, V)) < 0.5, 0.0, -2.0)
-    lp = _log_softmax(x)
+    lp = log_softmax(x)
     scored = []
-    for ext, path in _state_paths(y, blank, T):
+    for ext, path in ctc_state_paths(y, blank, T):
         score = 0.0
         for t, s in enumerate(path):
             score += lp[t, ext[s]]

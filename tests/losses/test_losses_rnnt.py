@@ -3,7 +3,6 @@ memory, a PyTorch-autograd oracle, NumPy/Numba parity and property tests."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -18,37 +17,12 @@ from scratchasr.kernels.rnnt import rnnt_backward_kernel, rnnt_forward_kernel
 from scratchasr.losses import rnnt_loss, rnnt_loss_backward
 from scratchasr.losses.rnnt import _rnnt_backward_numpy, _rnnt_forward_numpy
 from scratchasr.testing import gradcheck
+from scratchasr.testing.reference import rnnt_brute_force_grad, rnnt_brute_force_nll
 
 BACKENDS = ["numpy", "numba"]
 # The loss is O(10); its float64 round-off (~1e-15 * |L|) divided by the step 1e-6 puts the finite-
 # difference noise near 1e-9 in absolute terms, so atol sits there; rtol is STYLE's 1e-6 for losses.
 RTOL, ATOL = 1e-6, 1e-9
-
-
-def _log_softmax(x):
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
-
-
-def _brute_nll(x, y, blank):
-    """-log of the sum over every alignment: each is an ordering of T blanks and U labels ending in a
-    blank; walk it through the lattice, multiplying P(symbol | t, u). x is (T, U+1, V)."""
-    T, U = x.shape[0], len(y)
-    lp = _log_softmax(x)
-    terms = []
-    for label_slots in itertools.combinations(range(T + U - 1), U):  # the last symbol is the final blank
-        t = u = 0
-        total = 0.0
-        for k in range(T + U):
-            if k in label_slots:
-                total += lp[t, u, y[u]]
-                u += 1
-            else:
-                total += lp[t, u, blank]
-                t += 1
-        assert t == T and u == U
-        terms.append(total)
-    return -np.logaddexp.reduce(terms)
 
 
 def _batch(rng, B, T, U, V, blank=0, scale=2.0, dtype=np.float64):
@@ -65,7 +39,7 @@ def test_loss_equals_brute_force_sum_over_alignments(rng, backend, T, U, V, blan
     if U >= 2:
         y[0, 1] = y[0, 0]  # repeats are nothing special for RNN-T, but test them anyway
     loss, cache = rnnt_loss(x, y, [T], [U], blank=blank, reduction="none", backend=backend)
-    np.testing.assert_allclose(loss[0], _brute_nll(x[0], list(y[0]), blank), rtol=1e-12)
+    np.testing.assert_allclose(loss[0], rnnt_brute_force_nll(x[0], list(y[0]), blank), rtol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -134,6 +108,19 @@ def test_fastemit_is_linear_in_lambda_and_keeps_the_loss(rng, backend):
     # Only the label-transition part changes: at u = U_b (no label left) the gradient is unchanged.
     for b in range(2):
         np.testing.assert_allclose(grads[2][b, :, Ul[b]], grads[0][b, :, Ul[b]], atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("lam", [0.0, 0.5])
+def test_gradient_equals_brute_force_posterior(rng, backend, lam):
+    """[rnnt:grad] and [rnnt:fastemit] against the enumeration of every alignment (U > T included)."""
+    for T, U, V, blank in [(3, 2, 4, 0), (2, 3, 3, 2)]:
+        x, y = _batch(rng, 1, T, U, V, blank=blank)
+        loss, cache = rnnt_loss(x, y, [T], [U], blank=blank, fastemit_lambda=lam, reduction="none",
+                                backend=backend)
+        ref_loss, ref_grad = rnnt_brute_force_grad(x[0], list(y[0]), blank, fastemit_lambda=lam)
+        np.testing.assert_allclose(loss[0], ref_loss, rtol=1e-12)
+        np.testing.assert_allclose(rnnt_loss_backward(np.ones(1), cache)[0], ref_grad, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -15,35 +15,9 @@ from scratchasr.ops import mocha as ops
 from scratchasr.ops.mocha import (hard_monotonic_attention, mocha_chunk_backward, mocha_chunk_forward,
                                   monotonic_attention_backward, monotonic_attention_forward)
 from scratchasr.testing import gradcheck
+from scratchasr.testing.reference import mocha_alpha_naive, mocha_beta_naive
 
 RTOL, ATOL = 1e-6, 1e-9  # STYLE: sequence ops 1e-6; atol just above float64 round-off of L / h
-
-
-# ----------------------------------------------------------------------------- oracles from the papers
-
-def naive_alpha(p, a, L):
-    """Raffel et al. 2017: alpha_j = p_j sum_{k<=j} a_k prod_{l=k}^{j-1} (1 - p_l)."""
-    out = np.zeros(len(p))
-    for j in range(L):
-        s = 0.0
-        for k in range(j + 1):
-            prod = 1.0
-            for m in range(k, j):
-                prod *= 1.0 - p[m]
-            s += a[k] * prod
-        out[j] = p[j] * s
-    return out
-
-
-def naive_beta(alpha, u, w, L):
-    """Chiu & Raffel 2018: beta_j = sum_{k=j}^{j+w-1} alpha_k exp(u_j) / sum_{l=k-w+1}^{k} exp(u_l)."""
-    out = np.zeros(len(alpha))
-    shift = u[:L].max()  # one global shift is harmless here (|u| small or checked separately)
-    for j in range(L):
-        for k in range(j, min(j + w, L)):
-            den = sum(np.exp(u[m] - shift) for m in range(max(0, k - w + 1), k + 1))
-            out[j] += alpha[k] * np.exp(u[j] - shift) / den
-    return out
 
 
 def _inputs(rng, B, T, lengths, lo=0.02, hi=0.98, nan_pad=True):
@@ -69,7 +43,7 @@ def test_alpha_matches_paper_summation(B, T, lengths, mode, backend):
     alpha, _ = monotonic_attention_forward(p, a, mode=mode, lengths=np.array(lengths), backend=backend)
     assert np.all(np.isfinite(alpha))
     for b, L in enumerate(lengths):
-        np.testing.assert_allclose(alpha[b], naive_alpha(p[b], a[b], L), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(alpha[b], mocha_alpha_naive(p[b], a[b], L), rtol=1e-12, atol=1e-15)
         assert np.all(alpha[b, L:] == 0)
 
 
@@ -81,7 +55,7 @@ def test_beta_matches_paper_double_sum(B, T, lengths, w, backend):
     _, a, u = _inputs(rng, B, T, lengths)
     beta, _ = mocha_chunk_forward(a, u, chunk_size=w, lengths=np.array(lengths), backend=backend)
     for b, L in enumerate(lengths):
-        np.testing.assert_allclose(beta[b], naive_beta(a[b], u[b], w, L), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(beta[b], mocha_beta_naive(a[b], u[b], w, L), rtol=1e-12, atol=1e-15)
         assert np.all(beta[b, L:] == 0)
         # beta moves alpha's mass back inside each chunk, it never creates or loses any
         np.testing.assert_allclose(beta[b, :L].sum(), a[b, :L].sum(), rtol=1e-12)
@@ -256,7 +230,7 @@ def test_parallel_form_accuracy_limits():
         a[0, k] = 1.0
         exact, _ = monotonic_attention_forward(p, a)
         par, _ = monotonic_attention_forward(p, a, mode="parallel")
-        np.testing.assert_allclose(exact[0], naive_alpha(p[0], a[0], T), rtol=1e-13, atol=1e-300)
+        np.testing.assert_allclose(exact[0], mocha_alpha_naive(p[0], a[0], T), rtol=1e-13, atol=1e-300)
         errs[k] = np.abs(par - exact).max()
     assert errs[10] < 1e-12 and errs[30] < 1e-12
     assert errs[40] > 0.4 and errs[50] > 0.49  # alpha_k = 0.5 exactly; parallel gives ~2^-40/1e-10 * 0.5

@@ -13,6 +13,7 @@ from scratchasr.ops.lstm import (_cell_backward_numpy, _cell_forward_numpy, lstm
                                  lstm_step_backward, lstm_step_forward)
 from scratchasr.kernels.lstm import lstm_cell_backward_kernel, lstm_cell_forward_kernel
 from scratchasr.testing import gradcheck
+from scratchasr.testing.reference import lstm_naive
 
 # L sums B*T*H products, so its float64 round-off is a few 1e-16 * |L| / h ~ 1e-10 in the
 # finite-difference quotient; atol 1e-9 sits just above that floor, rtol is STYLE's 1e-6.
@@ -29,33 +30,13 @@ def _params(rng, B, T, D, H, dtype=np.float64):
     return x, h0, c0, W_ih, W_hh, b
 
 
-def _naive(x, lengths, h0, c0, W_ih, W_hh, b, reverse):
-    """Per-sequence loop straight from the equations, the oracle for the batched code."""
-    B, T, _ = x.shape
-    H = h0.shape[1]
-    y = np.zeros((B, T, H))
-    hn, cn = h0.copy(), c0.copy()
-    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
-    for n in range(B):
-        h, c = h0[n], c0[n]
-        steps = range(lengths[n] - 1, -1, -1) if reverse else range(lengths[n])
-        for t in steps:
-            a = W_ih @ x[n, t] + W_hh @ h + b
-            i, f, g, o = sig(a[:H]), sig(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), sig(a[3 * H:])
-            c = f * c + i * g
-            h = o * np.tanh(c)
-            y[n, t] = h
-        hn[n], cn[n] = h, c
-    return y, hn, cn
-
-
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_forward_matches_naive_loop(rng, reverse, backend):
     x, h0, c0, W_ih, W_hh, b = _params(rng, 4, 7, 3, 5)
     lengths = np.array([7, 4, 0, 1])
     y, (hn, cn), _ = lstm_forward(x, lengths, h0, c0, W_ih, W_hh, b, reverse=reverse, backend=backend)
-    y_ref, hn_ref, cn_ref = _naive(x, lengths, h0, c0, W_ih, W_hh, b, reverse)
+    y_ref, hn_ref, cn_ref = lstm_naive(x, lengths, h0, c0, W_ih, W_hh, b, reverse)
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(hn, hn_ref, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(cn, cn_ref, rtol=1e-12, atol=1e-14)
@@ -229,7 +210,7 @@ def test_full_length_and_empty_time(rng, reverse):
     """All sequences full length (the flip fast path) equals the gather path; T = 0 is allowed."""
     x, h0, c0, W_ih, W_hh, b = _params(rng, 2, 4, 3, 3)
     y, (hn, cn), cache = lstm_forward(x, np.array([4, 4]), h0, c0, W_ih, W_hh, b, reverse=reverse)
-    y_ref, hn_ref, cn_ref = _naive(x, np.array([4, 4]), h0, c0, W_ih, W_hh, b, reverse)
+    y_ref, hn_ref, cn_ref = lstm_naive(x, np.array([4, 4]), h0, c0, W_ih, W_hh, b, reverse)
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-14)
     y0, (hn0, cn0), cache0 = lstm_forward(x[:, :0], np.array([0, 0]), h0, c0, W_ih, W_hh, b, reverse=reverse)
     assert y0.shape == (2, 0, 3) and np.array_equal(hn0, h0) and np.array_equal(cn0, c0)
