@@ -14,6 +14,7 @@ import pytest
 
 from scratchasr.metrics import (AlignedToken, EditResult, _align_batch, _sclite_align_numpy, align,
                                 edit_distance, error_rate, format_alignment, levenshtein)
+from scratchasr.testing.reference import edit_alignments
 
 W = {"S": 4, "D": 3, "I": 3, "C": 0}  # sclite's costs
 
@@ -39,30 +40,13 @@ def test_hand_worked_cases(backend):
     assert levenshtein("a a a b c".split(), "b c c b".split()) == 4
 
 
-def _alignments(ref, hyp):
-    """Every alignment of ref with hyp as a tuple of ops (exponential; tiny inputs only)."""
-    if not ref and not hyp:
-        yield ()
-        return
-    if ref and hyp:
-        op = "C" if ref[0] == hyp[0] else "S"
-        for rest in _alignments(ref[1:], hyp[1:]):
-            yield (op,) + rest
-    if ref:
-        for rest in _alignments(ref[1:], hyp):
-            yield ("D",) + rest
-    if hyp:
-        for rest in _alignments(ref, hyp[1:]):
-            yield ("I",) + rest
-
-
 def _random_pairs(rng, n, max_len=6, vocab=3):
     return [(list(rng.integers(0, vocab, rng.integers(0, max_len + 1))),
              list(rng.integers(0, vocab, rng.integers(0, max_len + 1)))) for _ in range(n)]
 
 
 def _check_against_every_alignment(ref, hyp):
-    paths = list(_alignments(tuple(ref), tuple(hyp)))
+    paths = list(edit_alignments(ref, hyp))
     cols = align(ref, hyp)
     ops = tuple(c.op for c in cols)
     assert ops in paths  # a real alignment of these two sequences

@@ -12,6 +12,7 @@ from scratchasr.decode.attention import (attention_beam_search, attention_greedy
                                          ctc_prefix_initial, ctc_prefix_scores, decode_attention,
                                          max_output_lengths)
 from scratchasr.models.base import gather_state
+from scratchasr.testing.reference import ctc_prefix_probs, log_softmax
 
 
 class TableLM:
@@ -33,36 +34,10 @@ class TableLM:
         return float(sum(self.table[p, c] for p, c in zip(prev, nxt)))
 
 
-def _ctc_paths(lp):
-    """Every CTC path with its log-probability and its collapsed labelling (brute force, tiny T and V)."""
-    T, V = lp.shape
-    for path in itertools.product(range(V), repeat=T):
-        lab, prev = [], None
-        for k in path:
-            if k != 0 and k != prev:
-                lab.append(k)
-            prev = k
-        yield tuple(lab), float(sum(lp[t, k] for t, k in enumerate(path)))
-
-
-def _brute_ctc(lp):
-    """(prefix probabilities, full labelling probabilities) as dicts over label tuples (probabilities)."""
-    prefix, full = {}, {}
-    for lab, logp in _ctc_paths(lp):
-        full[lab] = full.get(lab, 0.0) + np.exp(logp)
-        for n in range(len(lab) + 1):
-            prefix[lab[:n]] = prefix.get(lab[:n], 0.0) + np.exp(logp)
-    return prefix, full
-
-
-def _log_softmax(x):
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
-
 def test_ctc_prefix_scores_equal_brute_force_sums(rng):
     T, V = 5, 3
-    lp = _log_softmax(2 * rng.standard_normal((T, V)))
-    prefix, full = _brute_ctc(lp)
+    lp = log_softmax(2 * rng.standard_normal((T, V)))
+    prefix, full = ctc_prefix_probs(lp)
     # walk every prefix up to 3 labels through the recursion, comparing each extension's score
     states = {(): ctc_prefix_initial(lp)}
     for n in range(3):
@@ -115,8 +90,8 @@ def test_beam_holding_every_hypothesis_is_the_brute_force_argmax(rng, length_nor
     batch = make_batch([rng.standard_normal((6, 3))], [[1]])
     state0 = model.init_state(1, memory=model.encode(batch))
     lm = TableLM(V, 1) if lm_weight else None
-    ctc = _log_softmax(2 * rng.standard_normal((4, V))) if ctc_weight else None
-    full = _brute_ctc(ctc)[1] if ctc_weight else {}
+    ctc = log_softmax(2 * rng.standard_normal((4, V))) if ctc_weight else None
+    full = ctc_prefix_probs(ctc)[1] if ctc_weight else {}
 
     def score(seq):
         s = (1 - ctc_weight) * _att_log_prob(model, state0, seq) + reward * (len(seq) + 1)

@@ -4,7 +4,6 @@ to 1e-10; ties included)."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import subprocess
@@ -16,33 +15,9 @@ import pytest
 
 from scratchasr.decode import (BigramLM, ctc_greedy_decode, ctc_prefix_beam_search,
                                ctc_prefix_beam_search_utterance)
+from scratchasr.testing.reference import ctc_collapse, ctc_labelling_log_probs, log_softmax
 
 BACKENDS = ["numpy", "numba"]
-
-
-def _log_softmax(x):
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
-
-def _collapse(path, blank=0):
-    out, prev = [], None
-    for s in path:
-        if s != prev and s != blank:
-            out.append(s)
-        prev = s
-    return tuple(out)
-
-
-def _brute_force(lp, blank=0):
-    """log P(labelling | x) for every labelling: sum over all V**T paths (tiny T, V only)."""
-    T, V = lp.shape
-    probs: dict = {}
-    for path in itertools.product(range(V), repeat=T):
-        p = math.exp(sum(lp[t, s] for t, s in enumerate(path)))
-        key = _collapse(path, blank)
-        probs[key] = probs.get(key, 0.0) + p
-    return {k: math.log(v) for k, v in probs.items()}
 
 
 def _lm_log_prob(lm, tokens):
@@ -87,7 +62,7 @@ class CountingLM:
     def step(self, state, tokens):
         count = state.count + 1.0
         logits = self.W[tokens] + count * self.U[None, :]
-        return _log_softmax(logits), CountState(np.asarray(tokens).copy(), count)
+        return log_softmax(logits), CountState(np.asarray(tokens).copy(), count)
 
 
 def _random_lm(rng, V, n=20):
@@ -116,8 +91,8 @@ def test_exact_search_matches_brute_force(seed, backend):
     """A beam that holds every prefix returns every labelling with its exact log-probability, best first."""
     rng = np.random.default_rng(seed)
     T, V = [(3, 3), (4, 3), (5, 3), (3, 4), (4, 4), (5, 4), (4, 3), (5, 3)][seed]
-    lp = _log_softmax(rng.normal(0, 1.5, (T, V)))
-    exact = _brute_force(lp)
+    lp = log_softmax(rng.normal(0, 1.5, (T, V)))
+    exact = ctc_labelling_log_probs(lp)
     hyps = ctc_prefix_beam_search_utterance(lp, beam_size=10_000, backend=backend)
     best = max(exact, key=exact.get)
     assert hyps[0].tokens == best
@@ -136,8 +111,8 @@ def test_exact_fused_search_matches_brute_force(seed, backend):
     """With fusion and no pruning, the best hypothesis maximises log P_ctc + w log P_lm(z </s>) + b |z|."""
     rng = np.random.default_rng(100 + seed)
     T, V = [(4, 3), (5, 3), (3, 4), (4, 4)][seed]
-    lp = _log_softmax(rng.normal(0, 1.5, (T, V)))
-    exact = _brute_force(lp)
+    lp = log_softmax(rng.normal(0, 1.5, (T, V)))
+    exact = ctc_labelling_log_probs(lp)
     lm = _random_lm(rng, V)
     w, bonus = 0.8, 0.4
     fused = {z: p + w * lm.sequence_log_prob(z) + bonus * len(z) for z, p in exact.items()}
@@ -156,8 +131,8 @@ def test_generic_step_lm_matches_brute_force(seed):
     """An LM that is not a bigram (its state is a NamedTuple of two arrays) fuses through the reference."""
     rng = np.random.default_rng(200 + seed)
     T, V = [(4, 3), (3, 4), (5, 3)][seed]
-    lp = _log_softmax(rng.normal(0, 1.5, (T, V)))
-    exact = _brute_force(lp)
+    lp = log_softmax(rng.normal(0, 1.5, (T, V)))
+    exact = ctc_labelling_log_probs(lp)
     lm = CountingLM(V, seed)
     w = 0.6
     fused = {z: p + w * _lm_log_prob(lm, z) - 0.2 * len(z) for z, p in exact.items()}
@@ -177,7 +152,7 @@ def test_most_probable_labelling_beats_best_path(backend):
     # V = 3 (blank, a, b), two frames. The best path is "a b" (.38 * .37 = .1406), but the labelling
     # (a) collects three paths: a a, a _, _ a = .1254 + .114 + .099 = .3384.
     lp = np.log(np.array([[0.3, 0.38, 0.32], [0.3, 0.33, 0.37]]))
-    exact = _brute_force(lp)
+    exact = ctc_labelling_log_probs(lp)
     best = max(exact, key=exact.get)
     greedy = tuple(ctc_greedy_decode(lp[None])[0])
     assert greedy == (1, 2)                               # best path "a b"
@@ -193,7 +168,7 @@ def test_beam_one_equals_greedy_on_peaky_outputs(backend):
     path = rng.integers(0, V, (B, T))
     logits = rng.normal(0, 0.3, (B, T, V))
     logits[np.arange(B)[:, None], np.arange(T)[None, :], path] += 4.0
-    lp = _log_softmax(logits)
+    lp = log_softmax(logits)
     assert np.exp(lp.max(-1)).min() > 0.5
     lengths = np.array([30, 25, 1, 0, 17, 30])
     assert ctc_prefix_beam_search(lp, lengths, beam_size=1, backend=backend) == ctc_greedy_decode(lp, lengths)
@@ -203,7 +178,7 @@ def test_beam_one_equals_greedy_on_peaky_outputs(backend):
 def test_wider_beam_never_scores_worse(backend):
     rng = np.random.default_rng(8)
     for _ in range(6):
-        lp = _log_softmax(rng.normal(0, 1.0, (7, 4)))
+        lp = log_softmax(rng.normal(0, 1.0, (7, 4)))
         s = [ctc_prefix_beam_search_utterance(lp, beam_size=k, backend=backend)[0].ctc_log_prob
              for k in (1, 4, 10**6)]
         assert s[2] >= s[1] - 1e-12 and s[2] >= s[0] - 1e-12
@@ -218,7 +193,7 @@ def test_token_threshold_keeps_result_on_peaky_input(backend):
     rng = np.random.default_rng(9)
     logits = rng.normal(0, 0.3, (40, 8))
     logits[np.arange(40), rng.integers(0, 8, 40)] += 8.0
-    lp = _log_softmax(logits)
+    lp = log_softmax(logits)
     a = ctc_prefix_beam_search_utterance(lp, beam_size=8, backend=backend)[0]
     b = ctc_prefix_beam_search_utterance(lp, beam_size=8, token_threshold=-12.0, backend=backend)[0]
     assert a.tokens == b.tokens and a.ctc_log_prob == pytest.approx(b.ctc_log_prob, rel=1e-9)
@@ -331,7 +306,7 @@ def test_kernel_parity_float32_and_logits():
                  ctc_prefix_beam_search(x, backend="numba", **opts))
     # logits and their log-softmax decode to the same ids
     assert ctc_prefix_beam_search(x.astype(np.float64), beam_size=100) == \
-        ctc_prefix_beam_search(_log_softmax(x.astype(np.float64)), beam_size=100)
+        ctc_prefix_beam_search(log_softmax(x.astype(np.float64)), beam_size=100)
 
 
 def test_ties_break_by_token_sequence():
@@ -359,7 +334,7 @@ def test_accepts_logits_and_validates():
     rng = np.random.default_rng(10)
     logits = rng.normal(0, 2, (1, 5, 4))
     assert ctc_prefix_beam_search(logits, beam_size=100) == \
-        ctc_prefix_beam_search(_log_softmax(logits), beam_size=100)
+        ctc_prefix_beam_search(log_softmax(logits), beam_size=100)
     with pytest.raises(ValueError, match=r"^log_probs:"):
         ctc_prefix_beam_search(logits[0])
     with pytest.raises(TypeError, match=r"^log_probs:"):
@@ -407,7 +382,7 @@ def _peaky(rng, B, T, V):
     x[:, :, 0] += 5.0
     spikes = rng.random((B, T)) < 0.3
     x[np.nonzero(spikes) + (rng.integers(1, V, spikes.sum()),)] += 9.0
-    return _log_softmax(x)
+    return log_softmax(x)
 
 
 @pytest.mark.oracle
@@ -437,5 +412,5 @@ def test_same_best_labelling_as_flashlight_text():
     for b in range(B):
         em = np.ascontiguousarray(lp[b])
         path = fl.LexiconFreeDecoder(opt, fl.ZeroLM(), 0, 0, []).decode(em.ctypes.data, T, V)[0].tokens
-        theirs.append(list(_collapse(path)))
+        theirs.append(list(ctc_collapse(path)))
     assert ctc_prefix_beam_search(lp, beam_size=16) == theirs

@@ -8,6 +8,7 @@ import pytest
 from scratchasr.ops.attention import (causal_mask, chunk_mask, mha_backward, mha_forward, padding_mask,
                                       sdpa_backward, sdpa_forward, sinusoidal_positions)
 from scratchasr.testing import gradcheck
+from scratchasr.testing.reference import sdpa_naive
 
 # atol 1e-9: the float64 round-off floor of the finite-difference quotient of L = sum(out * dout).
 RTOL, ATOL = 1e-7, 1e-9
@@ -47,15 +48,6 @@ def test_sdpa_masked_rows_zero_and_no_nan(rng):
     assert np.all(dk[1, :, 2:] == 0) and np.all(dv[1, :, 2:] == 0)
 
 
-def _sdpa_reference(q, k, v):
-    """softmax(q k^T / sqrt(d)) v in extended precision (np.longdouble), max subtracted, every sum
-    written out; the reference for scores far beyond exp's float64 range."""
-    q, k, v = (np.asarray(a, dtype=np.longdouble) for a in (q, k, v))
-    s = np.einsum("bhqd,bhkd->bhqk", q, k) / np.sqrt(np.longdouble(q.shape[-1]))
-    w = np.exp(s - s.max(-1, keepdims=True))
-    return np.einsum("bhqk,bhkv->bhqv", w / w.sum(-1, keepdims=True), v)
-
-
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-3)])
 def test_sdpa_large_scores_stable(rng, dtype, rtol):
     """Scores of about 1e4 (exp overflows beyond 709 in float64, 88 in float32) with O(1) differences
@@ -67,7 +59,7 @@ def test_sdpa_large_scores_stable(rng, dtype, rtol):
     common[0] = 100.0
     q = q + common                                   # every score gets 100 * 100 / 2 = 5000 added ...
     k = k + common                                   # ... plus O(100) cross terms: no exp survives unshifted
-    ref = _sdpa_reference(q, k, v)
+    ref = sdpa_naive(q, k, v, dtype=np.longdouble)  # every sum in extended precision
     s = np.einsum("bhqd,bhkd->bhqk", q, k) / 2.0
     assert s.min() > 4000 and np.all(np.ptp(s, axis=-1) > 1.0)
     out, cache = sdpa_forward(*(a.astype(dtype) for a in (q, k, v)))
