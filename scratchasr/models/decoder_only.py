@@ -270,11 +270,9 @@ class DecoderOnly(Model):
         if init_gpt:
             load_gpt_decoder(self, init_gpt)
 
-    # ------------------------------------------------------------------ contract
-    def forward_loss(self, batch: Batch) -> Tuple[np.ndarray, Dict[str, float]]:
-        x, xl, y, yl = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size,
-                                   dtype=self.dtype)
-        y = y[:, : int(yl.max(initial=0))]
+    # ------------------------------------------------------------------ the network
+    def _logits(self, x, xl, y, yl):
+        """Encoder, prefix, packed GPT, tied output at the text positions -> logits (B, S+1, V) and parts."""
         gpt = self.gpt
         if yl.size and yl.max() >= gpt.max_len:
             raise ValueError(f"batch.targets: expected at most max_len - 1 = {gpt.max_len - 1} labels per "
@@ -294,6 +292,29 @@ class DecoderOnly(Model):
         h_text = np.zeros(text.shape, h.dtype)
         h_text[pack.t_rows, pack.t_cols] = h[pack.t_rows, pack.t_packed]             # the text positions only
         logits, head = linear_forward(h_text, gpt.tok.params["W"], None)             # [lm:gpt-tied]
+        return logits, e, P_len, outputs, U_len, pack, lengths, head
+
+    def log_probs(self, batch: Batch) -> np.ndarray:
+        """Teacher-forced full forward (no cache): (B, S+1, V) float64 log P(. | prefix, <sep> y_<s) at the
+        text positions, 0 past each row's S_b + 1 (the reference the step interface is tested against)."""
+        x, xl, y, yl = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size,
+                                   dtype=self.dtype)
+        was = self.training
+        self.eval()
+        try:
+            logits, _, _, _, U_len, _, _, _ = self._logits(x, xl, y[:, : int(yl.max(initial=0))], yl)
+        finally:
+            self.train(was)
+        lp, _ = log_softmax_forward(logits.astype(np.float64))                       # [ops:log-softmax]
+        return np.where(length_mask(U_len, lp.shape[1])[:, :, None], lp, 0.0)
+
+    # ------------------------------------------------------------------ contract
+    def forward_loss(self, batch: Batch) -> Tuple[np.ndarray, Dict[str, float]]:
+        x, xl, y, yl = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size,
+                                   dtype=self.dtype)
+        y = y[:, : int(yl.max(initial=0))]
+        logits, e, P_len, outputs, U_len, pack, lengths, head = self._logits(x, xl, y, yl)
+        B = logits.shape[0]
         ce, xent = cross_entropy_loss(logits, outputs, U_len, label_smoothing=self.label_smoothing,
                                       reduction="none")                              # [dec-only:loss]
         ce = ce.astype(np.float64)
@@ -305,7 +326,8 @@ class DecoderOnly(Model):
                                       zero_infinity=True)
             loss = np.where(feasible, (1 - lam) * ce + lam * nll, np.inf)             # [dec-only:loss]
             stats["ctc_loss"] = float(nll[feasible].sum())
-        self.push(DecoderOnlyCache(pack, lengths, head, text.shape, xent, ctc_cache, feasible, logits.dtype))
+        text_shape = logits.shape[:2] + (self.gpt.tok.params["W"].shape[1],)                # (B, S+1, E)
+        self.push(DecoderOnlyCache(pack, lengths, head, text_shape, xent, ctc_cache, feasible, logits.dtype))
         stats.update(loss=float(loss[feasible].sum()), ce_loss=float(ce[feasible].sum()),
                      utterances=float(feasible.sum()), labels=float(U_len.sum()), frames=float(P_len.sum()))
         return loss, stats
