@@ -22,23 +22,28 @@ def _voice_list(text: str) -> list[str]:
 
 
 def _add_synth_timit(sub) -> None:
+    from .data.espeak import ACCENTS
     from .data.synth import SIZES, VOICES
 
-    keys = ", ".join(v.key for v in VOICES)
+    keys = ", ".join(v.key for v in VOICES if v.engine != "espeak-ng")
+    selection = (f"voice keys ({keys}; espeak-ng's ACCENT+VARIANT such as en-us+m3 or en-gb-x-rp+f2), "
+                 f"engines (festival, flite, espeak-ng), espeak-ng accents ({', '.join(ACCENTS)}: their 13 "
+                 "variants) or all")
     p = sub.add_parser(
-        "synth-timit", help="synthesise a license-free corpus in TIMIT's layout (festival + flite voices)",
+        "synth-timit", help="synthesise a license-free corpus in TIMIT's layout (festival, flite, espeak-ng)",
         description="Synthesise a corpus in TIMIT's exact on-disk layout (TRAIN/TEST, DR*, speaker folders, "
-                    "SPHERE .WAV, .PHN/.WRD/.TXT) from WordNet example sentences with festival and flite "
-                    "voices; read it with scratchasr.data.timit.read_corpus. See docs/data.md.")
+                    "SPHERE .WAV, .PHN/.WRD/.TXT) from WordNet example sentences with festival, flite and "
+                    "espeak-ng voices; read it with scratchasr.data.timit.read_corpus. See docs/data.md.")
     p.add_argument("out_dir", metavar="OUT_DIR", help="corpus root to create (must be new or empty)")
     p.add_argument("--size", choices=list(SIZES), default="small",
-                   help="tiny: 8/4/4 utterances (tests); small: 800/80/64 (demo); full: TIMIT's 3696/400/192 "
-                        "(train/dev/core test). Default: small")
+                   help="tiny: 8/4/4 utterances (tests); small: 800/80/64 (demo); full: TIMIT's "
+                        "3696/400/192; large: 21600/800/384, ~20 h (train/dev/core test). Default: small")
     p.add_argument("--seed", type=int, default=0, help="seed for speakers, their parameters and sentences")
     p.add_argument("--holdout-voices", type=_voice_list, default=[], metavar="V[,V...]",
-                   help=f"voices kept out of TRAIN (still in dev/core test); voices: {keys}")
+                   help=f"voices kept out of TRAIN (still in dev/core test): {selection}")
     p.add_argument("--voices", type=_voice_list, default=None, metavar="V[,V...]",
-                   help="use only these voices (default: every installed one)")
+                   help="use only these voices, named as for --holdout-voices (default: every installed "
+                        "festival and flite voice; 'all' adds espeak-ng's 104 voices)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth_timit)
@@ -55,10 +60,17 @@ def _cmd_synth_timit(args) -> int:
     except USER_ERRORS + (SynthesisError,) as e:
         return _fail("synth-timit", e)
     n = summary["utterances"]
+
+    def names(voices):   # long lists (espeak-ng's 104 voices) as counts per engine
+        if len(voices) <= 12:
+            return ", ".join(voices)
+        per = Counter(summary["engines"][v] for v in voices)
+        return ", ".join(f"{c} {e}" for e, c in per.items())
+
     held = summary["holdout_voices"]
-    held = f" (held out of train: {', '.join(held)})" if held else ""
+    held = f" (held out of train: {names(held)})" if held else ""
     print(f"wrote {args.out_dir}: train {n['train']}, dev {n['dev']}, core_test {n['core_test']} utterances, "
-          f"{summary['hours']:.2f} h of audio, voices {', '.join(summary['voices'])}"
+          f"{summary['hours']:.2f} h of audio, voices {names(summary['voices'])}"
           f"{held}"
           f", {time.perf_counter() - t0:.1f} s")
     dropped = summary["dropped"]
@@ -285,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_decode(sub)
     _add_transcribe(sub)
+    from .assignments.cli import add_parser as _add_assignment  # build/check/grade (issue 16)
+
+    _add_assignment(sub)
     return parser
 
 

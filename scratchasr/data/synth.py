@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -46,6 +47,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from . import espeak
 from .phones import PHONES_61
 
 SAMPLE_RATE = 16000
@@ -63,9 +65,9 @@ class SynthesisError(RuntimeError):
 class Voice:
     """A synthesiser voice: engine, name as the engine knows it, sex (for TIMIT's speaker-id letter)."""
 
-    key: str          # our name: kal, ked, slt_hts, us1, us2, us3, awb, rms, slt
-    engine: str       # "festival" or "flite"
-    name: str         # festival voice function (voice_kal_diphone) or flite -voice name
+    key: str          # our name: kal, ked, slt_hts, us1, us2, us3, awb, rms, slt, en-us+m3, ...
+    engine: str       # "festival", "flite" or "espeak-ng"
+    name: str         # festival voice function (voice_kal_diphone), flite -voice name, espeak-ng voice
     sex: str          # "M" or "F"
     code: str         # three letters used in speaker ids, e.g. KAL
     base_f0: float    # flite: the F0 target mean (Hz) scaled by a speaker's f0 factor; festival: unused
@@ -81,15 +83,21 @@ VOICES = (
     Voice("awb", "flite", "awb", "M", "AWB", 110.0),
     Voice("rms", "flite", "rms", "M", "RMS", 105.0),
     Voice("slt", "flite", "slt", "F", "SLT", 180.0),
-)
+) + tuple(Voice(k, "espeak-ng", k, espeak.voice_sex(k), espeak.voice_code(k), 0.0)
+        for k in espeak.voice_keys())
 VOICE_BY_KEY = {v.key: v for v in VOICES}
+ENGINES = ("festival", "flite", "espeak-ng")
+DEFAULT_ENGINES = ("festival", "flite")   # voices=None: the corpus of earlier releases, byte for byte
+PROBE_TEXT = "The judge found the building's thick walls strange, and they moved away quickly."
 
 # size -> (train speakers, dev speakers, core-test speakers, sentences per speaker)
 SIZES = {
     "tiny": (4, 2, 2, 2),        # 8 + 4 + 4 utterances: seconds, for tests
     "small": (100, 10, 8, 8),    # 800 + 80 + 64: the ~10-15 minute demo
     "full": (462, 50, 24, 8),    # TIMIT's 3696 + 400 + 192
+    "large": (2700, 100, 48, 8),  # 21600 + 800 + 384: ~20 h; train sentences are shared by ~3 speakers
 }
+REUSE_SENTENCES = ("large",)     # sizes whose train speakers may share sentences (WordNet has ~14,800)
 
 # speaker-variant ranges (uniform); wide enough to be different speakers, narrow enough to stay natural
 TEMPO_RANGE = (0.85, 1.20)   # duration stretch (> 1 slower)
@@ -106,6 +114,7 @@ class Speaker:
     tempo: float
     f0: float
     warp: float
+    engine: str = ""   # filled by plan_corpus from the voice
 
 
 @dataclass
@@ -164,15 +173,53 @@ def _tokens(text: str) -> list[str]:
 
 
 def speakers_of_voices(corpus_root, voices) -> list[str]:
-    """Speaker ids of a synthesised corpus whose voice is in ``voices`` (list or "a,b"), from corpus.json."""
-    import json
+    """Speaker ids of a synthesised corpus whose voice is in ``voices`` (list or "a,b"), from corpus.json.
+
+    An entry may also name an engine (``espeak-ng``, ``festival``, ``flite``) or an espeak-ng accent
+    (``en-gb-x-rp``): every voice of it.
+    """
     wanted = set(voices.split(",") if isinstance(voices, str) else voices)
+    if "espeak" in wanted:
+        wanted.add("espeak-ng")
     table = json.loads((Path(corpus_root) / "corpus.json").read_text())["speakers"]
-    return [s["id"] for s in table if s["voice"] in wanted]
+    return [s["id"] for s in table
+            if s["voice"] in wanted or s.get("engine", VOICE_BY_KEY[s["voice"]].engine) in wanted
+            or s["voice"].partition("+")[0] in wanted]
+
+
+def resolve_voices(names: Sequence[str], among: Sequence[str], *, arg: str = "voices") -> list[str]:
+    """Voice keys named by ``names``, in the order of ``among``: keys, engines, accents or ``all``.
+
+    ``all`` is every voice of ``among``; ``festival``, ``flite``, ``espeak-ng`` (or ``espeak``) every voice
+    of that engine; an espeak-ng accent such as ``en-us`` or ``en-gb-x-rp`` its 13 variants. A name that
+    is none of these, or that selects nothing from ``among``, is a ValueError starting with ``arg``.
+    """
+    chosen: set[str] = set()
+    for name in names:
+        engine = "espeak-ng" if name == "espeak" else name
+        if name == "all":
+            hit = list(among)
+        elif engine in ENGINES:
+            hit = [k for k in among if VOICE_BY_KEY[k].engine == engine]
+        elif name in espeak.ACCENTS:
+            hit = [k for k in among if k.partition("+")[0] == name and VOICE_BY_KEY[k].engine == "espeak-ng"]
+        elif name in VOICE_BY_KEY:
+            hit = [name] if name in among else []
+        else:
+            classic = ", ".join(v.key for v in VOICES if v.engine != "espeak-ng")
+            raise ValueError(f"{arg}: unknown voice {name!r}; a voice ({classic}, en-us+m1 ...), an engine "
+                             f"({', '.join(ENGINES)}), an espeak-ng accent "
+                             f"({', '.join(espeak.ACCENTS)}) or 'all'")
+        if not hit:
+            raise ValueError(f"{arg}: {name!r} selects no voice among {len(among)} available "
+                             f"({', '.join(list(among)[:12])}{' ...' if len(among) > 12 else ''})")
+        chosen.update(hit)
+    return [k for k in among if k in chosen]
 
 
 def available_voices() -> list[str]:
-    """Keys of the voices installed on this machine (festival voices by folder, flite by ``flite -lv``)."""
+    """Keys of the voices installed on this machine (festival voices by folder, flite by ``flite -lv``,
+    espeak-ng's when libespeak-ng loads)."""
     out = []
     if shutil.which("festival"):
         for v in VOICES:
@@ -185,6 +232,8 @@ def available_voices() -> list[str]:
     if shutil.which("flite") and shutil.which("t2p"):
         listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split()
         out += [v.key for v in VOICES if v.engine == "flite" and v.name in listed]
+    if espeak.library_path() is not None:
+        out += [v.key for v in VOICES if v.engine == "espeak-ng"]
     return out
 
 
@@ -215,6 +264,8 @@ def plan_corpus(sentences: Sequence[str], voices: Sequence[str], *, size: str = 
     order = rng.permutation(len(sentences))
     n_test_sent = (n_dev + n_core) * per_spk * 2     # twice what is needed, leaving spares for retries
     n_train_sent = n_train * per_spk * 2
+    if size in REUSE_SENTENCES:     # not enough sentences: train speakers share them (as TIMIT's SX)
+        n_train_sent = max(min(n_train_sent, len(sentences) - n_test_sent), 4 * per_spk)
     if len(sentences) < n_test_sent + n_train_sent:
         raise ValueError(f"sentences: {len(sentences)} are too few for size {size!r}")
     test_pool = [int(i) for i in order[:n_test_sent]]
@@ -240,7 +291,7 @@ def plan_corpus(sentences: Sequence[str], voices: Sequence[str], *, size: str = 
                                     dialect=f"DR{len(speakers) % 8 + 1}",
                                     tempo=round(float(rng.uniform(*TEMPO_RANGE)), 3),
                                     f0=round(float(rng.uniform(*F0_RANGE)), 3),
-                                    warp=round(float(rng.uniform(*WARP_RANGE)), 3)))
+                                    warp=round(float(rng.uniform(*WARP_RANGE)), 3), engine=v.engine))
 
     jobs: list[Job] = []
     cursor = {"train": 0, "test": 0}
@@ -422,6 +473,38 @@ def _flite_one(voice: Voice, job: Job, tmp: Path) -> Optional[tuple]:
     return wav, [(end, name, word_of.get(k, -1)) for k, (end, name) in enumerate(segs)]
 
 
+def _espeak_batch(jobs: list[Job], tmp: Path) -> dict[str, tuple]:
+    """Synthesise espeak-ng jobs (any voices) in one fresh process: {utt_id: (wav path, segments)}.
+
+    A fresh process per batch: libespeak-ng keeps state between utterances (voice flutter), so the
+    audio of a batch must not depend on what the worker synthesised before it.
+    """
+    payload = [{"utt_id": j.utt_id, "voice": VOICE_BY_KEY[j.speaker.voice].name, "text": j.text,
+                "rate": int(round(espeak.DEFAULT_RATE / j.speaker.tempo)),
+                "pitch": int(min(100, round(espeak.DEFAULT_PITCH * j.speaker.f0)))} for j in jobs]
+    try:
+        subprocess.run([sys.executable, "-m", "scratchasr.data.espeak", str(tmp)], input=json.dumps(payload),
+                       capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        pass  # whatever was written is validated; the rest is reported as dropped
+    out = {}
+    for j in jobs:
+        wav, ev = tmp / f"{j.utt_id}.wav", tmp / f"{j.utt_id}.events.json"
+        if not (wav.is_file() and ev.is_file()):
+            continue
+        info = json.loads(ev.read_text())
+        segs = espeak.labels_from_events(info["events"], info["n_samples"], info["sample_rate"],
+                                         pad_samples=info["pad_samples"])
+        if len({w for _, _, w in segs if w >= 0}) != len(j.words):
+            # a word event for two words ("from the"): words from each word's own phones, aligned as flite's
+            groups = [espeak.timit_of_ipa(ph) for ph in info["word_phones"]]
+            inner = [k for k, (_, name, _) in enumerate(segs) if name != "pau"]
+            owner = dict(zip(inner, _align_words(groups, [segs[k][1] for k in inner])))
+            segs = [(end, name, owner.get(k, -1)) for k, (end, name, _) in enumerate(segs)]
+        out[j.utt_id] = (wav, segs)
+    return out
+
+
 def _to_timit(job: Job, wav: Path, segs: list[tuple]) -> tuple[np.ndarray, list, list]:
     """Resample, warp and convert labels to TIMIT's layout; ValueError with the reason if invalid."""
     import soundfile as sf
@@ -495,7 +578,8 @@ def _write_utt(root: Path, job: Job, y16: np.ndarray, phones: list, words: list)
 
 
 def _run_batch(args) -> list[dict]:
-    """Worker: synthesise, validate and write a batch of jobs of one voice; one result dict per job."""
+    """Worker: synthesise, validate and write a batch of jobs of one voice (of one engine for espeak-ng);
+    one result dict per job."""
     root, voice_key, jobs = args
     voice = VOICE_BY_KEY[voice_key]
     results = []
@@ -503,6 +587,8 @@ def _run_batch(args) -> list[dict]:
         tmp = Path(tmpname)
         if voice.engine == "festival":
             raw = _festival_batch(voice, jobs, tmp)
+        elif voice.engine == "espeak-ng":
+            raw = _espeak_batch(jobs, tmp)
         else:
             raw = {}
             for j in jobs:
@@ -510,7 +596,8 @@ def _run_batch(args) -> list[dict]:
                 if r is not None:
                     raw[j.utt_id] = r
         for j in jobs:
-            res = {"utt_id": j.utt_id, "speaker": j.speaker.id, "voice": voice_key,
+            voice = VOICE_BY_KEY[j.speaker.voice]
+            res = {"utt_id": j.utt_id, "speaker": j.speaker.id, "voice": voice.key, "engine": voice.engine,
                    "sentence_id": j.sentence_id}
             if j.utt_id not in raw:
                 res.update(ok=False, reason=f"{voice.engine} produced no output")
@@ -526,14 +613,48 @@ def _run_batch(args) -> list[dict]:
 
 
 def _batches(jobs: list[Job], batch_size: int) -> list[tuple[str, list[Job]]]:
+    """Batches of one voice (festival, flite) or of one engine (espeak-ng: a process per batch, the voice
+    set per utterance), each named by its first job's voice; they depend on the jobs only, not on the
+    number of workers."""
     by_voice: dict[str, list[Job]] = {}
     for j in jobs:
-        by_voice.setdefault(j.speaker.voice, []).append(j)
+        group = "espeak-ng" if VOICE_BY_KEY[j.speaker.voice].engine == "espeak-ng" else j.speaker.voice
+        by_voice.setdefault(group, []).append(j)
     out = []
     for key in sorted(by_voice):
         js = by_voice[key]
-        out += [(key, js[i:i + batch_size]) for i in range(0, len(js), batch_size)]
+        size = 4 * batch_size if key == "espeak-ng" else batch_size
+        out += [(js[i].speaker.voice, js[i:i + size]) for i in range(0, len(js), size)]
     return out
+
+
+def probe_voices(keys: Sequence[str]) -> dict[str, str]:
+    """Synthesise ``PROBE_TEXT`` with each espeak-ng voice of ``keys`` and validate its labels as a corpus
+    utterance would be; returns ``{voice: reason}`` for the voices that fail (festival/flite voices are
+    not probed: they are validated utterance by utterance)."""
+    jobs = []
+    for k in keys:
+        if VOICE_BY_KEY[k].engine != "espeak-ng":
+            continue
+        v = VOICE_BY_KEY[k]
+        spk = Speaker(id=f"{v.sex}{v.code}999", voice=k, split="train", dialect="DR1", tempo=1.0, f0=1.0,
+                      warp=1.0, engine=v.engine)
+        jobs.append(Job(utt_id=f"{spk.id}_PROBE", speaker=spk, sentence_id="PROBE", text=PROBE_TEXT,
+                        words=_tokens(PROBE_TEXT)))
+    failed = {}
+    if not jobs:
+        return failed
+    with tempfile.TemporaryDirectory(prefix="scratchasr-probe-") as tmpname:
+        raw = _espeak_batch(jobs, Path(tmpname))
+        for j in jobs:
+            if j.utt_id not in raw:
+                failed[j.speaker.voice] = "espeak-ng produced no output (unknown voice?)"
+                continue
+            try:
+                _to_timit(j, *raw[j.utt_id])
+            except ValueError as e:
+                failed[j.speaker.voice] = f"labels fail validation: {e}"
+    return failed
 
 
 def _run_all(root: Path, jobs: list[Job], n_jobs: int, progress: bool, desc: str) -> list[dict]:
@@ -565,17 +686,23 @@ def synth_timit(out_dir: str | os.PathLike, *, size: str = "small", seed: int = 
 
     Args:
         out_dir: corpus root to create.
-        size: ``"tiny"`` (8/4/4 utterances), ``"small"`` (800/80/64) or ``"full"`` (3696/400/192) for
-            train/dev/core test; TEST holds the dev and core-test speakers.
+        size: ``"tiny"`` (8/4/4 utterances), ``"small"`` (800/80/64), ``"full"`` (3696/400/192) or
+            ``"large"`` (21600/800/384, ~20 h) for train/dev/core test; TEST holds the dev and core-test
+            speakers.
         seed: seeds speakers, their parameters and the sentence choice.
-        holdout_voices: voice keys kept out of TRAIN (they still appear in dev and core test).
-        voices: restrict to these voice keys (default: every installed voice, see ``available_voices``).
+        holdout_voices: voices kept out of TRAIN (they still appear in dev and core test); keys, engines,
+            espeak-ng accents or ``all`` as in ``resolve_voices``.
+        voices: the voices to use (keys, engines such as ``espeak-ng``, accents such as ``en-gb-x-rp``, or
+            ``all``: see ``resolve_voices``). Default: every installed festival and flite voice (the
+            corpus of earlier releases); ``["all"]`` adds espeak-ng's voices. espeak-ng voices whose
+            probe sentence fails validation are skipped with a message (``probe_voices``).
         jobs: worker processes (default: the number of CPUs).
         progress: show a tqdm progress bar.
 
     Returns:
         The summary also written to ``out_dir/corpus.json``: counts per split, dropped utterances
-        with reasons, voices, speakers and their parameters.
+        with reasons, voices (with their engines) and skipped voices, speakers and their parameters,
+        and ``utts``: ``[utt_id, engine, voice]`` of every utterance written.
 
     Raises:
         SynthesisError (a RuntimeError) after writing ``corpus.json`` if a split ends up with no
@@ -586,18 +713,25 @@ def synth_timit(out_dir: str | os.PathLike, *, size: str = "small", seed: int = 
         raise FileExistsError(f"out_dir: {root} exists and is not empty; choose a new folder")
     installed = available_voices()
     if voices is None:
-        voices = installed
+        voices = [v for v in installed if VOICE_BY_KEY[v].engine in DEFAULT_ENGINES]
     else:
-        missing = [v for v in voices if v not in installed]
+        missing = [v for v in voices if v in VOICE_BY_KEY and v not in installed]
         if missing:
             raise ValueError(f"voices: {missing} not installed here (installed: {installed})")
+        voices = resolve_voices(voices, installed, arg="voices")
     holdout_voices = list(holdout_voices)
-    not_used = [v for v in holdout_voices if v not in voices]
+    not_used = [v for v in holdout_voices if v in VOICE_BY_KEY and v not in voices]
     if not_used:
         raise ValueError(f"holdout_voices: {not_used} are not among the voices used ({list(voices)})")
+    holdout_voices = resolve_voices(holdout_voices, voices, arg="holdout_voices") if holdout_voices else []
     n_jobs = (os.cpu_count() or 1) if jobs is None else jobs
     if n_jobs < 1:
         raise ValueError(f"jobs: expected >= 1, got {n_jobs}")
+    skipped = probe_voices(voices)
+    for key, reason in skipped.items():
+        print(f"synth-timit: voice {key} skipped: {reason}", file=sys.stderr)
+    voices = [v for v in voices if v not in skipped]
+    holdout_voices = [v for v in holdout_voices if v not in skipped]
     sentences = wordnet_sentences()
     speakers, plan, spare = plan_corpus(sentences, list(voices), size=size, seed=seed,
                                         holdout_voices=holdout_voices)
@@ -624,11 +758,14 @@ def synth_timit(out_dir: str | os.PathLike, *, size: str = "small", seed: int = 
     counts = {sp: sum(1 for r in ok if split_of[r["speaker"]] == sp) for sp in ("train", "dev", "core_test")}
     summary = {
         "generator": "scratchasr synth-timit", "size": size, "seed": seed, "voices": list(voices),
-        "holdout_voices": holdout_voices, "sample_rate": SAMPLE_RATE, "utterances": counts,
+        "holdout_voices": holdout_voices, "skipped_voices": skipped,
+        "engines": {v: VOICE_BY_KEY[v].engine for v in voices},
+        "sample_rate": SAMPLE_RATE, "utterances": counts,
         "hours": round(sum(r["seconds"] for r in ok) / 3600.0, 4),
         "dropped": sorted(({k: r[k] for k in ("utt_id", "voice", "reason")} for r in results if not r["ok"]),
                           key=lambda d: d["utt_id"]),
         "speakers": [asdict(s) for s in speakers],
+        "utts": sorted([r["utt_id"], VOICE_BY_KEY[r["voice"]].engine, r["voice"]] for r in ok),
     }
     # a speaker whose every utterance was dropped has no folder: leave it out of the lists
     present = {r["speaker"] for r in ok}
