@@ -431,9 +431,15 @@ class DecoderOnly(Model):
 
     def decode(self, batch: Batch, *, method: str = "greedy", beam_size: int = 1, lm=None,
                lm_weight: float = 0.0, max_len_ratio: float = 1.5, length_norm: bool = False,
-               length_reward: float = 0.0, ctc_weight: float = 0.0) -> List[List[int]]:
-        """Greedy or beam search over the step interface (see the module docstring)."""
+               length_reward: float = 0.0, ctc_weight: float = 0.0, nbest: Optional[int] = None) -> list:
+        """Greedy or beam search over the step interface (see the module docstring); ``nbest`` (beam only)
+        returns each utterance's ``nbest`` best ``AttentionHypothesis`` (for n-best LM rescoring)."""
         beam_size = self._check_decode_args(method, beam_size)
+        if nbest is not None:
+            if method != "beam":
+                raise ValueError(f"nbest: n-best lists come from the beam search (method='beam'), got "
+                                 f"method={method!r}")
+            nbest = positive_int("nbest", nbest)
         lam = check_probability("ctc_weight", ctc_weight)
         if lam > 0 and self.ctc_weight == 0:
             raise ValueError("ctc_weight: this model has no CTC branch (train it with ctc_weight > 0)")
@@ -452,6 +458,6 @@ class DecoderOnly(Model):
             hyps = attention_beam_search(self, self.init_state(1, memory=mem_b), beam_size=K,
                                          max_len=int(max_len[b]), lm=lm, lm_weight=lm_weight,
                                          ctc_log_probs=ctc, ctc_weight=lam, length_norm=length_norm,
-                                         length_reward=length_reward)
-            out.append(list(hyps[0].tokens) if hyps else [])
+                                         length_reward=length_reward, nbest=nbest or 1)
+            out.append(hyps if nbest is not None else list(hyps[0].tokens) if hyps else [])
         return out

@@ -239,3 +239,15 @@ def test_bad_options_and_arguments_are_refused_by_name(rng):
     with pytest.raises(ValueError, match=r"^state:"):
         model.step(state, np.zeros(3, np.int64))
 
+
+
+def test_nbest_lists_for_rescoring(rng):
+    model = _model(seed=4, scale=2.0)
+    batch = _batch(rng)
+    lists = model.decode(batch, method="beam", beam_size=4, nbest=3)
+    best = model.decode(batch, method="beam", beam_size=4)
+    for hyps, b in zip(lists, best):
+        assert 1 <= len(hyps) <= 3 and list(hyps[0].tokens) == b
+        assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+    with pytest.raises(ValueError, match=r"^nbest:"):
+        model.decode(batch, nbest=2)
