@@ -42,11 +42,13 @@ def linear_forward(x: np.ndarray, W: np.ndarray, b: Optional[np.ndarray] = None,
             raise ValueError(f"x: lengths requires a 3-D (B, T, D) input, got shape {x.shape}")
         mask = length_mask(lengths_array("lengths", lengths, x.shape[0], x.shape[1]), x.shape[1])[..., None]
         x = np.where(mask, x, 0)  # padded frames are never read
+    # BEGIN ASSIGNMENT A0 points=2
     y = x @ W.T  # [ops:linear] (..., O)
     if b is not None:
         y = y + b
     if mask is not None:
         y = np.where(mask, y, 0)  # padded frames output 0
+    # END ASSIGNMENT
     return y, LinearCache(x, W, b is not None, mask)
 
 
@@ -56,6 +58,7 @@ def linear_backward(dy: np.ndarray, cache: LinearCache):
     dy = float_array("dy", dy, shape=x.shape[:-1] + (W.shape[0],))
     if mask is not None:
         dy = np.where(mask, dy, 0)  # padded outputs pass no gradient
+    # BEGIN ASSIGNMENT A0 points=3
     dx = dy @ W  # [ops:linear-back] dL/dx = dy W
     x2 = x.reshape(-1, x.shape[-1])  # (N, D) all leading axes flattened
     dy2 = dy.reshape(-1, W.shape[0])  # (N, O)
@@ -64,3 +67,4 @@ def linear_backward(dy: np.ndarray, cache: LinearCache):
         return dx, dW
     db = dy2.sum(axis=0)  # [ops:linear-back] dL/db = sum_n dy_n
     return dx, dW, db
+    # END ASSIGNMENT

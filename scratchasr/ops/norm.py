@@ -44,18 +44,21 @@ def layer_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, *,
     beta = float_array("beta", beta, ndim=1, shape=(D,))
     same_dtype(x=x, gamma=gamma, beta=beta)
     eps = _eps(eps)
+    # BEGIN ASSIGNMENT A0 points=2
     mu = x.mean(axis=-1, keepdims=True)  # [ops:layer-norm] (..., 1)
     xc = x - mu
     var = np.mean(xc * xc, axis=-1, keepdims=True)  # [ops:layer-norm] biased variance
     rstd = 1.0 / np.sqrt(var + eps)
     xhat = xc * rstd  # [ops:layer-norm]
     return xhat * gamma + beta, LayerNormCache(xhat, rstd, gamma)  # [ops:layer-norm]
+    # END ASSIGNMENT
 
 
 def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
     """``(dx, dgamma, dbeta)``; ``dx = rstd (g - mean(g) - xhat mean(g xhat))`` with ``g = dy gamma``."""
     xhat, rstd, gamma = cache.xhat, cache.rstd, cache.gamma
     dy = float_array("dy", dy, shape=xhat.shape)
+    # BEGIN ASSIGNMENT A0 points=3
     g = dy * gamma  # dL/dxhat
     dx = rstd * (g - g.mean(axis=-1, keepdims=True)
                  - xhat * np.mean(g * xhat, axis=-1, keepdims=True))  # [ops:layer-norm-back]
@@ -63,6 +66,7 @@ def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache):
     dgamma = np.sum(dy * xhat, axis=lead)  # [ops:layer-norm-back]
     dbeta = np.sum(dy, axis=lead)  # [ops:layer-norm-back]
     return dx, dgamma, dbeta
+    # END ASSIGNMENT
 
 
 class BatchNormCache(NamedTuple):

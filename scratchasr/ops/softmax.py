@@ -24,9 +24,11 @@ def _axis(x: np.ndarray, axis) -> int:
 
 
 def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    # BEGIN ASSIGNMENT A0 points=1
     m = np.max(x, axis=axis, keepdims=True)  # every exponent below is <= 0
     z = x - m
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))  # [ops:log-softmax]
+    # END ASSIGNMENT
 
 
 class SoftmaxCache(NamedTuple):
@@ -46,7 +48,9 @@ def softmax_backward(dy: np.ndarray, cache: SoftmaxCache):
     """``(dx,)`` with ``dx = y * (dy - sum_j dy_j y_j)`` [ops:softmax-back]."""
     y, axis = cache.y, cache.axis
     dy = float_array("dy", dy, shape=y.shape)
+    # BEGIN ASSIGNMENT A0 points=2
     return (y * (dy - np.sum(dy * y, axis=axis, keepdims=True)),)  # [ops:softmax-back]
+    # END ASSIGNMENT
 
 
 class LogSoftmaxCache(NamedTuple):
@@ -66,4 +70,6 @@ def log_softmax_backward(dy: np.ndarray, cache: LogSoftmaxCache):
     """``(dx,)`` with ``dx = dy - exp(log_y) * sum_j dy_j`` [ops:log-softmax-back]."""
     log_y, axis = cache.log_y, cache.axis
     dy = float_array("dy", dy, shape=log_y.shape)
+    # BEGIN ASSIGNMENT A0 points=2
     return (dy - np.exp(log_y) * np.sum(dy, axis=axis, keepdims=True),)  # [ops:log-softmax-back]
+    # END ASSIGNMENT

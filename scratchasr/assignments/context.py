@@ -1,0 +1,214 @@
+"""What a term sees while it runs: the submission, the solution, a seeded generator, and the evidence API.
+
+``ctx.sub`` is the submitted package (loaded under another name, so both can live in one process);
+``ctx.sol`` the instructor's solution (the installed ``scratchasr``), or None when a student runs the
+public checks in a student copy. ``ctx.impl(path)`` returns the solution's function where there is
+one, else the submission's: backward items build their cache with it, so a wrong forward costs
+points on the forward item only.
+
+Evidence (each failure becomes a feedback line; hidden cases never show reference values):
+
+* ``ctx.compare(key, got, ...)``: against the reference recorded from the solution in float64 at build
+  time (``ctx.mode == "record"`` stores ``got``; ``"grade"`` compares). On failure: the first wrong
+  index named with its axes (``log_alpha[b=1, t=3, s=4]``) and explained (``state l'_4 = y_2``),
+  the equation tag, and a hint from the table of classic mistakes (mistakes.py);
+* ``ctx.gradcheck(forward, backward, inputs, names=...)``: the shipped float64 finite-difference check;
+  its table is the feedback;
+* ``ctx.expect(condition, what, hint=None)``: an invariant or oracle (alpha/beta agreement, zeros on
+  padding, brute force on tiny sizes).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import mistakes as _mistakes
+
+# Tolerances per class of computation (relative, absolute) for float64 forward values.
+TOL = {
+    "exact": (0.0, 0.0),  # integer results: ids, alignments
+    "smooth": (1e-9, 1e-12),  # element-wise / matrix ops
+    "sequence": (1e-8, 1e-10),  # recurrences over time, dynamic programmes
+    "features": (1e-6, 1e-6),  # signal processing with float32 outputs
+}
+
+
+class TermFailure(Exception):
+    """Raised by ``ctx.fail`` to stop a term early with a message."""
+
+
+class Context:
+    def __init__(self, *, item, term, sub, sol, rng: np.random.Generator, mode: str,
+                 refs: Dict[str, np.ndarray], prefix: str):
+        self.item, self.term = item, term
+        self.sub, self.sol = sub, sol
+        self.rng = rng
+        self.mode = mode  # "record" (store references) or "grade" (compare with them)
+        self.refs = refs  # key -> array; record mode adds to it
+        self.prefix = prefix  # "<item>/<term>/"
+        self.failures: List[str] = []
+        self.notes: List[str] = []
+        self.hints: List[str] = []
+
+    # ------------------------------------------------------------------ implementations
+
+    def module(self, name: str, *, solution: bool = False):
+        """The submission's module ``name`` (``"ops.linear"``), or the solution's with ``solution=True``."""
+        pkg = self.sol if solution and self.sol is not None else self.sub
+        return importlib.import_module(f"{pkg.__name__}.{name}")
+
+    def fn(self, path: str) -> Callable:
+        """The submission's ``"ops.linear.linear_forward"``."""
+        mod, _, attr = path.rpartition(".")
+        return getattr(self.module(mod), attr)
+
+    def impl(self, path: str) -> Callable:
+        """The solution's function when the solution is installed, else the submission's."""
+        mod, _, attr = path.rpartition(".")
+        return getattr(self.module(mod, solution=True), attr)
+
+    # ------------------------------------------------------------------ evidence
+
+    @property
+    def tags(self) -> Sequence[str]:
+        return tuple(self.term.tags) or tuple(self.item.tags)
+
+    def fail(self, what: str, hint: Optional[str] = None):
+        self.failures.append(what)
+        if hint:
+            self.hints.append(hint)
+        raise TermFailure(what)
+
+    def expect(self, condition, what: str, hint: Optional[str] = None) -> bool:
+        """Record a failure ``what`` (and an optional hint key or text) unless ``condition``."""
+        if bool(condition):
+            return True
+        self.failures.append(what)
+        if hint:
+            self.hints.append(_mistakes.hint(hint))
+        return False
+
+    def compare(self, key: str, got, *, tol: str = "smooth", axes: Optional[Sequence[str]] = None,
+                name: Optional[str] = None, explain: Optional[Callable] = None, mask=None,
+                mistakes: Optional[Dict[str, Callable]] = None, input_dtype=np.float64) -> bool:
+        """Compare ``got`` with the hidden reference ``key`` (recorded from the solution).
+
+        ``axes`` names the axes for the feedback (``("b", "t", "s")``), ``name`` the array
+        (default ``key``); ``explain(index) -> str`` adds the meaning of the first wrong index;
+        ``mask`` (broadcastable bool, True = valid) lets a padding leak be recognised; ``mistakes``
+        maps a classic-mistake key (mistakes.py) to a function computing what that mistake would
+        give (recorded from the solution, so no solution code runs at grade time).
+        """
+        full = self.prefix + key
+        name = name or key
+        if self.mode == "record":
+            self.refs[full] = np.array(got)
+            for mk, f in (mistakes or {}).items():
+                self.refs[f"{full}~{mk}"] = np.array(f())
+            return True
+        if full not in self.refs:
+            self.failures.append(f"{name}: no reference recorded for {full!r} (rebuild the assignment)")
+            return False
+        ref = self.refs[full]
+        ok, msg = _compare_arrays(name, got, ref, tol, axes, explain)
+        if ok:
+            return True
+        self.failures.append(msg)
+        hint = _mistakes.diagnose(got, ref, mask=mask, input_dtype=input_dtype)
+        for mk in (mistakes or {}):
+            variant = self.refs.get(f"{full}~{mk}")
+            if hint is None and variant is not None and _close(got, variant, tol):
+                hint = mk
+        if hint:
+            self.hints.append(_mistakes.hint(hint))
+        return False
+
+    def gradcheck(self, forward: Callable, backward: Callable, inputs: Sequence, *, names: Sequence[str],
+                  rtol: float = 1e-6, atol: float = 1e-10, wrt=None,
+                  axes: Optional[Dict[str, Sequence]] = None, seed: int = 0) -> bool:
+        """The shipped ``gradcheck`` (float64). Always run by the grading process's own copy."""
+        from ..testing.gradcheck import gradcheck
+
+        if self.mode == "record":
+            return True  # the solution passes by construction; nothing to store
+        report = gradcheck(forward, backward, inputs, names=list(names), rtol=rtol, atol=atol, wrt=wrt,
+                           seed=seed)
+        if report.ok:
+            return True
+        lines = [f"gradient check failed ({', '.join(self.tags)}):", str(report)]
+        for c in report.checks:
+            if not c.ok and c.worst_index is not None:
+                ax = (axes or {}).get(c.name)
+                lines.append(f"first failing entry: d{c.name}{_index_str(c.worst_index, ax)}")
+                if abs(c.analytic + c.numeric) < 1e-3 * max(abs(c.numeric), 1e-12):
+                    self.hints.append(_mistakes.hint("sign"))
+                elif abs(c.analytic) < 1e-14 <= abs(c.numeric):
+                    self.hints.append(_mistakes.hint("missing-term"))
+        self.failures.append("\n".join(lines))
+        return False
+
+
+def _index_str(index, axes) -> str:
+    if axes and len(axes) == len(index):
+        return "[" + ", ".join(f"{a}={int(i)}" for a, i in zip(axes, index)) + "]"
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def _close(got, ref, tol: str) -> bool:
+    try:
+        g = np.asarray(got)
+        r = np.asarray(ref)
+    except Exception:
+        return False
+    if g.shape != r.shape:
+        return False
+    rtol, atol = TOL[tol]
+    if tol == "exact" or not np.issubdtype(r.dtype, np.floating):
+        return bool(np.array_equal(g, r))
+    with np.errstate(invalid="ignore"):
+        return bool(np.allclose(g.astype(np.float64), r, rtol=rtol, atol=atol, equal_nan=True))
+
+
+def _compare_arrays(name, got, ref, tol, axes, explain):
+    try:
+        g = np.asarray(got)
+    except Exception:
+        return False, f"{name}: expected an array, got {type(got).__name__}"
+    if g.dtype == object:
+        return False, f"{name}: expected a numeric array, got dtype object"
+    if g.shape != ref.shape:
+        return False, f"{name}: shape {g.shape}, expected {ref.shape}"
+    if _close(g, ref, tol):
+        return True, ""
+    rtol, atol = TOL[tol]
+    if tol == "exact" or not np.issubdtype(ref.dtype, np.floating):
+        wrong = g != ref
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):
+            gf = g.astype(np.float64)
+            both_inf = np.isinf(gf) & np.isinf(ref) & (np.sign(gf) == np.sign(ref))
+            wrong = ~(np.isclose(gf, ref, rtol=rtol, atol=atol, equal_nan=True) | both_inf)
+    n_wrong = int(np.count_nonzero(wrong))
+    first = tuple(int(i) for i in np.argwhere(wrong)[0]) if n_wrong else ()
+    where = f"{name}{_index_str(first, axes)}" if first else name
+    msg = f"{where} is the first entry (of {n_wrong} / {wrong.size}) that differs from the hidden reference"
+    if np.issubdtype(ref.dtype, np.floating) and n_wrong:
+        with np.errstate(invalid="ignore", over="ignore"):
+            gf = g.astype(np.float64)
+            fin = np.isfinite(gf) & np.isfinite(ref)
+            if not np.isfinite(gf[first]) and np.isfinite(ref[first]):
+                msg += f"; your value there is {gf[first]} (not finite)"
+            elif fin.any():
+                err = np.abs(gf - ref)[fin & wrong]
+                if err.size:
+                    rel = err / np.maximum(np.abs(ref[fin & wrong]) + np.abs(gf[fin & wrong]), 1e-300)
+                    msg += f"; largest relative error {rel.max():.1e} (tolerance {rtol:g})"
+    if explain is not None and first:
+        try:
+            msg += f": {explain(first)}"
+        except Exception:
+            pass
+    return False, msg

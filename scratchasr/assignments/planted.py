@@ -1,0 +1,57 @@
+"""Planted bugs: prove that the grader takes points off the right item and names the right equation.
+
+``grade_planted(aid, autograder, bug)`` copies the solution copy of a built assignment, applies one
+textual edit (``Bug.file``, ``Bug.old`` -> ``Bug.new``; ``old`` must occur exactly once), grades it,
+and returns the result; ``verify_planted`` asserts that only ``Bug.item`` lost points and that its
+feedback names ``Bug.tag`` (and ``Bug.hint`` when given). tests/assignments/ holds one bug per graded item.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .grader import GradeResult, format_table, grade
+
+
+@dataclass(frozen=True)
+class Bug:
+    item: str  # the item that must lose points
+    file: str  # package-relative file, e.g. "ops/linear.py"
+    old: str  # exact text in the solution (occurs once)
+    new: str  # the buggy text
+    tag: str  # the equation tag the feedback must name, e.g. "ops:linear-back"
+    hint: Optional[str] = None  # a substring the feedback's hint must contain (e.g. "transpose")
+
+
+def grade_planted(aid: str, autograder, bug: Bug, *, isolation: str = "batch") -> GradeResult:
+    autograder = Path(autograder)
+    with tempfile.TemporaryDirectory(prefix="scratchasr-planted-") as tmp:
+        sub = Path(tmp) / "submission"
+        shutil.copytree(autograder / "solution" / "scratchasr", sub / "scratchasr",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        f = sub / "scratchasr" / bug.file
+        text = f.read_text()
+        n = text.count(bug.old)
+        if n != 1:
+            raise ValueError(f"bug: {bug.old!r} occurs {n} times in {bug.file}, expected once")
+        f.write_text(text.replace(bug.old, bug.new))
+        return grade(aid, sub, autograder=autograder, isolation=isolation)
+
+
+def verify_planted(res: GradeResult, bug: Bug) -> None:
+    """AssertionError unless only ``bug.item`` lost points and its feedback names the tag (and hint)."""
+    table = format_table(res)
+    for it in res.items:
+        full = abs(it["score"] - it["max_score"]) < 1e-9
+        if it["name"] == bug.item:
+            assert not full, f"planted bug in {bug.file} did not cost points on {bug.item}:\n{table}"
+        else:
+            assert full, f"planted bug for {bug.item} also cost points on {it['name']}:\n{table}"
+    out = res.feedback(bug.item)
+    assert f"[{bug.tag}]" in out, f"feedback of {bug.item} does not name [{bug.tag}]:\n{out}"
+    if bug.hint is not None:
+        assert bug.hint in out, f"feedback of {bug.item} has no hint containing {bug.hint!r}:\n{out}"

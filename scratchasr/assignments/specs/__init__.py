@@ -1,0 +1,1 @@
+"""One module per assignment (a0_ops.py, a1_features.py, ...), each defining ``ASSIGNMENT``."""
