@@ -14,6 +14,16 @@ What one run does (everything lands in ``exp_dir``):
 - optional Kaldi-style speed perturbation (0.9, 1.0, 1.1: the audio resampled, each factor a new
   speaker) and SpecAugment (masks drawn from ``default_rng([seed, epoch, batch])``, so resuming
   redraws the same ones);
+- optional waveform augmentation (``aug_*`` keys, all 0 = off by default; :mod:`scratchasr.data.augment`,
+  docs/augmentation.md): gain, room reverberation, white/pink noise, babble, telephone band, mu-law, each
+  with a probability per utterance and epoch, drawn from ``default_rng([seed, 11, epoch, utterance index])``
+  (stateless, so resuming redraws them). Design: the clean features stay cached; an utterance that draws
+  at least one effect has its audio read, augmented and its features computed ON THE FLY in the batch
+  hook (``_wave_augment``), on the MPI rank that trains it. Trade-off against K augmented copies cached
+  like speed perturbation: a fresh draw every epoch (no K-fold disk and memory cost, no fixed set of
+  rooms and noises) for the price of the front end's time on the augmented utterances (about 1/600 of
+  real time, small next to a model's forward and backward pass); every effect keeps the length, so the
+  batches and SpecAugment masks are those of the clean run;
 - bucketed batches (sorted by length, the batch order drawn from ``default_rng([seed, epoch])``),
   ``model.forward_loss`` / ``model.backward``, gradient accumulation over ``grad_accum`` batches,
   global-norm clipping, Adam/AdamW/SGD, a schedule (NewBob on the dev score, constant, Noam warm-up
@@ -79,6 +89,7 @@ __all__ = ["TrainConfig", "train", "NonFiniteLoss", "RESUME_MAY_CHANGE", "MAX_BE
 RESUME_MAY_CHANGE = ("epochs", "max_minutes", "progress", "patience", "data_dir", "exp_dir", "beam")
 _RESUME_KEYS = ("config", "epoch", "best", "best_epoch", "bad_epochs", "lr", "step", "history", "rngs")
 SPEEDS = (0.9, 1.0, 1.1)
+AUG_EFFECTS = ("aug_gain", "aug_reverb", "aug_noise", "aug_babble", "aug_telephone", "aug_mulaw")
 SCHEDULES = ("newbob", "constant", "noam", "cosine")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
@@ -114,6 +125,17 @@ class TrainConfig:
     patience: int = 4                # epochs without dev improvement before stopping
     spec_augment: bool = False
     speed_perturb: bool = False
+    # waveform augmentation (data/augment.py): each the probability that an utterance gets the effect in an
+    # epoch; 0 (the default) is off. Applied in this order: gain, reverb, noise, babble, telephone, mulaw.
+    aug_gain: float = 0.0            # gain uniform in [-aug_gain_db, aug_gain_db] dB
+    aug_reverb: float = 0.0          # image-source room: size 3-10 x 3-8 x 2.4-4 m, absorption 0.2-0.8
+    aug_noise: float = 0.0           # white or pink noise (equally likely) at an SNR in [snr_low, snr_high]
+    aug_babble: float = 0.0          # 3-7 other training utterances summed, at an SNR in [snr_low, snr_high]
+    aug_telephone: float = 0.0       # band-pass 300-3400 Hz, through 8 kHz and back
+    aug_mulaw: float = 0.0           # G.711 mu-law 8-bit codec round trip
+    aug_snr_low: float = 5.0         # dB
+    aug_snr_high: float = 20.0       # dB
+    aug_gain_db: float = 6.0
     beam: int = 1                    # dev decoding: 1 greedy, > 1 beam search
     progress: bool = True
     imports: List[str] = field(default_factory=list)      # modules that register models
@@ -181,6 +203,12 @@ class TrainConfig:
         need(all(e >= 1 for e in self.halve_after), "halve_after", "epoch numbers >= 1")
         need(not self.halve_after or self.schedule in ("newbob", "constant"), "halve_after",
              "no epochs with a per-step schedule (noam, cosine)")
+        for k in AUG_EFFECTS:
+            need(0.0 <= getattr(self, k) <= 1.0, k, "a probability in [0, 1] (0: off)")
+        need(-30.0 <= self.aug_snr_low <= 100.0, "aug_snr_low", "an SNR in [-30, 100] dB")
+        need(self.aug_snr_low <= self.aug_snr_high <= 100.0, "aug_snr_high",
+             "an SNR in [aug_snr_low, 100] dB")
+        need(0.0 <= self.aug_gain_db <= 60.0, "aug_gain_db", "a number of dB in [0, 60]")
         need(isinstance(self.features, dict), "features", "a dict of front-end options")
         check_options(self.features)          # unknown names and values the feature code refuses
 
@@ -321,6 +349,7 @@ def _prepare_data(cfg: TrainConfig, exp: Path, frontend: Frontend):
         frontend.fit(tr_feats)                                   # CMVN from the unperturbed training set
     vocab = build_vocabulary(cfg.units, tr)
     utts, feats = list(tr), list(tr_feats)
+    speeds = [1.0] * len(utts)                   # per training utterance, for on-the-fly augmentation
     if cfg.speed_perturb:
         for s in SPEEDS:
             if s == 1.0:
@@ -329,12 +358,54 @@ def _prepare_data(cfg: TrainConfig, exp: Path, frontend: Frontend):
             utts += [CorpusUtterance(f"sp{s}-{u.id}", f"sp{s}-{u.speaker}", u.wav_path, u.tokens, u.text)
                      for u in kept]
             feats += fs
+            speeds += [s] * len(kept)
     train = Split(utts, [frontend.normalise(f) for f in feats],
                   [vocab.encode(u.tokens, where=f"utterance {u.id}") for u in utts])
+    train.speeds = speeds
     # dev is scored on its tokens (strings); ids only where every token is known (an LM's dev loss)
     dev = Split(dv, [frontend.normalise(f) for f in dv_feats],
                 [vocab.encode(u.tokens) if all(t in vocab.index for t in u.tokens) else None for u in dv])
     return train, dev, vocab, skipped
+
+
+def _augmenter(cfg: TrainConfig, train: Split, frontend: Frontend):
+    """The on-the-fly waveform augmenter of the training set, or None when every ``aug_*`` is 0."""
+    from .data.augment import AugmentOptions, TrainingAugmenter
+    opts = AugmentOptions(gain=cfg.aug_gain, reverb=cfg.aug_reverb, noise=cfg.aug_noise,
+                          babble=cfg.aug_babble, telephone=cfg.aug_telephone, mulaw=cfg.aug_mulaw,
+                          snr_low=cfg.aug_snr_low, snr_high=cfg.aug_snr_high, gain_db=cfg.aug_gain_db)
+    if not opts.active or not hasattr(train, "speeds"):             # off, or a language model's text
+        return None
+    return TrainingAugmenter(opts, frontend, [u.wav_path for u in train.utts], train.speeds)
+
+
+class _Overlay:
+    """A list of features with some entries replaced (the augmented utterances of one batch)."""
+
+    def __init__(self, base, replaced: Dict[int, np.ndarray]) -> None:
+        self.base, self.replaced = base, replaced
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        return self.replaced.get(int(i), self.base[int(i)])
+
+
+def _wave_augment(cfg: TrainConfig, epoch: int, train: Split, augmenter, mine) -> Split:
+    """``train`` as the batch hook sees it: the utterances ``mine`` (this rank's shard of the batch) that
+    draw an effect get features of their augmented audio; utterance i's draws come from
+    ``default_rng([seed, 11, epoch, i])`` alone (independent of batches, ranks and resumes). Every
+    effect keeps the length, so SpecAugment (drawn from shapes alone) masks the same frames."""
+    if augmenter is None:
+        return train
+    new = {}
+    for i in map(int, mine):
+        f = augmenter.features(i, np.random.default_rng([cfg.seed, 11, epoch, i]),
+                               clean_frames=train.feats[i].shape[0])
+        if f is not None:
+            new[i] = f
+    return Split(train.utts, _Overlay(train.feats, new), train.labels) if new else train
 
 
 def _spec_augment(cfg: TrainConfig, epoch: int, batch_index: int):
@@ -544,6 +615,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                                if n == cfg.train_split or n.startswith(f"{cfg.train_split}-sp")),
                      dev=len(skipped_data.get(cfg.dev_split, {})))
     scoring = _scoring_rule(vocab)
+    augmenter = _augmenter(cfg, train_set, frontend)
 
     model = models.build(cfg.model, input_dim=frontend.dim, vocab_size=len(vocab), dtype=np.float32,
                          seed=cfg.seed,
@@ -622,7 +694,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
                     continue
                 # MPI: this rank's shard of the global batch idx (the weights below stay 1 / len(idx));
                 # None when the shard is empty (a last batch smaller than the number of ranks)
-                batch = dist.batch(train_set, idx, _spec_augment(cfg, epoch, done), generators=gens,
+                batch = dist.batch(_wave_augment(cfg, epoch, train_set, augmenter, dist.shard(idx)), idx,
+                                   _spec_augment(cfg, epoch, done), generators=gens,
                                    key=(cfg.seed, epoch, done))
                 if batch is not None:
                     loss, _ = model.forward_loss(batch)
