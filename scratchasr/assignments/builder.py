@@ -57,6 +57,13 @@ def _stub_kernel(aid: str, rel: str, names: Dict[str, str], original: str) -> st
     lines = [f'"""Removed in the student copy of {aid}: each kernel runs its NumPy twin (backend="numpy").',
              "", f"The solution's Numba kernel cited {' '.join('[' + t + ']' for t in tags)}.", '"""', ""]
     for name, twin in names.items():
+        if twin is None:
+            lines += [f"def {name}(*args, **kwargs):",
+                      f'    """Stub: the kernel is part of {aid}\'s solution; run the NumPy twin."""',
+                      f"    raise NotImplementedError(\"{name} is removed in the student copy of {aid}; "
+                      f"use backend='numpy'\")", "", "",
+                      f"{name}.removed_for_assignment = {aid!r}", "", ""]
+            continue
         mod, _, attr = twin.rpartition(".")
         lines += [f"def {name}(*args, **kwargs):",
                   f'    """Stub: runs ``{twin}``."""',
@@ -66,6 +73,19 @@ def _stub_kernel(aid: str, rel: str, names: Dict[str, str], original: str) -> st
                   "", "",
                   f"{name}.removed_for_assignment = {aid!r}", "", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+FORCE_NUMPY = """
+
+# Student copy of {aid} (docs/assignments.md): the kernels of the blanked functions are not shipped, so
+# every backend resolves to the readable NumPy twin.
+_resolve_backend_solution = resolve_backend
+
+
+def resolve_backend(backend: Optional[str], has_kernel: bool = True, *, name: str = "backend") -> str:
+    _resolve_backend_solution(backend, has_kernel, name=name)  # same validation and errors
+    return "numpy"
+"""
 
 
 def copy_package(a: Assignment, dest: Path, *, blank: Optional[str]) -> None:
@@ -98,7 +118,10 @@ def copy_package(a: Assignment, dest: Path, *, blank: Optional[str]) -> None:
         if blank is not None and rel.as_posix() in a.kernels:
             out.write_text(_stub_kernel(a.id, rel.as_posix(), dict(a.kernels[rel.as_posix()]), text))
             continue
-        out.write_text(markers.blank_text(text, blank, tags, str(rel)))
+        text = markers.blank_text(text, blank, tags, str(rel))
+        if blank is not None and a.force_numpy and rel.as_posix() == "_backend.py":
+            text += FORCE_NUMPY.format(aid=a.id)
+        out.write_text(text)
     undeclared = sorted(found - set(a.files) - {f"assignments/specs/{a.slug}.py"})
     if undeclared:
         raise BuildError(f"{a.id}: regions in files not listed in Assignment.files: {undeclared}")

@@ -117,11 +117,13 @@ class Context:
         if ok:
             return True
         self.failures.append(msg)
-        hint = _mistakes.diagnose(got, ref, mask=mask, input_dtype=input_dtype)
-        for mk in (mistakes or {}):
+        hint = None
+        for mk in (mistakes or {}):  # a recorded classic mistake is the most specific explanation
             variant = self.refs.get(f"{full}~{mk}")
             if hint is None and variant is not None and _close(got, variant, tol):
                 hint = mk
+        if hint is None:
+            hint = _mistakes.diagnose(got, ref, mask=mask, input_dtype=input_dtype)
         if hint:
             self.hints.append(_mistakes.hint(hint))
         return False

@@ -25,6 +25,8 @@ CLASSIC = {
              "a factor 2, a wrong normaliser).",
     "nan": "NaN/inf where the reference is finite: subtract the maximum before exp (log-sum-exp), "
            "and never read padded positions (they may hold NaN).",
+    "unreachable": "log 0 (-inf) where the reference is finite: a state or path you never reach should be "
+                   "reachable; check the initialisation and which transitions are allowed.",
     "missing-term": "missing term: the gradient is zero where finite differences are not; a path of "
                     "the computation graph is not back-propagated (e.g. the mean or variance in "
                     "layer norm, the carried cell state in BPTT).",
@@ -59,8 +61,10 @@ CLASSIC = {
 
 
 def hint(key: str) -> str:
-    """The hint text for a classic-mistake key (or the text itself when it is not a key)."""
-    return CLASSIC.get(key, key)
+    """The hint text for a classic-mistake key (or the text itself when it is not a key).
+
+    ``"skip-rule/any"`` is a variant of ``"skip-rule"``: the part before ``/`` picks the text."""
+    return CLASSIC.get(key.split("/")[0], key)
 
 
 def diagnose(got, ref, *, mask=None, input_dtype=np.float64) -> Optional[str]:
@@ -79,8 +83,10 @@ def diagnose(got, ref, *, mask=None, input_dtype=np.float64) -> Optional[str]:
     g = g.astype(np.float64)
     fin = np.isfinite(r)
     with np.errstate(invalid="ignore", over="ignore"):
-        if np.any(~np.isfinite(g) & fin):
+        if np.any((np.isnan(g) | np.isposinf(g)) & fin):
             return "nan"
+        if np.any(np.isneginf(g) & fin):
+            return "unreachable"
         gf, rf = g[fin], r[fin]
         if gf.size == 0:
             return None

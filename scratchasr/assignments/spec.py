@@ -53,7 +53,9 @@ class Assignment:
     items: Sequence[Item]
     handout: str  # handout file name in scratchasr/assignments/handouts/
     docs: Sequence[str] = ()  # extra docs shipped to the student (walkthroughs), relative to docs/
-    kernels: Dict[str, Sequence[str]] = field(default_factory=dict)  # kernel file -> names to stub out
+    # kernel file -> {kernel name: "module.path.numpy_twin" (same arguments) or None (the stub raises)}
+    kernels: Dict[str, Dict[str, Optional[str]]] = field(default_factory=dict)
+    force_numpy: bool = False  # the student copy resolves every backend to "numpy"
     fixtures: Optional[Callable] = None  # fixtures(out_dir: Path) writes small data files for the student
     training: str = ""  # the final training run, shown by `assignment check`
     extras: Sequence[str] = ()  # repository files shipped as they are (a recipe config)

@@ -80,10 +80,12 @@ def ctc_greedy_decode(log_probs: np.ndarray, lengths: Optional[np.ndarray] = Non
     log_probs, lengths, blank = _check(log_probs, lengths, blank)
     out = []
     for b in range(log_probs.shape[0]):
-        best = log_probs[b, : lengths[b]].argmax(axis=-1)               # (T_b,)
+        # BEGIN ASSIGNMENT A3 points=1
+        best = log_probs[b, : lengths[b]].argmax(axis=-1)               # (T_b,) [ctc-decode:greedy]
         keep = np.ones(best.shape, dtype=bool)
         keep[1:] = best[1:] != best[:-1]                                 # merge repeats
         out.append([int(t) for t in best[keep] if t != blank])           # drop blanks
+        # END ASSIGNMENT
     return out
 
 
@@ -171,6 +173,7 @@ def _prefix_beam_search_numpy(lp: np.ndarray, *, beam_size: int, blank: int, lm,
         symbols = [c for c in range(V)
                    if c != blank and (token_threshold is None or row[c] >= token_threshold)]
         nxt: dict[tuple, list] = {}
+        # BEGIN ASSIGNMENT A3 points=4
         for prefix, h in beams.items():          # each prefix survives a blank or a repeat of its last symbol
             p_b = _log_add(h.p_b, h.p_nb) + row[blank]                           # [ctc-decode:prefix-blank]
             p_nb = h.p_nb + row[prefix[-1]] if prefix else NEG_INF               # [ctc-decode:prefix-repeat]
@@ -192,6 +195,7 @@ def _prefix_beam_search_numpy(lp: np.ndarray, *, beam_size: int, blank: int, lm,
                     fusion = h.fusion + (insertion_bonus + lm_weight * lm_c)            # [ctc-decode:fusion]
                     lm_lp = h.lm + lm_c
                 nxt[new] = [NEG_INF, src + row[c], fusion, lm_lp]                # [ctc-decode:prefix-extend]
+        # END ASSIGNMENT
         ranked = sorted(((k, _Prefix(*v)) for k, v in nxt.items() if _log_add(v[0], v[1]) + v[2] > NEG_INF),
                         key=ranking)[:beam_size]              # impossible prefixes never enter the beam
         if use_lm:                               # new prefixes feed their last token to the LM, in one batch

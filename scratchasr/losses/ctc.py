@@ -61,6 +61,7 @@ def _ctc_forward_numpy(logits, targets, logit_lengths, target_lengths, blank, ro
         ext, skip = _extended(targets[b, :Sb], blank)  # (N,), N = 2Sb+1
         N = ext.shape[0]
         log_y = x[:, ext].astype(np.float64) - log_Z[b, :Tb, None]  # (Tb, N) log p_t(l'_s)
+        # BEGIN ASSIGNMENT A3 points=4
         a = np.full(N, NEG_INF)
         a[:min(N, 2)] = log_y[0, :min(N, 2)]  # [ctc:alpha-init]
         log_alpha[b, 0, :N] = a
@@ -69,6 +70,8 @@ def _ctc_forward_numpy(logits, targets, logit_lengths, target_lengths, blank, ro
             a = np.logaddexp(np.logaddexp(a, _shift(a, 1)), a2) + log_y[t]  # [ctc:alpha-rec]
             log_alpha[b, t, :N] = a
         log_like[b, 0] = np.logaddexp.reduce(a[max(N - 2, 0):])  # [ctc:loglik]
+        # END ASSIGNMENT
+        # BEGIN ASSIGNMENT A3 points=3
         beta = np.full(N, NEG_INF)
         beta[max(N - 2, 0):] = 0.0  # [ctc:beta-init]
         log_beta[b, Tb - 1, :N] = beta
@@ -83,6 +86,7 @@ def _ctc_forward_numpy(logits, targets, logit_lengths, target_lengths, blank, ro
             beta = np.logaddexp(np.logaddexp(nxt, up1), np.where(skip_from, up2, NEG_INF))  # [ctc:beta-rec]
             log_beta[b, t, :N] = beta
         log_like[b, 1] = np.logaddexp.reduce(log_alpha[b, 0, :N] + beta)
+        # END ASSIGNMENT
 
 
 def _ctc_backward_numpy(logits, targets, logit_lengths, target_lengths, blank, row_max, log_Z, log_alpha,
@@ -96,6 +100,7 @@ def _ctc_backward_numpy(logits, targets, logit_lengths, target_lengths, blank, r
             continue
         x = logits[b, :Tb]  # (Tb, V)
         m = row_max[b, :Tb].astype(np.float64)  # (Tb,)
+        # BEGIN ASSIGNMENT A3 points=4
         inv = np.exp(m - log_Z[b, :Tb])  # (Tb,) 1 / sum_v exp(x - m)
         g = np.exp(x - m[:, None]) * inv[:, None]  # (Tb, V) float64 softmax
         ext, _ = _extended(targets[b, :Sb], blank)
@@ -104,6 +109,7 @@ def _ctc_backward_numpy(logits, targets, logit_lengths, target_lengths, blank, r
         for s in range(N):  # states sharing a label add up (np.add.at would hide this loop)
             g[:, ext[s]] -= gamma[:, s]
         dlogits[b, :Tb] = g * scale[b]  # [ctc:grad]
+        # END ASSIGNMENT
 
 
 def _prepare(logits, targets, logit_lengths, target_lengths, blank):
@@ -211,6 +217,7 @@ def ctc_align(logits: np.ndarray, targets: np.ndarray, logit_lengths: np.ndarray
         ext, skip = _extended(targets[b, :Sb], blank)
         N = ext.shape[0]
         log_y = log_y_all[:, ext]  # (Tb, N)
+        # BEGIN ASSIGNMENT A3 points=2
         delta = np.full(N, NEG_INF)
         delta[:min(N, 2)] = log_y[0, :min(N, 2)]
         back = np.zeros((Tb, N), dtype=np.int64)  # back[t, s]: best predecessor state at t - 1
@@ -218,7 +225,7 @@ def ctc_align(logits: np.ndarray, targets: np.ndarray, logit_lengths: np.ndarray
             cand = np.stack([delta, _shift(delta, 1), np.where(skip, _shift(delta, 2), NEG_INF)])  # (3, N)
             k = np.argmax(cand, axis=0)  # 0: stay, 1: from s-1, 2: from s-2
             back[t] = np.arange(N) - k
-            delta = cand[k, np.arange(N)] + log_y[t]
+            delta = cand[k, np.arange(N)] + log_y[t]  # [ctc:viterbi] max instead of log-sum
         end = N - 1 if N == 1 or delta[N - 1] >= delta[N - 2] else N - 2
         if delta[end] == NEG_INF:
             continue
@@ -228,4 +235,5 @@ def ctc_align(logits: np.ndarray, targets: np.ndarray, logit_lengths: np.ndarray
             states[b, t] = s
             labels[b, t] = ext[s]
             s = back[t, s]
+        # END ASSIGNMENT
     return CTCAlignment(labels, states, log_prob)
