@@ -130,13 +130,18 @@ def transcribe(checkpoint, paths: Sequence[str], *, beam_size: int = 1,
 
 
 def load_lm(checkpoint, vocabulary: Vocabulary, *, name: str = "lm"):
-    """A trained language model (``scratchasr train`` with ``lstm_lm``/``gpt_lm``) over ``vocabulary``."""
+    """A trained language model (``scratchasr train`` with ``lstm_lm``/``gpt_lm``) over ``vocabulary``.
+
+    Any recognizer (CTC, transducer, attention) can use it: id 0 is the LM's sentence boundary whatever
+    it means to the recognizer. When the LM's vocabulary differs from the recognizer's but holds every
+    recognizer label, the LM is wrapped to speak the recognizer's ids, mapped by token string
+    (:class:`scratchasr.decode.vocab_map.VocabularyMappedLM`); a recognizer label it lacks is an error."""
     lm, _ = load(checkpoint)
     if not getattr(lm, "IS_LM", False):
         raise ValueError(f"{name}: {checkpoint} holds a {lm.config['name']!r} model, not a language model")
     if lm.vocabulary.tokens != vocabulary.tokens:
-        raise ValueError(f"{name}: {checkpoint} models a different vocabulary ({len(lm.vocabulary)} tokens) "
-                         f"than the recognizer's ({len(vocabulary)} tokens)")
+        from .decode.vocab_map import VocabularyMappedLM
+        return VocabularyMappedLM(lm, lm.vocabulary, vocabulary, name=name)
     return lm
 
 

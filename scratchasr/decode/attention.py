@@ -309,15 +309,21 @@ def max_output_lengths(lengths, max_len_ratio: float, *, minimum: int = 1) -> np
 
 def decode_attention(model, memory, *, method: str = "greedy", beam_size: int = 1, lm=None,
                      lm_weight: float = 0.0, max_len_ratio: float = 1.0, length_norm: bool = False,
-                     length_reward: float = 0.0, ctc_weight: float = 0.0) -> List[List[int]]:
+                     length_reward: float = 0.0, ctc_weight: float = 0.0,
+                     nbest: Optional[int] = None) -> List[List[int]]:
     """Decode every utterance of ``memory`` (``model.encode(batch)``) with ``model.init_state``/``step``.
 
     ``method="greedy"`` runs the batched arg-max (with ``ctc_weight > 0`` it is a beam of one, since the
     CTC prefix score needs the per-hypothesis recursion); ``"beam"`` runs
-    :func:`attention_beam_search` per utterance.
+    :func:`attention_beam_search` per utterance. With ``nbest`` (``"beam"`` only) each utterance gets its
+    ``nbest`` best :class:`AttentionHypothesis` (for n-best rescoring) instead of one id list.
     """
     if method not in ("greedy", "beam"):
         raise ValueError(f"method: expected one of ['greedy', 'beam'], got {method!r}")
+    if nbest is not None:
+        nbest = positive_int("nbest", nbest)
+        if method != "beam":
+            raise ValueError("nbest: n-best lists come from the beam search (method 'beam')")
     lengths = np.asarray(memory.lengths, dtype=np.int64)
     B = lengths.shape[0]
     max_len = max_output_lengths(lengths, max_len_ratio)
@@ -335,8 +341,8 @@ def decode_attention(model, memory, *, method: str = "greedy", beam_size: int = 
         hyps = attention_beam_search(
             model, model.init_state(1, memory=mem_b), beam_size=K, max_len=int(max_len[b]), lm=lm,
             lm_weight=lm_weight, ctc_log_probs=None if lam == 0 else ctc[b, :lengths[b]], ctc_weight=lam,
-            length_norm=length_norm, length_reward=length_reward)
-        out.append(list(hyps[0].tokens))
+            length_norm=length_norm, length_reward=length_reward, nbest=nbest or 1)
+        out.append(list(hyps) if nbest is not None else list(hyps[0].tokens))
     return out
 
 

@@ -3,11 +3,15 @@
     nbest = ctc_prefix_beam_search(log_probs, lengths, beam_size=16, nbest=8)    # first pass, no LM
     best = rescore_nbest(nbest, lm, lm_weight=0.5)                              # B lists, best first
 
-Each hypothesis keeps its acoustic score ``ctc_log_prob`` (``log P(y | x)`` summed over alignments) and
-gets ``lm_log_prob = log P_lm(y <eos>)`` from the LM; hypotheses are re-ranked by
-``ctc_log_prob + lm_weight * lm_log_prob + insertion_bonus * len(y)``. The LM is any object with
-``score(batch) -> (B,)`` (the registered language models) or with the step interface only (e.g.
-:class:`~scratchasr.decode.lm.BigramLM`), whose sentence log-probability is accumulated step by step.
+Each hypothesis keeps its first-pass (acoustic) score ``a`` and gets ``l = log P_lm(y <eos>)`` from the
+LM; hypotheses are re-ranked by ``a + lm_weight * l + insertion_bonus * len(y)``. The first pass is any
+beam search returning hypotheses with their scores, run without an LM (:func:`acoustic_score`): the CTC
+prefix search (``a = ctc_log_prob``, ``log P(y | x)`` summed over alignments), the transducer's searches
+(``a = log_am``) or the attention decoders' (``a`` = the search's own score ``s(y)``, i.e.
+``(1 - ctc_weight) log P_att(y <eos> | x) + ctc_weight log P_ctc(y | x)`` plus its length terms).
+The LM is any object with ``score(batch) -> (B,)`` (the registered language models) or with the step
+interface only (e.g. :class:`~scratchasr.decode.lm.BigramLM`), whose sentence log-probability is
+accumulated step by step.
 """
 
 from __future__ import annotations
@@ -18,9 +22,25 @@ from typing import List, Sequence
 import numpy as np
 
 from ..data.batch import make_batch
+from .attention import AttentionHypothesis
 from .ctc import Hypothesis
+from .transducer import Hypothesis as TransducerHypothesis
 
-__all__ = ["rescore_nbest", "sentence_log_probs"]
+__all__ = ["rescore_nbest", "sentence_log_probs", "acoustic_score", "decode_nbest_rescored"]
+
+_HYPOTHESES = (Hypothesis, TransducerHypothesis, AttentionHypothesis)
+
+
+def acoustic_score(h) -> float:
+    """The first pass's score of a hypothesis, without any LM part (see the module docstring)."""
+    if isinstance(h, Hypothesis):
+        return float(h.ctc_log_prob)
+    if isinstance(h, TransducerHypothesis):
+        return float(h.log_am)
+    if isinstance(h, AttentionHypothesis):
+        return float(h.score)
+    raise TypeError(f"nbest: expected lists of CTC, transducer or attention hypotheses "
+                    f"(scratchasr.decode), got {type(h).__name__}")
 
 
 def sentence_log_probs(lm, sequences: Sequence[Sequence[int]]) -> np.ndarray:
@@ -53,23 +73,24 @@ def rescore_nbest(nbest: Sequence[Sequence[Hypothesis]], lm, *, lm_weight: float
                   insertion_bonus: float = 0.0) -> List[List[Hypothesis]]:
     """Re-rank each utterance's hypotheses by acoustic + ``lm_weight`` x LM + bonus x length [lm:rescore].
 
-    Returns the same hypotheses as new :class:`Hypothesis` tuples (``score`` = the combined score,
-    ``lm_log_prob`` = the LM's ``log P(y <eos>)``), best first, ties broken by token sequence."""
+    Returns the same hypotheses, of the same types, with ``score`` = the combined score and the LM field
+    (``lm_log_prob``; the transducer's ``log_lm``) = the LM's ``log P(y <eos>)``, best first, ties broken
+    by token sequence."""
     for name, value in (("lm_weight", lm_weight), ("insertion_bonus", insertion_bonus)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
                 or not math.isfinite(value):
             raise ValueError(f"{name}: expected a finite number, got {value!r}")
     flat = [h for hyps in nbest for h in hyps]
-    for h in flat:
-        if not isinstance(h, Hypothesis):
-            raise TypeError(f"nbest: expected lists of decode.ctc.Hypothesis, got {type(h).__name__}")
+    acoustic = [acoustic_score(h) for h in flat]
     lm_lp = sentence_log_probs(lm, [h.tokens for h in flat]) if flat else np.zeros(0)
     out, k = [], 0
     for hyps in nbest:
         ranked = []
         for h in hyps:
-            combined = h.ctc_log_prob + lm_weight * lm_lp[k] + insertion_bonus * len(h.tokens)  # [lm:rescore]
-            ranked.append(Hypothesis(tuple(h.tokens), float(combined), h.ctc_log_prob, float(lm_lp[k])))
+            combined = acoustic[k] + lm_weight * lm_lp[k] + insertion_bonus * len(h.tokens)  # [lm:rescore]
+            lm_field = "log_lm" if isinstance(h, TransducerHypothesis) else "lm_log_prob"
+            ranked.append(h._replace(tokens=tuple(h.tokens), score=float(combined),
+                                     **{lm_field: float(lm_lp[k])}))
             k += 1
         ranked.sort(key=lambda h: (-h.score, h.tokens))
         out.append(ranked)
@@ -79,8 +100,8 @@ def rescore_nbest(nbest: Sequence[Sequence[Hypothesis]], lm, *, lm_weight: float
 def decode_nbest_rescored(model, feats, lm, *, beam: int, nbest: int, lm_weight: float,
                           insertion_bonus: float = 0.0, batch_size: int = 16) -> List[List[int]]:
     """Two-pass decoding of normalised ``(T, D)`` feature arrays: ``model``'s beam search keeps ``nbest``
-    hypotheses with their acoustic scores (``model.decode(..., nbest=N)``, as the CTC models' prefix beam
-    search does), ``lm`` rescores them [lm:rescore]; returns the best ids per utterance."""
+    hypotheses with their acoustic scores (``model.decode(..., nbest=N)``: the CTC models, the transducer
+    and the attention models), ``lm`` rescores them [lm:rescore]; returns the best ids per utterance."""
     from ..data.batch import bucket_batches
     if isinstance(nbest, bool) or not isinstance(nbest, (int, np.integer)) or nbest < 1:
         raise ValueError(f"nbest: expected a positive integer, got {nbest!r}")
@@ -95,7 +116,7 @@ def decode_nbest_rescored(model, feats, lm, *, beam: int, nbest: int, lm_weight:
         except TypeError:
             raise ValueError(f"nbest: model {getattr(model, 'name', type(model).__name__)!r} returns no "
                              f"n-best lists (its decode takes no nbest option)") from None
-        if not all(isinstance(h, Hypothesis) for hyps in lists for h in hyps):
+        if not all(isinstance(h, _HYPOTHESES) for hyps in lists for h in hyps):
             raise ValueError(f"nbest: model {getattr(model, 'name', '?')!r} did not return Hypothesis lists")
         for i, ranked in zip(idx, rescore_nbest(lists, lm, lm_weight=lm_weight,
                                                 insertion_bonus=insertion_bonus)):

@@ -49,7 +49,7 @@ rows with ``models.gather_state`` reorders the memory with them.
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -287,13 +287,14 @@ class MochaModel(Model):
 
     def decode(self, batch: Batch, *, method: str = "greedy", beam_size: int = 1, lm=None,
                lm_weight: float = 0.0, max_len_ratio: float = 1.0, length_norm: bool = False,
-               length_reward: float = 0.0) -> List[List[int]]:
+               length_reward: float = 0.0, nbest: Optional[int] = None) -> List[List[int]]:
         """Greedy without an LM: offline hard MoChA (:meth:`hard_decode`). Beam search, or greedy with an
         LM: ``scratchasr.decode.attention.decode_attention`` over :meth:`init_state`/:meth:`step` (scoring
-        rule [attn-dec:score], ``length_norm`` [attn-dec:length-norm], exact stop [attn-dec:stop])."""
+        rule [attn-dec:score], ``length_norm`` [attn-dec:length-norm], exact stop [attn-dec:stop]);
+        ``nbest`` (beam only) returns each utterance's n-best ``AttentionHypothesis`` list."""
         beam_size = self._check_decode_args(method, beam_size)
         ratio = _check_ratio(max_len_ratio)
-        if method == "greedy" and lm is None:
+        if method == "greedy" and lm is None and nbest is None:
             return self.hard_decode(batch, max_len_ratio=ratio).labels
         mem = self.encode(batch)
         out: List[List[int]] = [[] for _ in range(mem.enc.shape[0])]   # no frame: nothing to say
@@ -301,7 +302,7 @@ class MochaModel(Model):
         if keep.size:
             hyps = decode_attention(self, gather_state(mem, keep), method=method, beam_size=beam_size, lm=lm,
                                     lm_weight=lm_weight, max_len_ratio=ratio, length_norm=length_norm,
-                                    length_reward=length_reward)
+                                    length_reward=length_reward, nbest=nbest)
             for r, b in enumerate(keep):
                 out[b] = hyps[r]
         return out

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -473,10 +473,16 @@ class Transducer(Model):
 
     def decode(self, batch: Batch, *, method: str = "greedy", beam_size: int = 1, lm=None,
                lm_weight: float = 0.0, max_symbols_per_frame: int = 3,
-               length_reward: float = 0.0) -> List[List[int]]:
-        """Greedy, ``"beam"`` (modified beam search, one symbol per frame) or ``"graves"`` (Graves 2012)."""
+               length_reward: float = 0.0, nbest: Optional[int] = None) -> List[List[int]]:
+        """Greedy, ``"beam"`` (modified beam search, one symbol per frame) or ``"graves"`` (Graves 2012).
+        With ``nbest`` (beam methods), each utterance gets its ``nbest`` best ``decode.transducer.Hypothesis``
+        (tokens and scores, for n-best rescoring, scratchasr/decode/rescore.py) instead of one id list."""
         from ..decode import transducer as td
         beam_size = self._check_decode_args(method, beam_size, methods=("greedy", "beam", "graves"))
+        if nbest is not None:
+            nbest = positive_int("nbest", nbest)
+            if method == "greedy":
+                raise ValueError("nbest: n-best lists come from a beam search (method 'beam' or 'graves')")
         x, xl, _, _ = check_batch(batch, input_dim=self.input_dim, vocab_size=self.vocab_size,
                                   dtype=self.dtype)
         f, f_len = self.encode(x, xl)
@@ -487,11 +493,11 @@ class Transducer(Model):
             fb = f[b, :f_len[b]]
             if method == "beam":
                 hyps = td.modified_beam_search(self, fb, beam_size=beam_size, lm=lm, lm_weight=lm_weight,
-                                               length_reward=length_reward)
+                                               length_reward=length_reward, nbest=nbest)
             else:
                 hyps = td.graves_beam_search(self, fb, beam_size=beam_size, lm=lm, lm_weight=lm_weight,
-                                             length_reward=length_reward,
+                                             length_reward=length_reward, nbest=nbest,
                                              max_symbols_per_frame=max_symbols_per_frame)
-            out.append(list(hyps[0].tokens))
+            out.append(list(hyps) if nbest is not None else list(hyps[0].tokens))
         return out
 
