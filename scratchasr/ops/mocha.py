@@ -36,18 +36,21 @@ def _recursive_forward_numpy(p, alpha_prev, lengths, alpha, q):
     """Twin of ``kernels.mocha.monotonic_recursive_forward_kernel``: fills alpha, q (B, T)."""
     B, T = p.shape
     valid = length_mask(lengths, T)  # (B, T)
+    # BEGIN ASSIGNMENT A6 points=3
     carry = np.zeros(B)  # (B,) mass that walked past frame j-1 without stopping
     for j in range(T):
         qj = np.where(valid[:, j], carry + alpha_prev[:, j], 0.0)  # (B,) [mocha:q-rec]
         q[:, j] = qj
         alpha[:, j] = p[:, j] * qj  # [mocha:alpha-rec]
         carry = (1.0 - p[:, j]) * qj
+    # END ASSIGNMENT
 
 
 def _recursive_backward_numpy(dalpha, p, q, lengths, dp, dalpha_prev):
     """Twin of ``kernels.mocha.monotonic_recursive_backward_kernel``: fills dp, dalpha_prev (B, T)."""
     B, T = p.shape
     valid = length_mask(lengths, T)
+    # BEGIN ASSIGNMENT A6 points=3
     g_next = np.zeros(B)  # (B,) dL/dq_{j+1}; zero past the last valid frame
     for j in range(T - 1, -1, -1):
         v = valid[:, j]
@@ -55,6 +58,7 @@ def _recursive_backward_numpy(dalpha, p, q, lengths, dp, dalpha_prev):
         g = np.where(v, p[:, j] * dalpha[:, j] + (1.0 - p[:, j]) * g_next, 0.0)  # [mocha:dq-rec]
         dalpha_prev[:, j] = g
         g_next = g
+    # END ASSIGNMENT
 
 
 def _windows(x, w, fill):
@@ -77,22 +81,26 @@ def _chunk_forward_numpy(alpha, u, lengths, w, beta, S):
     """Twin of ``kernels.mocha.mocha_chunk_forward_kernel``: fills beta (B, T) and S (B, T, w)."""
     B, T = alpha.shape
     valid = length_mask(lengths, T)
+    # BEGIN ASSIGNMENT A6 points=2
     uw = _windows(u, w, -np.inf)  # (B, T, w) energies of the chunk ending at k
     m = uw.max(axis=2, keepdims=True)  # (B, T, 1) [mocha:chunk-max]
     ex = np.exp(uw - m)  # every exponent <= 0; exp(-inf) = 0 before the first frame
     S[:] = np.where(valid[:, :, None], ex / ex.sum(axis=2, keepdims=True), 0.0)  # [mocha:chunk-softmax]
     beta[:] = _scatter_windows(alpha[:, :, None] * S, T)  # [mocha:beta]
+    # END ASSIGNMENT
 
 
 def _chunk_backward_numpy(dbeta, alpha, S, beta, lengths, w, dalpha, du):
     """Twin of ``kernels.mocha.mocha_chunk_backward_kernel``: fills dalpha, du (B, T)."""
     B, T = alpha.shape
     valid = length_mask(lengths, T)
+    # BEGIN ASSIGNMENT A6 points=2
     dbw = _windows(np.where(valid, dbeta, 0.0), w, 0.0)  # (B, T, w)
     da = np.where(valid, np.sum(S * dbw, axis=2), 0.0)  # [mocha:dalpha-chunk]
     dalpha[:] = da
     du[:] = np.where(valid, beta * dbeta - _scatter_windows(alpha[:, :, None] * S * da[:, :, None], T),
                      0.0)  # [mocha:du-chunk]
+    # END ASSIGNMENT
 
 
 def _prepare(name_a, a, name_b, b, lengths):
@@ -148,12 +156,14 @@ def monotonic_attention_forward(p: np.ndarray, alpha_prev: np.ndarray, *, mode: 
         fwd(p64, a64, lengths, alpha, q)
         cache = MonotonicAttentionCache(mode, p64, a64, lengths, valid, q, None, None, dtype, backend)
         return alpha.astype(dtype, copy=False), cache
+    # BEGIN ASSIGNMENT A6 points=2
     tiny = np.finfo(np.float64).tiny
     log_x = np.log(np.clip(1.0 - p64, tiny, 1.0))  # (B, T) [mocha:safe-cumprod]
     log_cp = np.concatenate([np.zeros((B, 1)), np.cumsum(log_x, axis=1)[:, :-1]], axis=1)  # exclusive
     cp = np.exp(log_cp)  # (B, T) prod_{l<j} (1 - p_l)
     S = np.cumsum(a64 / np.clip(cp, DENOM_FLOOR, 1.0), axis=1)  # (B, T)
     alpha = np.where(valid, p64 * cp * S, 0.0)  # [mocha:parallel]
+    # END ASSIGNMENT
     cache = MonotonicAttentionCache(mode, p64, a64, lengths, valid, None, cp, S, dtype, backend)
     return alpha.astype(dtype, copy=False), cache
 
@@ -261,6 +271,7 @@ def hard_monotonic_attention(e: np.ndarray, u: np.ndarray, t_prev, *, chunk_size
         raise ValueError(f"t_prev: expected -1 or a frame index below lengths, got {t_prev}")
     beta = np.zeros((B, T), dtype=e.dtype)
     t = np.full(B, -1, dtype=np.int64)
+    # BEGIN ASSIGNMENT A6 points=2
     for b in range(B):
         if t_prev[b] < 0:
             continue
@@ -272,4 +283,5 @@ def hard_monotonic_attention(e: np.ndarray, u: np.ndarray, t_prev, *, chunk_size
         ex = np.exp(u[b, lo:j + 1] - u[b, lo:j + 1].max())  # [mocha:hard-chunk]
         beta[b, lo:j + 1] = ex / ex.sum()
         t[b] = j
+    # END ASSIGNMENT
     return beta, t
