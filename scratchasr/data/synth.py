@@ -279,12 +279,17 @@ def plan_corpus(sentences: Sequence[str], voices: Sequence[str], *, size: str = 
     for split, n, pool_voices in (("train", n_train, train_voices), ("dev", n_dev, list(voices)),
                                   ("core_test", n_core, list(voices))):
         # voices round-robin from a seeded rotation, so every voice gets its share in each split;
-        # held-out voices come first in dev/core test so that even tiny test sets contain them
+        # held-out voices come first in dev/core test so that even tiny test sets contain them. With
+        # espeak-ng voices among them, engines get equal shares and held-out/other voices alternate
         offset = int(rng.integers(len(pool_voices)))
         rotation = pool_voices[offset:] + pool_voices[:offset]
+        mixed = "espeak-ng" in {VOICE_BY_KEY[v].engine for v in rotation}
         if split != "train":
-            rotation = ([v for v in rotation if v in holdout_voices]
-                        + [v for v in rotation if v not in holdout_voices])
+            held = [v for v in rotation if v in holdout_voices]
+            rest = [v for v in rotation if v not in holdout_voices]
+            rotation = _interleave([_by_engine(held), _by_engine(rest)]) if mixed else held + rest
+        elif mixed:
+            rotation = _by_engine(rotation)
         for k in range(n):
             key = rotation[k % len(rotation)]
             v = VOICE_BY_KEY[key]
@@ -307,6 +312,21 @@ def plan_corpus(sentences: Sequence[str], voices: Sequence[str], *, size: str = 
             jobs.append(_job(spk, i, sentences[i]))
     spare = {g: [(i, sentences[i]) for i in pools[g][len(pools[g]) // 2:]] for g in pools}
     return speakers, jobs, spare
+
+
+def _interleave(queues: list[list[str]]) -> list[str]:
+    """One from each non-empty queue in turn, cycling the shorter ones, until the longest is used up."""
+    queues = [q for q in queues if q]
+    n = max((len(q) for q in queues), default=0)
+    return [q[k % len(q)] for k in range(n) for q in queues]
+
+
+def _by_engine(voices: list[str]) -> list[str]:
+    """``voices`` in a rotation that gives each engine an equal share (espeak-ng's 104 voices would
+    otherwise outnumber festival's and flite's 3 each); used when espeak-ng voices are selected, so
+    festival/flite-only corpora keep their plan."""
+    engines = [e for e in ENGINES if any(VOICE_BY_KEY[v].engine == e for v in voices)]
+    return _interleave([[v for v in voices if VOICE_BY_KEY[v].engine == e] for e in engines])
 
 
 def _job(spk: Speaker, index: int, text: str) -> Job:

@@ -72,6 +72,22 @@ def test_large_plan_shares_train_sentences_only():
         synth.plan_corpus(sentences[:5000], ["kal"], size="full")
 
 
+def test_engines_get_equal_shares_and_holdout_test_sets_mix():
+    from collections import Counter
+    sentences = [f"Sentence number {i} is here." for i in range(14800)]
+    voices = ["kal", "ked", "awb", "slt"] + espeak.voice_keys()
+    speakers, _, _ = synth.plan_corpus(sentences, voices, size="small", seed=1)
+    train = Counter(s.engine for s in speakers if s.split == "train")
+    assert max(train.values()) - min(train.values()) <= 1 and len(train) == 3   # 104 espeak voices: 1/3
+    held = synth.resolve_voices(["espeak-ng"], voices)
+    speakers, _, _ = synth.plan_corpus(sentences, voices, size="small", seed=1, holdout_voices=held)
+    assert "espeak-ng" not in {s.engine for s in speakers if s.split == "train"}
+    for split in ("dev", "core_test"):     # held-out and seen voices alternate: both are measured
+        engines = [s.engine for s in speakers if s.split == split]
+        assert engines[0] == "espeak-ng" and engines[1] != "espeak-ng"
+        assert abs(sum(e == "espeak-ng" for e in engines) - len(engines) / 2) <= 1
+
+
 # ---------------------------------------------------------------- real synthesis
 
 
