@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ._njit import njit
 
 
-@njit
+@njit(error_model="numpy")
 def lstm_cell_forward_kernel(t, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
     """One LSTM step for a batch. Twin: ``scratchasr.ops.lstm._cell_forward_numpy``.
 
@@ -61,7 +63,7 @@ def lstm_cell_forward_kernel(t, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
                 y[b, j] = 0.0
 
 
-@njit
+@njit(error_model="numpy")
 def lstm_cell_backward_kernel(dy, dh_next, dc_next, gates, c_prev, tanh_c, valid, da, dc_prev, dh_pass):
     """Backward of one LSTM step. Twin: ``scratchasr.ops.lstm._cell_backward_numpy``.
 
@@ -94,3 +96,206 @@ def lstm_cell_backward_kernel(dy, dh_next, dc_next, gates, c_prev, tanh_c, valid
             for j in range(H):  # [lstm:dmask]
                 dc_prev[b, j] = dc_next[b, j]
                 dh_pass[b, j] = dh_next[b, j]
+
+
+# ----------------------------------------------------------------------------- whole-sequence kernels
+# The per-step kernels above leave the recurrent GEMM and the gate tanh to NumPy, i.e. four Python-level
+# calls per step. The kernels below run a whole sequence in one call: the recurrent product is the
+# register-blocked ``matmul_bt_kernel`` (no per-call packing, unlike a BLAS call on a (B x H) matrix)
+# and the five transcendentals per unit use ``_tanh``, written so that LLVM vectorises it (a call to the
+# C library's scalar tanh cannot be vectorised without SVML).
+
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: k * _LN2_HI is exact for |k| < 2^11
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e+00
+
+
+@njit(inline="always", error_model="numpy")
+def _tanh(x):
+    """tanh(x) in float64 arithmetic, branch-free so that loops over it vectorise; a few ulp.
+
+    tanh|x| = -E / (2 + E) with E = expm1(-2|x|) = 2^-k expm1(-r) + (2^-k - 1), 2|x| = k ln2 + r,
+    |r| <= ln2 / 2 (Cody-Waite), expm1(-r) by its Taylor series to r^13 (error < 1e-17). k = 0
+    keeps full relative accuracy near 0; 2|x| is capped at 40 (tanh = 1 in float64 beyond 19.06);
+    NaN propagates. [lstm:gates] [lstm:hidden]
+    """
+    z = 2.0 * abs(x)
+    z = 40.0 if z > 40.0 else z  # a NaN fails the comparison and stays NaN
+    k = np.floor(z * _INV_LN2 + 0.5)
+    u = (k * _LN2_HI - z) + k * _LN2_LO  # -r
+    p = 1.0 / 6227020800  # expm1(u) = u (1 + u/2! (... (1 + u/13)...)), Horner from 1/13!, |u| <= 0.35
+    p = 1.0 / 479001600 + u * p
+    p = 1.0 / 39916800 + u * p
+    p = 1.0 / 3628800 + u * p
+    p = 1.0 / 362880 + u * p
+    p = 1.0 / 40320 + u * p
+    p = 1.0 / 5040 + u * p
+    p = 1.0 / 720 + u * p
+    p = 1.0 / 120 + u * p
+    p = 1.0 / 24 + u * p
+    p = 1.0 / 6 + u * p
+    p = 0.5 + u * p
+    p = u * (1.0 + u * p)
+    ki = int(k) if k < 64.0 else 0  # 0 .. 58 (0 for a NaN, which p carries)
+    f = (0.5 if ki & 1 else 1.0) * (0.25 if ki & 2 else 1.0) * (0.0625 if ki & 4 else 1.0)
+    f *= (2.0 ** -8 if ki & 8 else 1.0) * (2.0 ** -16 if ki & 16 else 1.0)
+    f *= 2.0 ** -32 if ki & 32 else 1.0
+    e = f * p + (f - 1.0)  # expm1(-2|x|), exact powers of two
+    return math.copysign(-e / (2.0 + e), x)
+
+
+@njit(error_model="numpy")
+def matmul_bt_kernel(X, M, out):
+    """out (B, N) = X (B, K) @ M (N, K)^T, both C-contiguous. Twin: ``np.matmul(X, M.T, out=out)``.
+
+    Blocks of 4 rows of M by 4 rows of X: 16 accumulators whose inner loop over K LLVM vectorises
+    (fastmath reassoc), 8 loads per 16 multiply-adds. For the LSTM's (B x H) @ (H x 4H) with B ~ 8 it
+    beats a BLAS call, which repacks the whole weight matrix on every call.
+    """
+    B, K = X.shape
+    N = M.shape[0]
+    zero = np.zeros(1, X.dtype)[0]  # accumulate in the arrays' dtype, as BLAS does
+    j = 0
+    while j + 4 <= N:
+        b = 0
+        while b + 4 <= B:
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+            for k in range(K):
+                m0, m1, m2, m3 = M[j, k], M[j + 1, k], M[j + 2, k], M[j + 3, k]
+                x0, x1, x2, x3 = X[b, k], X[b + 1, k], X[b + 2, k], X[b + 3, k]
+                s00 += x0 * m0
+                s01 += x0 * m1
+                s02 += x0 * m2
+                s03 += x0 * m3
+                s10 += x1 * m0
+                s11 += x1 * m1
+                s12 += x1 * m2
+                s13 += x1 * m3
+                s20 += x2 * m0
+                s21 += x2 * m1
+                s22 += x2 * m2
+                s23 += x2 * m3
+                s30 += x3 * m0
+                s31 += x3 * m1
+                s32 += x3 * m2
+                s33 += x3 * m3
+            out[b, j], out[b, j + 1], out[b, j + 2], out[b, j + 3] = s00, s01, s02, s03
+            out[b + 1, j], out[b + 1, j + 1], out[b + 1, j + 2], out[b + 1, j + 3] = s10, s11, s12, s13
+            out[b + 2, j], out[b + 2, j + 1], out[b + 2, j + 2], out[b + 2, j + 3] = s20, s21, s22, s23
+            out[b + 3, j], out[b + 3, j + 1], out[b + 3, j + 2], out[b + 3, j + 3] = s30, s31, s32, s33
+            b += 4
+        while b < B:  # leftover rows of X
+            s0 = s1 = s2 = s3 = zero
+            for k in range(K):
+                xk = X[b, k]
+                s0 += xk * M[j, k]
+                s1 += xk * M[j + 1, k]
+                s2 += xk * M[j + 2, k]
+                s3 += xk * M[j + 3, k]
+            out[b, j], out[b, j + 1], out[b, j + 2], out[b, j + 3] = s0, s1, s2, s3
+            b += 1
+        j += 4
+    while j < N:  # leftover rows of M
+        for b in range(B):
+            s = zero
+            for k in range(K):
+                s += X[b, k] * M[j, k]
+            out[b, j] = s
+        j += 1
+
+
+@njit(error_model="numpy")
+def lstm_sequence_forward_kernel(xproj, bias, W, h0, c0, valid, reverse, hprev, cprev, gates, tanh_c, y,
+                                 h_n, c_n):
+    """A whole LSTM direction in one call. Twin: ``scratchasr.ops.lstm._sequence_forward_numpy``.
+
+    xproj (B, T, 4H) = s * (x W_ih^T) (padded steps never read), bias (4H,) = s * b, W (4H, H) = s * W_hh
+    (C-contiguous), s = 1/2 on the sigmoid blocks and 1 on g [lstm:gates]; h0, c0 (B, H); valid (B, T)
+    uint8; reverse: steps run t = T-1 .. 0 (padding at the end then carries h0, c0 until each
+    sequence's last valid step, which is the per-sequence reversal [lstm:reverse]). Fills, per step t
+    in input order: hprev, cprev (B, T, H) the state entering it, gates (B, T, 4H) activated i, f, g, o
+    (0 at padding), tanh_c (B, T, H) (0 at padding), y (B, T, H) the output (0 at padding); h_n, c_n
+    (B, H) the final states. [lstm:preact] [lstm:cell] [lstm:hidden] [lstm:mask]
+    """
+    B, T, H4 = xproj.shape
+    H = H4 // 4
+    h = np.empty((B, H), W.dtype)  # the carried state, contiguous for the GEMM
+    c = np.empty((B, H), W.dtype)
+    h[:, :] = h0
+    c[:, :] = c0
+    rec = np.empty((B, H4), W.dtype)
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        matmul_bt_kernel(h, W, rec)  # (B, 4H) = s * h_{t-1} W_hh^T [lstm:preact]
+        for b in range(B):
+            hp, cp = hprev[b, t], cprev[b, t]
+            hp[:] = h[b]
+            cp[:] = c[b]
+            g, tc, yb = gates[b, t], tanh_c[b, t], y[b, t]
+            if valid[b, t]:  # three sweeps with few arrays each, so that LLVM vectorises them
+                xp, rb, hb, cb = xproj[b, t], rec[b], h[b], c[b]
+                for j in range(H4):
+                    g[j] = _tanh(xp[j] + bias[j] + rb[j])  # tanh(s * a) [lstm:gates]
+                for j in range(H):
+                    gi = 0.5 + 0.5 * g[j]  # sigmoid(x) = (1 + tanh(x / 2)) / 2
+                    gf = 0.5 + 0.5 * g[H + j]
+                    go = 0.5 + 0.5 * g[3 * H + j]
+                    cb[j] = gf * cb[j] + gi * g[2 * H + j]  # [lstm:cell]
+                    g[j], g[H + j], g[3 * H + j] = gi, gf, go
+                for j in range(H):
+                    tc[j] = _tanh(cb[j])
+                    hb[j] = g[3 * H + j] * tc[j]  # [lstm:hidden]
+                yb[:] = hb
+            else:  # [lstm:mask] the state is carried unchanged
+                g[:] = 0.0
+                tc[:] = 0.0
+                yb[:] = 0.0
+    h_n[:, :] = h
+    c_n[:, :] = c
+
+
+@njit(error_model="numpy")
+def lstm_sequence_backward_kernel(dy, dh_n, dc_n, W_T, gates, cprev, tanh_c, valid, reverse, da, dh0, dc0):
+    """Backward through time of one direction. Twin: ``scratchasr.ops.lstm._sequence_backward_numpy``.
+
+    dy (B, T, H) gradient of the outputs (read only at valid steps), dh_n, dc_n (B, H) of the final
+    states, W_T (H, 4H) = W_hh^T C-contiguous, gates, cprev, tanh_c, valid from the forward; steps run
+    in the opposite order of the forward's. Fills da (B, T, 4H) (0 at padding) [lstm:dgates],
+    dh0, dc0 (B, H). [lstm:dcell] [lstm:dhprev] [lstm:dmask]
+    """
+    B, T, H4 = gates.shape
+    H = H4 // 4
+    dh = np.empty((B, H), W_T.dtype)  # carried gradients
+    dc = np.empty((B, H), W_T.dtype)
+    dh[:, :] = dh_n
+    dc[:, :] = dc_n
+    dat = np.zeros((B, H4), W_T.dtype)  # this step's da, contiguous for the GEMM
+    dhr = np.empty((B, H), W_T.dtype)
+    for step in range(T):
+        t = step if reverse else T - 1 - step
+        for b in range(B):
+            if valid[b, t]:  # two sweeps with few arrays each, so that LLVM vectorises them
+                g, tcb, cpb, dyb, dhb, dcb = gates[b, t], tanh_c[b, t], cprev[b, t], dy[b, t], dh[b], dc[b]
+                d = dat[b]
+                for j in range(H):
+                    dhb[j] += dyb[j]  # the carried dh becomes this step's total
+                for j in range(H):
+                    go, tc = g[3 * H + j], tcb[j]
+                    d[3 * H + j] = dhb[j] * tc * go * (1.0 - go)  # [lstm:dgates] da_o
+                    dcb[j] += dhb[j] * go * (1.0 - tc * tc)  # [lstm:dcell] the cell's total gradient
+                for j in range(H):
+                    gi, gf, gg, dct = g[j], g[H + j], g[2 * H + j], dcb[j]
+                    d[j] = dct * gg * gi * (1.0 - gi)  # [lstm:dgates]
+                    d[H + j] = dct * cpb[j] * gf * (1.0 - gf)
+                    d[2 * H + j] = dct * gi * (1.0 - gg * gg)
+                    dcb[j] = dct * gf
+            else:  # [lstm:dmask] dh, dc pass through unchanged
+                dat[b, :] = 0.0
+            da[b, t] = dat[b]
+        matmul_bt_kernel(dat, W_T, dhr)  # (B, H) = da_t W_hh [lstm:dhprev]
+        for b in range(B):
+            if valid[b, t]:
+                dh[b] = dhr[b]
+    dh0[:, :] = dh
+    dc0[:, :] = dc

@@ -23,7 +23,8 @@ import numpy as np
 
 from .._backend import dispatch, resolve_backend
 from .._validate import float_array, length_mask, lengths_array, same_dtype
-from ..kernels.lstm import lstm_cell_backward_kernel, lstm_cell_forward_kernel
+from ..kernels.lstm import (lstm_cell_backward_kernel, lstm_cell_forward_kernel,
+                            lstm_sequence_backward_kernel, lstm_sequence_forward_kernel)
 
 __all__ = ["lstm_forward", "lstm_backward", "lstm_step_forward", "lstm_step_backward", "LSTMCache",
            "LSTMStepCache"]
@@ -155,37 +156,57 @@ def lstm_step_backward(dh: np.ndarray, dc: Optional[np.ndarray], cache: LSTMStep
 
 # ----------------------------------------------------------------------------- sequence
 
-def _reorder(a: np.ndarray, rev_index: np.ndarray) -> np.ndarray:
-    """a (B, T, ...) gathered along time with ``rev_index`` [lstm:reverse].
+def _sequence_forward_numpy(xproj, bias, W, h0, c0, valid, reverse, hprev, cprev, gates, tanh_c, y, h_n, c_n):
+    """NumPy twin of ``kernels.lstm.lstm_sequence_forward_kernel`` (same arguments, fills the same outputs).
 
-    A plain flip when every length is T."""
-    T = a.shape[1]
-    if T > 0 and np.all(rev_index[:, 0] == T - 1):  # every sequence is full length
-        return a[:, ::-1]
-    return np.take_along_axis(a, rev_index[:, :, None], axis=1)
+    One step at a time: the recurrent GEMM, one vectorised tanh for all four gates, then the cell.
+    Reverse runs t = T-1 .. 0: padding (at the end) carries h0, c0 until each sequence's last valid
+    step, which is the per-sequence reversal [lstm:reverse]."""
+    B, T = valid.shape
+    h, c = h0.copy(), c0.copy()
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        hprev[:, t], cprev[:, t] = h, c
+        st = np.tanh(xproj[:, t] + bias + h @ W.T)  # (B, 4H) tanh(s * a_t) [lstm:preact] [lstm:gates]
+        h, c = np.empty_like(h), np.empty_like(c)
+        _cell_forward_numpy(st, hprev[:, t], cprev[:, t], valid[:, t], gates[:, t], h, c, tanh_c[:, t],
+                            y[:, t])
+    h_n[...], c_n[...] = h, c
 
 
-def _reverse_index(lengths: np.ndarray, T: int) -> np.ndarray:
-    """(B, T) gather index that reverses each sequence within its length and leaves padding in place.
+def _sequence_backward_numpy(dy, dh_n, dc_n, W_T, gates, cprev, tanh_c, valid, reverse, da, dh0, dc0):
+    """NumPy twin of ``kernels.lstm.lstm_sequence_backward_kernel``: steps in the forward's opposite order."""
+    B, T = valid.shape
+    dh, dc = dh_n.copy(), dc_n.copy()
+    dc_prev, dh_pass = np.empty_like(dc), np.empty_like(dh)
+    for step in range(T):
+        t = step if reverse else T - 1 - step
+        _cell_backward_numpy(dy[:, t], dh, dc, gates[:, t], cprev[:, t], tanh_c[:, t], valid[:, t], da[:, t],
+                             dc_prev, dh_pass)
+        dh = da[:, t] @ W_T.T + dh_pass  # (B, H) [lstm:dhprev]
+        dc, dc_prev = dc_prev, dc
+    dh0[...], dc0[...] = dh, dc
 
-    It is an involution: applying it twice is the identity, so it both reverses and un-reverses.
-    """
-    t = np.arange(T)[None, :]
-    L = lengths[:, None]
-    return np.where(length_mask(lengths, T), L - 1 - t, t)  # [lstm:reverse]
+
+def _sequence_forward(backend: str):
+    return dispatch(backend, _sequence_forward_numpy, lstm_sequence_forward_kernel)
+
+
+def _sequence_backward(backend: str):
+    return dispatch(backend, _sequence_backward_numpy, lstm_sequence_backward_kernel)
 
 
 class LSTMCache(NamedTuple):
-    x: np.ndarray  # (T, B, D) time-major input, padded steps zeroed (reversed if reverse)
+    x: np.ndarray  # (B, T, D) input with padded steps zeroed (x itself when nothing is padded)
     lengths: np.ndarray  # (B,) int64
-    valid: np.ndarray  # (T, B) uint8, 1 at t < lengths[b]
+    valid: np.ndarray  # (B, T) uint8, 1 at t < lengths[b]
     W_ih: np.ndarray  # (4H, D)
     W_hh: np.ndarray  # (4H, H)
-    hs: np.ndarray  # (T + 1, B, H) carried hidden states, hs[0] = h0
-    cs: np.ndarray  # (T + 1, B, H) carried cell states, cs[0] = c0
-    gates: np.ndarray  # (T, B, 4H) activated i, f, g, o (0 at padded steps)
-    tanh_c: np.ndarray  # (T, B, H) tanh(c_t) (0 at padded steps)
-    rev_index: Optional[np.ndarray]  # (B, T) per-sequence reversal index, None when not reverse
+    hprev: np.ndarray  # (B, T, H) hidden state entering step t (in input order)
+    cprev: np.ndarray  # (B, T, H) cell state entering step t
+    gates: np.ndarray  # (B, T, 4H) activated i, f, g, o (0 at padded steps)
+    tanh_c: np.ndarray  # (B, T, H) tanh(c_t) (0 at padded steps)
+    reverse: bool  # steps ran t = T-1 .. 0
     backend: str  # resolved: "numpy" or "numba"
 
 
@@ -209,41 +230,22 @@ def lstm_forward(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: n
     _check_weights(D, H, W_ih, W_hh, b)
     dtype = same_dtype(x=x, h0=h0, c0=c0, W_ih=W_ih, W_hh=W_hh, b=b)
     backend = resolve_backend(backend)
-    fwd = _cell_forward(backend)
-
     mask = length_mask(lengths, T)  # (B, T)
-    rev_index = _reverse_index(lengths, T) if reverse else None
-    xs = _reorder(x, rev_index) if reverse else x
-    # Time-major copy with padded steps zeroed, so NaN padding cannot reach dW_ih = da^T x.
-    xs = np.where(mask.T[:, :, None], xs.transpose(1, 0, 2), 0).astype(dtype, copy=False)  # (T, B, D)
-    valid = np.ascontiguousarray(mask.T, dtype=np.uint8)  # (T, B)
-
+    # padded steps zeroed, so that NaN padding cannot reach dW_ih = da^T x through 0 * NaN
+    xs = x if mask.all() else np.where(mask[:, :, None], x, 0).astype(dtype, copy=False)
+    valid = np.ascontiguousarray(mask, dtype=np.uint8)  # (B, T)
     # The gate scale s (see _gate_scale) is folded into the weights:
     # s * a = x (s W_ih)^T + h (s W_hh)^T + s b.
     s = _gate_scale(H, dtype)
-    xproj = xs.reshape(T * B, D) @ (W_ih * s[:, None]).T + b * s  # ONE GEMM for all steps [lstm:preact]
-    xproj = xproj.reshape(T, B, 4 * H)
-    W_hh_s = W_hh * s[:, None]  # (4H, H) C-contiguous
-    hs = np.empty((T + 1, B, H), dtype)
-    cs = np.empty((T + 1, B, H), dtype)
-    hs[0], cs[0] = h0, c0
-    gates = np.empty((T, B, 4 * H), dtype)
-    tanh_c = np.empty((T, B, H), dtype)
-    y = np.empty((T, B, H), dtype)
-    rT = np.empty((4 * H, B), dtype)  # recurrent term, transposed: W (B-column) is BLAS's faster layout here
-    st = np.empty((B, 4 * H), dtype)  # tanh(s * a_t)
-    for t in range(T):
-        np.matmul(W_hh_s, hs[t].T, out=rT)  # (4H, B): the only GEMM inside the loop [lstm:preact]
-        np.add(xproj[t], rT.T, out=st)
-        np.tanh(st, out=st)  # one vectorised tanh for all four gates [lstm:gates]
-        fwd(st, hs[t], cs[t], valid[t], gates[t], hs[t + 1], cs[t + 1], tanh_c[t], y[t])
-
-    out = y.transpose(1, 0, 2)  # (B, T, H)
-    if reverse:
-        out = _reorder(out, rev_index)  # back to input order
-    out = np.ascontiguousarray(out)
-    cache = LSTMCache(xs, lengths, valid, W_ih, W_hh, hs, cs, gates, tanh_c, rev_index, backend)
-    return out, (hs[T].copy(), cs[T].copy()), cache
+    xproj = (xs.reshape(B * T, D) @ (W_ih * s[:, None]).T).reshape(B, T, 4 * H)  # ONE GEMM [lstm:preact]
+    hprev, cprev, tanh_c, y = (np.empty((B, T, H), dtype) for _ in range(4))
+    gates = np.empty((B, T, 4 * H), dtype)
+    h_n, c_n = np.empty((B, H), dtype), np.empty((B, H), dtype)
+    _sequence_forward(backend)(xproj, b * s, W_hh * s[:, None], np.ascontiguousarray(h0),
+                               np.ascontiguousarray(c0), valid, bool(reverse), hprev, cprev, gates, tanh_c, y,
+                               h_n, c_n)
+    cache = LSTMCache(xs, lengths, valid, W_ih, W_hh, hprev, cprev, gates, tanh_c, bool(reverse), backend)
+    return y, (h_n, c_n), cache
 
 
 def _forward_dtype(name: str, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -263,40 +265,21 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
     -> dx (B, T, D) (exactly 0 at padded steps), dh0 (B, H), dc0 (B, H), dW_ih (4H, D),
     dW_hh (4H, H), db (4H,). [lstm:dcell] [lstm:dgates] [lstm:dhprev] [lstm:dweights]
     """
-    xs, hs, cs = cache.x, cache.hs, cache.cs  # (T, B, D), (T + 1, B, H), (T + 1, B, H)
-    gates, valid, rev_index = cache.gates, cache.valid, cache.rev_index
-    T, B, D = xs.shape
-    H = hs.shape[2]
-    dtype = hs.dtype
+    B, T, D = cache.x.shape
+    H = cache.W_hh.shape[1]
+    dtype = cache.gates.dtype
     _forward_dtype("dh", float_array("dh", dh, shape=(B, T, H)), dtype)
-    # copies, so the carried buffers below never alias dh_n / dc_n
-    dh_carry = np.zeros((B, H), dtype) if dh_n is None else \
-        _forward_dtype("dh_n", float_array("dh_n", dh_n, shape=(B, H)), dtype).copy()
-    dc_carry = np.zeros((B, H), dtype) if dc_n is None else \
-        _forward_dtype("dc_n", float_array("dc_n", dc_n, shape=(B, H)), dtype).copy()
-    bwd = _cell_backward(cache.backend)
-
-    if rev_index is not None:
-        dh = _reorder(dh, rev_index)  # into processing order
-    dy = np.ascontiguousarray(dh.transpose(1, 0, 2), dtype=dtype)  # (T, B, H) a copy: dh is never written
-    da = np.empty((T, B, 4 * H), dtype)
-    dc_prev = np.empty((B, H), dtype)
-    dh_pass = np.empty((B, H), dtype)
-    W_hh_c = np.ascontiguousarray(cache.W_hh)
-    dh_bufs = (np.empty((B, H), dtype), np.empty((B, H), dtype))  # dh_carry alternates between two buffers
-    for t in range(T - 1, -1, -1):
-        bwd(dy[t], dh_carry, dc_carry, gates[t], cs[t], cache.tanh_c[t], valid[t], da[t], dc_prev, dh_pass)
-        dh_new = dh_bufs[t % 2]  # never the buffer dh_carry currently points to
-        np.matmul(da[t], W_hh_c, out=dh_new)  # (B, H) the only GEMM inside the loop [lstm:dhprev]
-        dh_new += dh_pass
-        dh_carry = dh_new
-        dc_carry, dc_prev = dc_prev, dc_carry  # swap buffers (dc_prev is overwritten next step)
-
-    da2 = da.reshape(T * B, 4 * H)
-    dW_ih = da2.T @ xs.reshape(T * B, D)  # [lstm:dweights] one GEMM over all steps
-    dW_hh = da2.T @ hs[:T].reshape(T * B, H)
+    dh_n = np.zeros((B, H), dtype) if dh_n is None else \
+        np.ascontiguousarray(_forward_dtype("dh_n", float_array("dh_n", dh_n, shape=(B, H)), dtype))
+    dc_n = np.zeros((B, H), dtype) if dc_n is None else \
+        np.ascontiguousarray(_forward_dtype("dc_n", float_array("dc_n", dc_n, shape=(B, H)), dtype))
+    da = np.empty((B, T, 4 * H), dtype)
+    dh0, dc0 = np.empty((B, H), dtype), np.empty((B, H), dtype)
+    _sequence_backward(cache.backend)(dh, dh_n, dc_n, np.ascontiguousarray(cache.W_hh.T), cache.gates,
+                                      cache.cprev, cache.tanh_c, cache.valid, cache.reverse, da, dh0, dc0)
+    da2 = da.reshape(B * T, 4 * H)
+    dW_ih = da2.T @ cache.x.reshape(B * T, D)  # [lstm:dweights] one GEMM over all steps
+    dW_hh = da2.T @ cache.hprev.reshape(B * T, H)
     db = da2.sum(0)
-    dx = (da2 @ cache.W_ih).reshape(T, B, D).transpose(1, 0, 2)  # [lstm:dinput] zero where da = 0 (padding)
-    if rev_index is not None:
-        dx = _reorder(dx, rev_index)
-    return np.ascontiguousarray(dx), dh_carry, dc_carry.copy(), dW_ih, dW_hh, db
+    dx = (da2 @ cache.W_ih).reshape(B, T, D)  # [lstm:dinput] zero where da = 0 (padding)
+    return dx, dh0, dc0, dW_ih, dW_hh, db
