@@ -2,7 +2,7 @@
 Tuning"): a trained ``gpt_lm`` is frozen and ``k`` soft prompt vectors ``P (k, E)``, prepended to every
 input, are the only trained numbers. Equations: docs/equations/prompt_tuning.md.
 
-    h_0 = [P_1 .. P_k, W_tok[0], W_tok[y_1] .. W_tok[y_S]] + W_pos[0 .. k+S]        [prompt:input]
+    h_0 = [P_1 .. P_k, W_tok[0] + W_pos[0], .., W_tok[y_S] + W_pos[S]]            [prompt:input]
     the frozen GPT's blocks and final norm on those k + S + 1 positions (causal)
     logits of the last S + 1 positions only (the prompt predicts nothing)          [prompt:loss]
     dL/dP_j = sum over the batch of dL/dh_0 at position j                          [prompt:grad]
@@ -21,6 +21,13 @@ train with ``Adam(m.trainable_parameters())`` and ``opt.step(m.trainable_gradien
     loss, _ = m.forward_loss(batch); m.zero_grad(); m.backward(np.ones_like(loss) / len(loss))
     opt.step(m.trainable_gradients())
 
+Positions. The GPT has learned absolute position embeddings and always saw ``<sos>`` at position 0. By
+default the tokens keep the positions 0 .. S they had in training and the prompt vectors get none (a
+trained free vector would absorb a constant position vector anyway). ``shift_positions=True`` is the
+literal reading of "prepend k vectors": prompt at positions 0 .. k-1, tokens shifted to k .. k+S, so
+every token sits at a position embedding it never had there in training (the walkthrough measures what
+that costs).
+
 Initialisation (Lester et al. section 3.2): each prompt vector is a copy of the token embedding of a
 token drawn at random (seeded) from the vocabulary's labels, so it starts inside the region of
 embedding space the frozen model has seen.
@@ -37,9 +44,11 @@ from typing import Dict, NamedTuple, Tuple
 
 import numpy as np
 
-from .._validate import positive_int
+from .._validate import int_array, positive_int
 from ..ops.attention import causal_mask, padding_mask
 from ..ops.linear import linear_backward, linear_forward
+from ..ops.norm import layer_norm_forward
+from ..ops.softmax import log_softmax_forward
 from ._lm import LanguageModel
 from .gpt_lm import GPTLM, GPTState
 
@@ -55,7 +64,8 @@ class PromptCache(NamedTuple):
 class PromptTunedLM(LanguageModel):
     """A frozen :class:`GPTLM` with ``prompt_length`` trained input vectors; see the module docstring."""
 
-    def __init__(self, lm: GPTLM, prompt_length: int, *, seed: int = 0) -> None:
+    def __init__(self, lm: GPTLM, prompt_length: int, *, seed: int = 0,
+                 shift_positions: bool = False) -> None:
         super().__init__()
         if not isinstance(lm, GPTLM):
             raise TypeError(f"lm: expected a gpt_lm model (GPTLM), got {type(lm).__name__}")
@@ -63,15 +73,18 @@ class PromptTunedLM(LanguageModel):
         if k > lm.max_len - 2:
             raise ValueError(f"prompt_length: expected at most max_len - 2 = {lm.max_len - 2} (the base "
                              f"model's positions), got {k}")
+        if not isinstance(shift_positions, bool):
+            raise TypeError(f"shift_positions: expected a bool, got {shift_positions!r}")
         self.lm = lm                              # a child module: train()/eval()/caches follow it
-        self.k, self.max_len = k, lm.max_len
+        self.k, self.max_len, self.shift = k, lm.max_len, shift_positions
         self.vocab_size, self.dtype = lm.vocab_size, lm.dtype
         if hasattr(lm, "vocabulary"):
             self.vocabulary = lm.vocabulary
         W = lm.tok.params["W"]                                                  # (V, E)
         rows = np.random.default_rng(seed).integers(1, lm.vocab_size, size=k)   # label ids, never id 0
         self.add_param("prompt", W[rows].copy())                                # (k, E)
-        self.config = dict(name="prompt_tuned", base=getattr(lm, "config", {}), prompt_length=k, seed=seed)
+        self.config = dict(name="prompt_tuned", base=getattr(lm, "config", {}), prompt_length=k, seed=seed,
+                           shift_positions=shift_positions)
         self.train(lm.training)
 
     # ------------------------------------------------------------------ what is trained
@@ -95,8 +108,13 @@ class PromptTunedLM(LanguageModel):
                              f"{self.max_len - k - 1} tokens per sentence, got {lengths.max() - 1}")
         L = lengths + k                                                     # (B,) positions per row
         P = np.broadcast_to(self.params["prompt"], (B, k, self.params["prompt"].shape[1]))
-        positions = np.broadcast_to(np.arange(k + T), (B, k + T))
-        x = np.concatenate([P, lm.tok(inputs, lengths)], axis=1) + lm.pos(positions, L)  # [prompt:input]
+        if self.shift:                                                      # prompt 0..k-1, tokens k..k+S
+            positions = np.broadcast_to(np.arange(k + T), (B, k + T))
+            x = np.concatenate([P, lm.tok(inputs, lengths)], axis=1) + lm.pos(positions, L)  # [prompt:input]
+        else:                                                               # tokens at 0..S, prompt none
+            positions = np.broadcast_to(np.arange(T), (B, T))
+            e = lm.tok(inputs, lengths) + lm.pos(positions, lengths)                       # (B, T, E)
+            x = np.concatenate([P, e], axis=1)                                              # [prompt:input]
         mask = causal_mask(k + T) & padding_mask(L, k + T, queries=True)               # [lm:gpt-causal]
         for blk in lm.blocks:
             x = blk(x, L, mask)
@@ -114,24 +132,46 @@ class PromptTunedLM(LanguageModel):
         dx = lm.ln_f.backward(np.concatenate([np.zeros((B, k, E), dh.dtype), dh], axis=1))  # (B, k+T, E)
         for blk in reversed(list(lm.blocks)):
             dx = blk.backward(dx)
-        lm.pos.backward(dx)
+        lm.pos.backward(dx if self.shift else dx[:, k:])
         lm.tok.backward(dx[:, k:])
         self.grads["prompt"] += dx[:, :k].sum(axis=0)                       # [prompt:grad]
 
     # ------------------------------------------------------------------ step interface
     def init_state(self, batch_size: int) -> GPTState:
-        """The base model's cache after the k prompt vectors (``pos == k``) [prompt:step]."""
+        """The base model's cache after the k prompt vectors (``pos == k``: cache slots) [prompt:step]."""
         B = positive_int("batch_size", batch_size, minimum=0)
         state = self.lm.init_state(B)
         K, V = state.k, state.v                                             # fresh arrays: ours to fill
         for j in range(self.k):
             pos = np.full(B, j, np.int64)
-            x = np.broadcast_to(self.params["prompt"][j] + self.lm.pos.params["W"][j],
-                                (B, K.shape[-1] * self.lm.heads)).copy()    # [prompt:input]
+            p = self.params["prompt"][j] + (self.lm.pos.params["W"][j] if self.shift else 0)
+            x = np.broadcast_to(p, (B, K.shape[-1] * self.lm.heads)).copy()  # [prompt:input]
             for i, blk in enumerate(self.lm.blocks):
                 x = blk.step(x, K[:, i], V[:, i], pos)
         return GPTState(K, V, np.full(B, self.k, np.int64))
 
     def step(self, state: GPTState, tokens) -> Tuple[np.ndarray, GPTState]:
-        """The base model's step (positions continue after the prompt)."""
-        return self.lm.step(state, tokens)
+        """As ``GPTLM.step``, the token written at cache slot ``pos`` with position embedding ``pos - k``
+        (``pos`` with ``shift_positions``) [prompt:step]."""
+        lm = self.lm
+        if self.shift:
+            return lm.step(state, tokens)                   # slots and positions coincide
+        if not isinstance(state, GPTState):
+            raise TypeError(f"state: expected a GPTState (from init_state), got {type(state).__name__}")
+        B = state.pos.shape[0]
+        tokens = int_array("tokens", tokens, ndim=1, shape=(B,))
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
+            raise ValueError(f"tokens: expected ids in [0, {self.vocab_size}), got min {tokens.min()} "
+                             f"max {tokens.max()}")
+        pos = state.pos
+        if pos.size and (pos.max() >= self.max_len or pos.min() < self.k):
+            raise ValueError(f"state: expected cache slots in [{self.k}, {self.max_len}) (from init_state), "
+                             f"got {pos.min()} .. {pos.max()}")
+        x = lm.tok.params["W"][tokens] + lm.pos.params["W"][pos - self.k]                # [prompt:input]
+        K, V = state.k.copy(), state.v.copy()
+        for i, blk in enumerate(lm.blocks):
+            x = blk.step(x, K[:, i], V[:, i], pos)          # K[:, i] is a view: the block writes into K
+        h, _ = layer_norm_forward(x, lm.ln_f.params["gamma"], lm.ln_f.params["beta"], eps=lm.ln_f.eps)
+        logits = h @ lm.tok.params["W"].T                                                 # [lm:gpt-tied]
+        log_probs, _ = log_softmax_forward(logits.astype(np.float64))                   # [ops:log-softmax]
+        return log_probs, GPTState(K, V, pos + 1)
