@@ -20,7 +20,9 @@ Evidence (each failure becomes a feedback line; hidden cases never show referenc
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -38,6 +40,11 @@ TOL = {
 
 class TermFailure(Exception):
     """Raised by ``ctx.fail`` to stop a term early with a message."""
+
+
+class TermSkipped(Exception):
+    """Raised by ``ctx.skip``: the term cannot run here (an optional peer library is missing); it does
+    not count, neither for nor against."""
 
 
 class Context:
@@ -69,6 +76,46 @@ class Context:
         """The solution's function when the solution is installed, else the submission's."""
         mod, _, attr = path.rpartition(".")
         return getattr(self.module(mod, solution=True), attr)
+
+    @contextlib.contextmanager
+    def swap(self, *paths: str):
+        """Inside the block, the solution's functions ``paths`` (``"features.mel.kaldi_mel_banks"``) are
+        replaced by the submission's, in every solution module that imported them by name; every
+        ``lru_cache`` of those modules is cleared before and after. So an end-to-end check (the
+        solution's fbank against kaldi-native-fbank) grades one student function at a time. Without
+        the solution (a student copy) the block runs the submission's own pipeline unchanged.
+        """
+        if self.sol is None:
+            yield
+            return
+        saved = []
+        mods = [m for name, m in list(sys.modules.items())
+                if m is not None and (name == self.sol.__name__ or name.startswith(self.sol.__name__ + "."))]
+
+        def clear():
+            for m in mods:
+                for v in list(vars(m).values()):
+                    own = getattr(v, "__module__", "") == m.__name__
+                    if own and callable(getattr(v, "cache_clear", None)):
+                        v.cache_clear()
+        try:
+            for path in paths:
+                mod, _, attr = path.rpartition(".")
+                orig = getattr(self.module(mod, solution=True), attr)
+                new = self.fn(path)
+                for m in mods:
+                    if vars(m).get(attr) is orig:
+                        saved.append((m, attr, orig))
+                        setattr(m, attr, new)
+            clear()
+            yield
+        finally:
+            for m, attr, orig in saved:
+                setattr(m, attr, orig)
+            clear()
+
+    def skip(self, why: str):
+        raise TermSkipped(why)
 
     # ------------------------------------------------------------------ evidence
 

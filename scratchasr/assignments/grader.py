@@ -125,7 +125,10 @@ def item_output(r: dict) -> str:
     lines = []
     for t in r["terms"]:
         if not t["ran"]:
-            lines.append(f"  [hidden] {t['name']}: run by the grader only")
+            if t.get("skipped"):
+                lines.append(f"  skip {t['name']}: {t['skipped']} (not counted)")
+            else:
+                lines.append(f"  [hidden] {t['name']}: run by the grader only")
             continue
         status = "ok  " if t["passed"] else "FAIL"
         kind = "" if t["public"] else " [hidden case]"

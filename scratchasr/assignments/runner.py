@@ -19,7 +19,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .context import Context, TermFailure
+from .context import Context, TermFailure, TermSkipped
 from .spec import Assignment, Item, get
 
 ALIAS = "scratchasr_submission"
@@ -88,6 +88,9 @@ def run_item(assignment: Assignment, item: Item, *, sub, sol, seed: int, mode: s
                     term.fn(ctx)
             except TermFailure:
                 pass
+            except TermSkipped as e:
+                rec["ran"] = False
+                rec["skipped"] = str(e)
             except _Timeout:
                 timed_out = True
                 ctx.failures.append(f"time limit ({timeout:g} s) reached")

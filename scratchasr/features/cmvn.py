@@ -36,6 +36,7 @@ def cmvn(feats: np.ndarray, *, norm_means: bool = True, norm_vars: bool = False,
     feats = float_array("feats", feats, ndim=2, finite=True)
     if feats.shape[0] == 0:
         raise ValueError("feats: expected at least one frame")
+    # BEGIN ASSIGNMENT A1 points=1
     x = feats.astype(np.float64)
     mean = x.mean(axis=0)
     out = x - mean if norm_means else x.copy()                            # [features:cmvn]
@@ -43,6 +44,7 @@ def cmvn(feats: np.ndarray, *, norm_means: bool = True, norm_vars: bool = False,
         var = ((x - mean) ** 2).mean(axis=0)
         out = (x - mean if norm_means else x) / np.sqrt(np.maximum(var, var_floor))
     return out.astype(feats.dtype)
+    # END ASSIGNMENT
 
 
 class CmvnStats:

@@ -18,6 +18,7 @@ from .._validate import float_array, positive_int
 
 def delta_filters(order: int, window: int) -> list[np.ndarray]:
     """Kaldi's ``scales_``: filters ``[f_0 = [1], f_1, ..., f_order]``, ``f_i`` of length ``2 i W + 1``."""
+    # BEGIN ASSIGNMENT A1 points=1
     n = np.arange(-window, window + 1, dtype=np.float64)
     first = n / np.sum(n * n)              # [-W..W] / (2 sum_{n=1..W} n^2) [features:deltas]
     filters = [np.ones(1)]
@@ -25,6 +26,7 @@ def delta_filters(order: int, window: int) -> list[np.ndarray]:
         # Kaldi: cur[j + k] += j * prev[k] / normaliser -- a full convolution of the two filters.
         filters.append(np.convolve(filters[-1], first))
     return filters
+    # END ASSIGNMENT
 
 
 def add_deltas(feats: np.ndarray, *, order: int = 2, window: int = 2) -> np.ndarray:
@@ -38,6 +40,7 @@ def add_deltas(feats: np.ndarray, *, order: int = 2, window: int = 2) -> np.ndar
     T, D = feats.shape
     if T == 0:
         return np.zeros((0, D * (order + 1)), dtype=feats.dtype)
+    # BEGIN ASSIGNMENT A1 points=1
     filters = delta_filters(order, window)
     P = order * window                                        # widest half-width
     padded = np.pad(feats.astype(np.float64), ((P, P), (0, 0)), mode="edge")   # replicate edge frames
@@ -47,6 +50,7 @@ def add_deltas(feats: np.ndarray, *, order: int = 2, window: int = 2) -> np.ndar
         acc = np.zeros((T, D))
         for j in range(-h, h + 1):
             if f[j + h] != 0.0:
-                acc += f[j + h] * padded[P + j: P + j + T]    # sum_j f[j] c_{t+j}
+                acc += f[j + h] * padded[P + j: P + j + T]    # sum_j f[j] c_{t+j} [features:deltas]
         out[:, i * D:(i + 1) * D] = acc
+    # END ASSIGNMENT
     return out

@@ -86,18 +86,22 @@ def dct_matrix(num_ceps: int, num_bins: int) -> np.ndarray:
 
     ``D[0, n] = sqrt(1/N)``, ``D[k, n] = sqrt(2/N) cos(pi k (n + 1/2) / N)`` (Kaldi's ``ComputeDctMatrix``).
     """
+    # BEGIN ASSIGNMENT A1 points=2
     N = num_bins
     k = np.arange(num_ceps)[:, None]
     n = np.arange(N)[None, :]
     D = np.sqrt(2.0 / N) * np.cos(np.pi / N * (n + 0.5) * k)           # [features:dct]
     D[0, :] = np.sqrt(1.0 / N)
     return D
+    # END ASSIGNMENT
 
 
 def lifter_coefficients(num_ceps: int, cepstral_lifter: float) -> np.ndarray:
     """Kaldi's ``ComputeLifterCoeffs``: ``1 + (Q/2) sin(pi i / Q)``, ``i = 0..num_ceps-1``."""
+    # BEGIN ASSIGNMENT A1
     i = np.arange(num_ceps)
     return 1.0 + 0.5 * cepstral_lifter * np.sin(np.pi * i / cepstral_lifter)   # [features:lifter]
+    # END ASSIGNMENT
 
 
 # Frames are processed in blocks of this many: the largest temporary of a block, the float64 DFT
@@ -144,12 +148,14 @@ def _frame_prep_numpy(signal: np.ndarray, first: int, shift: int, preemph: float
     n, L = buf.shape[0], window.shape[0]
     view = np.lib.stride_tricks.sliding_window_view
     frames = view(signal[first:], L)[::shift][:n]                      # (n, L) [features:frames-snip]
+    # BEGIN ASSIGNMENT A1 points=2
     x = frames.astype(np.float64)                                      # (n, L)
     if remove_dc:
         x -= x.mean(axis=1, keepdims=True)                             # [features:dc]
     buf[:, 0] = (1.0 - preemph) * x[:, 0]                              # Kaldi: x[0] -= k x[0]
     buf[:, 1:L] = x[:, 1:] - preemph * x[:, :-1]                       # x[n] - k x[n-1] [features:preemph]
     buf[:, :L] *= window                                               # [features:window-povey]
+    # END ASSIGNMENT
 
 
 def _frame_prep(backend: Optional[str]):

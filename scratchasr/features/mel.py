@@ -74,6 +74,7 @@ def _check_band(sr, fmin, fmax):
 
 @lru_cache(maxsize=32)
 def _mel_filterbank_cached(sr, n_fft, n_mels, fmin, fmax, htk, norm, dtype):
+    # BEGIN ASSIGNMENT A1 points=2
     fftfreqs = np.fft.rfftfreq(n_fft, d=1.0 / sr)                     # (K,) bin centre frequencies
     mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin, htk=htk), hz_to_mel(fmax, htk=htk), n_mels + 2), htk=htk)
     fdiff = np.diff(mel_f)                                             # (n_mels + 1,) widths in Hz
@@ -81,8 +82,11 @@ def _mel_filterbank_cached(sr, n_fft, n_mels, fmin, fmax, htk, norm, dtype):
     lower = -ramps[:-2] / fdiff[:-1, None]                             # rising edge, linear in Hz
     upper = ramps[2:] / fdiff[1:, None]                                # falling edge
     weights = np.maximum(0.0, np.minimum(lower, upper)).astype(dtype)  # [features:tri-hz]
+    # END ASSIGNMENT
     if norm == "slaney":
+        # BEGIN ASSIGNMENT A1
         weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]           # [features:slaney-norm]
+        # END ASSIGNMENT
     elif norm is not None:
         length = np.sum(np.abs(weights.astype(np.float64)) ** norm, axis=1) ** (1.0 / norm) \
             if np.isfinite(norm) else np.max(np.abs(weights), axis=1)
@@ -120,6 +124,7 @@ def mel_filterbank(*, sr: float, n_fft: int, n_mels: int = 128, fmin: float = 0.
 
 @lru_cache(maxsize=32)
 def _kaldi_mel_banks_cached(num_bins, padded_len, sample_frequency, low_freq, high_freq):
+    # BEGIN ASSIGNMENT A1 points=2
     K = padded_len // 2 + 1
     fft_bin_width = sample_frequency / padded_len
     mel_low, mel_high = kaldi_mel_scale(low_freq), kaldi_mel_scale(high_freq)
@@ -132,6 +137,7 @@ def _kaldi_mel_banks_cached(num_bins, padded_len, sample_frequency, low_freq, hi
     w = np.where(mel <= center, up, down)                              # [features:tri-mel]
     w = np.where((mel > left) & (mel < right), w, 0.0)
     w[:, K - 1] = 0.0                                                  # Kaldi never uses the Nyquist bin
+    # END ASSIGNMENT
     w.setflags(write=False)
     return w
 

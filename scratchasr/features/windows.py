@@ -28,6 +28,7 @@ def _window_cached(name: str, N: int, periodic: bool) -> np.ndarray:
         w = np.ones(1)
         w.setflags(write=False)
         return w
+    # BEGIN ASSIGNMENT A1 points=2
     M = N if periodic else N - 1          # denominator: periodic (DFT-even) or symmetric
     n = np.arange(N, dtype=np.float64)
     a = 2.0 * np.pi * n / M               # angle 2 pi n / M
@@ -41,6 +42,7 @@ def _window_cached(name: str, N: int, periodic: bool) -> np.ndarray:
         w = (0.5 - 0.5 * np.cos(a)) ** 0.85                   # [features:window-povey]
     else:  # blackman
         w = 0.42 - 0.5 * np.cos(a) + 0.08 * np.cos(2.0 * a)   # [features:window-blackman]
+    # END ASSIGNMENT
     w.setflags(write=False)
     return w
 
@@ -72,9 +74,11 @@ def frame_signal(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarra
 
 def num_frames_kaldi(num_samples: int, frame_length: int, frame_shift: int, snip_edges: bool) -> int:
     """Kaldi's ``NumFrames``: how many frames a signal of ``num_samples`` gives."""
-    if snip_edges:
+    # BEGIN ASSIGNMENT A1
+    if snip_edges:  # whole frames only [features:frames-snip]
         return 0 if num_samples < frame_length else 1 + (num_samples - frame_length) // frame_shift
     return (num_samples + frame_shift // 2) // frame_shift
+    # END ASSIGNMENT
 
 
 def kaldi_frame_source(y: np.ndarray, frame_length: int, frame_shift: int,
@@ -85,6 +89,7 @@ def kaldi_frame_source(y: np.ndarray, frame_length: int, frame_shift: int,
     ``signal`` is ``y`` itself (``snip_edges=True``, or when no frame reaches past an edge) or ``y``
     mirrored at its edges (numpy's "symmetric" pad, Kaldi's ``x[-1] = x[0]``).
     """
+    # BEGIN ASSIGNMENT A1 points=2
     N = y.shape[0]
     n = num_frames_kaldi(N, frame_length, frame_shift, snip_edges)
     if n == 0 or snip_edges:                                    # [features:frames-snip]
@@ -97,6 +102,7 @@ def kaldi_frame_source(y: np.ndarray, frame_length: int, frame_shift: int,
     if pad_left or pad_right:
         yp = np.pad(y, (pad_left, pad_right), mode="symmetric")
     return yp, begin0 + pad_left, n
+    # END ASSIGNMENT
 
 
 def frames_kaldi(y: np.ndarray, frame_length: int, frame_shift: int, snip_edges: bool) -> np.ndarray:

@@ -1,0 +1,45 @@
+"""A1 (features): the build's self-check and one planted bug per graded item (kaldi-native-fbank, librosa and
+scipy terms run when installed, as in the project's venv)."""
+
+import pytest
+
+from scratchasr.assignments import build
+from scratchasr.assignments.planted import Bug, grade_planted, verify_planted
+
+BUGS = [
+    Bug("windows", "features/windows.py", "w = (0.5 - 0.5 * np.cos(a)) ** 0.85",
+        "w = (0.5 - 0.5 * np.cos(a)) ** 0.8", "features:window-povey"),
+    Bug("framing", "features/windows.py", 'yp = np.pad(y, (pad_left, pad_right), mode="symmetric")',
+        'yp = np.pad(y, (pad_left, pad_right), mode="reflect")', "features:frames-snip"),
+    Bug("frame-prep", "features/kaldi.py", "buf[:, 0] = (1.0 - preemph) * x[:, 0]", "buf[:, 0] = x[:, 0]",
+        "features:preemph"),
+    Bug("kaldi-mel", "features/mel.py", "delta = (mel_high - mel_low) / (num_bins + 1)",
+        "delta = (mel_high - mel_low) / num_bins", "features:tri-mel"),
+    Bug("librosa-mel", "features/mel.py", "weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]",
+        "weights *= (1.0 / (mel_f[2:] - mel_f[:-2]))[:, None]", "features:slaney-norm", "constant factor"),
+    Bug("dct-lifter", "features/kaldi.py", "D[0, :] = np.sqrt(1.0 / N)", "D[0, :] = np.sqrt(2.0 / N)",
+        "features:dct"),
+    Bug("deltas", "features/deltas.py", 'mode="edge")', 'mode="constant")', "features:deltas", "delta edges"),
+    Bug("cmvn", "features/cmvn.py", "var = ((x - mean) ** 2).mean(axis=0)", "var = x.var(axis=0, ddof=1)",
+        "features:cmvn"),
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("a1") / "build"
+    summary = build("A1", out, seed=5, isolation="batch")
+    return out, summary
+
+
+def test_build_self_check(built):
+    out, summary = built
+    assert summary["solution"] == summary["max"] == 15.0 and summary["stub"] == 0.0
+    stub = (out / "student" / "scratchasr" / "kernels" / "fbank.py").read_text()
+    assert "_frame_prep_numpy" in stub and "njit" not in stub
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=[b.item for b in BUGS])
+def test_planted_bug(built, bug):
+    out, _ = built
+    verify_planted(grade_planted("A1", out / "autograder", bug), bug)
