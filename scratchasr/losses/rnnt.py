@@ -41,6 +41,7 @@ def _rnnt_forward_numpy(logits, targets, logit_lengths, target_lengths, blank, r
     for b in range(B):
         Tb, Ub = int(logit_lengths[b]), int(target_lengths[b])
         y = targets[b, :Ub]  # (Ub,)
+        # BEGIN ASSIGNMENT A5 points=2
         for t in range(Tb):  # one frame at a time: scratch is (Ub+1, V), never (T, U+1, V)
             x = logits[b, t, :Ub + 1]  # (Ub+1, V)
             m = x.max(axis=1)  # (Ub+1,)
@@ -50,6 +51,8 @@ def _rnnt_forward_numpy(logits, targets, logit_lengths, target_lengths, blank, r
             log_Z[b, t, :Ub + 1] = lz
             log_blank[b, t, :Ub + 1] = x[:, blank] - lz  # log blank(t, u)
             log_emit[b, t, :Ub] = x[np.arange(Ub), y] - lz[:Ub]  # log y(t, u) = log P(y_{u+1} | t, u)
+        # END ASSIGNMENT
+        # BEGIN ASSIGNMENT A5 points=3
         la, lb, le = log_alpha[b], log_blank[b], log_emit[b]  # (T, U+1) views
         la[0, 0] = 0.0
         for n in range(1, Tb + Ub):  # [rnnt:alpha-rec] on the anti-diagonal t + u = n
@@ -62,6 +65,8 @@ def _rnnt_forward_numpy(logits, targets, logit_lengths, target_lengths, blank, r
             from_label[k] = la[t[k], u[k] - 1] + le[t[k], u[k] - 1]
             la[t, u] = np.logaddexp(from_blank, from_label)
         log_like[b, 0] = la[Tb - 1, Ub] + lb[Tb - 1, Ub]  # [rnnt:loglik]
+        # END ASSIGNMENT
+        # BEGIN ASSIGNMENT A5 points=2
         lbeta = log_beta[b]
         lbeta[Tb - 1, Ub] = lb[Tb - 1, Ub]
         for n in range(Tb + Ub - 2, -1, -1):  # [rnnt:beta-rec]
@@ -74,6 +79,7 @@ def _rnnt_forward_numpy(logits, targets, logit_lengths, target_lengths, blank, r
             to_label[k] = lbeta[t[k], u[k] + 1] + le[t[k], u[k]]
             lbeta[t, u] = np.logaddexp(to_blank, to_label)
         log_like[b, 1] = lbeta[0, 0]
+        # END ASSIGNMENT
 
 
 def _rnnt_backward_numpy(logits, targets, logit_lengths, target_lengths, blank, row_max, log_Z, log_blank,
@@ -87,6 +93,7 @@ def _rnnt_backward_numpy(logits, targets, logit_lengths, target_lengths, blank, 
         if scale[b] == 0.0 or ll == NEG_INF:
             continue
         y = targets[b, :Ub]
+        # BEGIN ASSIGNMENT A5 points=5
         for t in range(Tb):
             la = log_alpha[b, t, :Ub + 1]  # (Ub+1,)
             occ = np.exp(la + log_beta[b, t, :Ub + 1] - ll)  # (Ub+1,) node occupancy
@@ -107,6 +114,7 @@ def _rnnt_backward_numpy(logits, targets, logit_lengths, target_lengths, blank, 
                 np.clip(g, -clamp, clamp, out=g)  # [rnnt:clamp]
             g *= scale[b]  # in place: the scratch stays one (Ub+1, V) block per frame
             dlogits[b, t, :Ub + 1] = g
+        # END ASSIGNMENT
 
 
 # One cache per call of rnnt_loss. Only O(B T U) arrays are added to the caller's logits.
