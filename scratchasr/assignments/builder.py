@@ -122,7 +122,7 @@ def copy_package(a: Assignment, dest: Path, *, blank: Optional[str]) -> None:
         if blank is not None and a.force_numpy and rel.as_posix() == "_backend.py":
             text += FORCE_NUMPY.format(aid=a.id)
         out.write_text(text)
-    undeclared = sorted(found - set(a.files) - {f"assignments/specs/{a.slug}.py"})
+    undeclared = sorted(found - set(a.files) - set(a.withheld) - {f"assignments/specs/{a.slug}.py"})
     if undeclared:
         raise BuildError(f"{a.id}: regions in files not listed in Assignment.files: {undeclared}")
     missing = sorted(set(a.files) - found)

@@ -89,6 +89,8 @@ class Context:
             yield
             return
         saved = []
+        for path in paths:  # import first: the module list below must include them
+            self.module(path.rpartition(".")[0], solution=True)
         mods = [m for name, m in list(sys.modules.items())
                 if m is not None and (name == self.sol.__name__ or name.startswith(self.sol.__name__ + "."))]
 
@@ -113,6 +115,24 @@ class Context:
             for m, attr, orig in saved:
                 setattr(m, attr, orig)
             clear()
+
+    @contextlib.contextmanager
+    def solution_inside(self, *paths: str):
+        """Inside the block, the submission's module globals ``paths`` (``"ops.lstm._cell_forward_numpy"``)
+        are the solution's: the student's sequence loop is graded with the solution's cell, so a wrong
+        cell costs points on the cell item only. A no-op without the solution (a student copy)."""
+        saved = []
+        try:
+            if self.sol is not None:
+                for path in paths:
+                    mod, _, attr = path.rpartition(".")
+                    m = self.module(mod)
+                    saved.append((m, attr, getattr(m, attr)))
+                    setattr(m, attr, getattr(self.module(mod, solution=True), attr))
+            yield
+        finally:
+            for m, attr, orig in saved:
+                setattr(m, attr, orig)
 
     def skip(self, why: str):
         raise TermSkipped(why)

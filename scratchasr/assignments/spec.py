@@ -59,6 +59,7 @@ class Assignment:
     fixtures: Optional[Callable] = None  # fixtures(out_dir: Path) writes small data files for the student
     training: str = ""  # the final training run, shown by `assignment check`
     extras: Sequence[str] = ()  # repository files shipped as they are (a recipe config)
+    withheld: Sequence[str] = ()  # files with regions blanked for the student but not submitted (references)
 
     @property
     def points(self) -> float:

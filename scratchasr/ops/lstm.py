@@ -46,6 +46,7 @@ def _cell_forward_numpy(t, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
     H = h_prev.shape[1]
     m = valid.astype(bool)[:, None]  # (B, 1)
     t = np.where(m, t, 0)  # padded rows are never read (NaN-safe)
+    # BEGIN ASSIGNMENT A2 points=3
     gi = 0.5 + 0.5 * t[:, :H]  # [lstm:gates]
     gf = 0.5 + 0.5 * t[:, H:2 * H]
     gg = t[:, 2 * H:3 * H]
@@ -58,6 +59,7 @@ def _cell_forward_numpy(t, h_prev, c_prev, valid, gates, h, c, tanh_c, y):
     h[...] = np.where(m, hh, h_prev)
     tanh_c[...] = np.where(m, tc, 0)
     y[...] = np.where(m, hh, 0)
+    # END ASSIGNMENT
 
 
 def _cell_backward_numpy(dy, dh_next, dc_next, gates, c_prev, tanh_c, valid, da, dc_prev, dh_pass):
@@ -65,6 +67,7 @@ def _cell_backward_numpy(dy, dh_next, dc_next, gates, c_prev, tanh_c, valid, da,
     H = dy.shape[1]
     m = valid.astype(bool)[:, None]
     gi, gf, gg, go = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    # BEGIN ASSIGNMENT A2 points=3
     dh = np.where(m, dy, 0) + dh_next  # dy at padded rows is ignored: their output is a constant 0
     dct = dc_next + dh * go * (1 - tanh_c * tanh_c)  # [lstm:dcell]
     da_all = np.concatenate([dct * gg * gi * (1 - gi),  # [lstm:dgates] da_i
@@ -74,6 +77,7 @@ def _cell_backward_numpy(dy, dh_next, dc_next, gates, c_prev, tanh_c, valid, da,
     da[...] = np.where(m, da_all, 0)
     dc_prev[...] = np.where(m, dct * gf, dc_next)  # [lstm:dmask]
     dh_pass[...] = np.where(m, 0, dh_next)
+    # END ASSIGNMENT
 
 
 def _cell_forward(backend: str):
@@ -164,14 +168,16 @@ def _sequence_forward_numpy(xproj, bias, W, h0, c0, valid, reverse, hprev, cprev
     step, which is the per-sequence reversal [lstm:reverse]."""
     B, T = valid.shape
     h, c = h0.copy(), c0.copy()
+    # BEGIN ASSIGNMENT A2 points=2
     for step in range(T):
-        t = T - 1 - step if reverse else step
+        t = T - 1 - step if reverse else step  # [lstm:reverse]
         hprev[:, t], cprev[:, t] = h, c
         st = np.tanh(xproj[:, t] + bias + h @ W.T)  # (B, 4H) tanh(s * a_t) [lstm:preact] [lstm:gates]
         h, c = np.empty_like(h), np.empty_like(c)
         _cell_forward_numpy(st, hprev[:, t], cprev[:, t], valid[:, t], gates[:, t], h, c, tanh_c[:, t],
                             y[:, t])
     h_n[...], c_n[...] = h, c
+    # END ASSIGNMENT
 
 
 def _sequence_backward_numpy(dy, dh_n, dc_n, W_T, gates, cprev, tanh_c, valid, reverse, da, dh0, dc0):
@@ -179,6 +185,7 @@ def _sequence_backward_numpy(dy, dh_n, dc_n, W_T, gates, cprev, tanh_c, valid, r
     B, T = valid.shape
     dh, dc = dh_n.copy(), dc_n.copy()
     dc_prev, dh_pass = np.empty_like(dc), np.empty_like(dh)
+    # BEGIN ASSIGNMENT A2 points=2
     for step in range(T):
         t = step if reverse else T - 1 - step
         _cell_backward_numpy(dy[:, t], dh, dc, gates[:, t], cprev[:, t], tanh_c[:, t], valid[:, t], da[:, t],
@@ -186,6 +193,7 @@ def _sequence_backward_numpy(dy, dh_n, dc_n, W_T, gates, cprev, tanh_c, valid, r
         dh = da[:, t] @ W_T.T + dh_pass  # (B, H) [lstm:dhprev]
         dc, dc_prev = dc_prev, dc
     dh0[...], dc0[...] = dh, dc
+    # END ASSIGNMENT
 
 
 def _sequence_forward(backend: str):
@@ -277,9 +285,11 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
     dh0, dc0 = np.empty((B, H), dtype), np.empty((B, H), dtype)
     _sequence_backward(cache.backend)(dh, dh_n, dc_n, np.ascontiguousarray(cache.W_hh.T), cache.gates,
                                       cache.cprev, cache.tanh_c, cache.valid, cache.reverse, da, dh0, dc0)
+    # BEGIN ASSIGNMENT A2 points=2
     da2 = da.reshape(B * T, 4 * H)
     dW_ih = da2.T @ cache.x.reshape(B * T, D)  # [lstm:dweights] one GEMM over all steps
     dW_hh = da2.T @ cache.hprev.reshape(B * T, H)
     db = da2.sum(0)
     dx = (da2 @ cache.W_ih).reshape(B, T, D)  # [lstm:dinput] zero where da = 0 (padding)
     return dx, dh0, dc0, dW_ih, dW_hh, db
+    # END ASSIGNMENT

@@ -113,6 +113,7 @@ def lstm_naive(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: np.
     c = f c + i g; [lstm:hidden] h = o tanh(c); [lstm:mask] steps past the length are not run (y = 0, the
     state after the last valid step is returned); [lstm:reverse] the reverse direction starts at each
     sequence's last valid frame."""
+    # BEGIN ASSIGNMENT A2
     B, T, _ = x.shape
     H = h0.shape[1]
     y = np.zeros((B, T, H))
@@ -130,6 +131,7 @@ def lstm_naive(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: np.
             y[n, t] = h
         hn[n], cn[n] = h, c                                          # [lstm:mask]
     return y, hn, cn
+    # END ASSIGNMENT
 
 
 # ------------------------------------------------------------------------------------------- attention
