@@ -223,6 +223,10 @@ def _cmd_decode(args) -> int:
         return 130
     print(f"{r['split']}: {r['utterances']} utterances, {r['ref_tokens']} reference tokens: {r['metric']} "
           f"{100 * r['rate']:.2f}% (S {r['substitutions']}, D {r['deletions']}, I {r['insertions']})")
+    w = r.get("wer")
+    if w:                                   # a character model: its words too
+        print(f"{r['split']}: {w['ref_tokens']} reference words: WER {100 * w['rate']:.2f}% "
+              f"(S {w['substitutions']}, D {w['deletions']}, I {w['insertions']})")
     if args.out:
         print(f"wrote {args.out}/hyp.text and {args.out}/align.txt")
     return 0
@@ -247,14 +251,15 @@ def _add_transcribe(sub) -> None:
 
 
 def _cmd_transcribe(args) -> int:
-    from .inference import transcribe
+    from .inference import transcribe_texts
 
     if args.stream:
         return _cmd_transcribe_stream(args)
     try:
-        hyps = transcribe(args.checkpoint, args.audio, beam_size=args.beam, resample=not args.no_resample)
-        for path, toks in zip(args.audio, hyps):
-            print(f"{path}\t{' '.join(toks)}")
+        texts = transcribe_texts(args.checkpoint, args.audio, beam_size=args.beam,
+                                 resample=not args.no_resample)
+        for path, text in zip(args.audio, texts):
+            print(f"{path}\t{text}")
     except USER_ERRORS as e:
         return _fail("transcribe", e)
     except KeyboardInterrupt:
@@ -263,6 +268,7 @@ def _cmd_transcribe(args) -> int:
 
 
 def _cmd_transcribe_stream(args) -> int:
+    from .data.corpus import tokens_to_text
     from .features.audio import load_audio
     from .inference import load
     from .streaming import stream_transcribe
@@ -275,10 +281,11 @@ def _cmd_transcribe_stream(args) -> int:
                 raise ValueError(f"{path}: sample rate {sr} Hz, the model expects {frontend.sample_rate} Hz")
 
             def show(ids, path=path):
-                print(f"{path}\t(partial) {' '.join(model.vocabulary.decode(ids))}", flush=True)
+                print(f"{path}\t(partial) {tokens_to_text(model.vocabulary.decode(ids), model.units)}",
+                      flush=True)
 
             ids = stream_transcribe(model, frontend, y, sr, chunk_ms=args.chunk_ms, on_partial=show)
-            print(f"{path}\t{' '.join(model.vocabulary.decode(ids))}", flush=True)
+            print(f"{path}\t{tokens_to_text(model.vocabulary.decode(ids), model.units)}", flush=True)
     except USER_ERRORS as e:
         return _fail("transcribe", e)
     except KeyboardInterrupt:

@@ -20,12 +20,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import models
-from .data.corpus import Vocabulary, read_split, scoring_tokens
+from .data.corpus import Vocabulary, read_split, scoring_tokens, text_scoring_tokens, tokens_to_text
 from .frontend import Frontend
 from .io import load_checkpoint
 from .metrics import align, error_rate, format_alignment
 
-__all__ = ["load", "load_lm", "transcribe", "evaluate", "check_meta", "MAX_BEAM", "META_KEYS"]
+__all__ = ["load", "load_lm", "transcribe", "transcribe_texts", "evaluate", "check_meta", "MAX_BEAM",
+           "META_KEYS"]
 
 # --beam / beam_size: at most MAX_BEAM hypotheses (a CTC prefix beam of 256 over 62 phones decodes a TIMIT
 # utterance in about a second; 100000 ran for minutes on one file and never helps)
@@ -117,16 +118,29 @@ def _beam(beam_size) -> int:
 
 def transcribe(checkpoint, paths: Sequence[str], *, beam_size: int = 1,
                resample: bool = True) -> List[List[str]]:
-    """The tokens recognised in each audio file (the model's units: phones, words or characters).
+    """The tokens recognised in each audio file (the model's units: phones, words or characters; the text
+    they say: ``scratchasr.data.corpus.tokens_to_text(tokens, model.units)``, as the CLI prints it).
 
     Audio at another sample rate than the model's is resampled to it (a notice per file on stderr), or
     refused with ``resample=False``."""
+    model, hyps = _transcribe(checkpoint, paths, beam_size, resample)
+    return [model.vocabulary.decode(h) for h in hyps]
+
+
+def _transcribe(checkpoint, paths, beam_size, resample):
     from .trainer import decode_features
     beam_size = _beam(beam_size)
     model, frontend = load(checkpoint)
     feats = [frontend.from_file(str(p), resample=resample) for p in paths]
-    hyps = decode_features(model, feats, beam=beam_size, batch_size=1)
-    return [model.vocabulary.decode(h) for h in hyps]
+    return model, decode_features(model, feats, beam=beam_size, batch_size=1)
+
+
+def transcribe_texts(checkpoint, paths: Sequence[str], *, beam_size: int = 1,
+                     resample: bool = True) -> List[str]:
+    """What each audio file says, as text: a character model's letters joined into words (``|`` -> space),
+    words or phones joined by spaces (``scratchasr transcribe`` prints these)."""
+    model, hyps = _transcribe(checkpoint, paths, beam_size, resample)
+    return [tokens_to_text(model.vocabulary.decode(h), model.units) for h in hyps]
 
 
 def load_lm(checkpoint, vocabulary: Vocabulary, *, name: str = "lm"):
@@ -182,17 +196,26 @@ def evaluate(checkpoint, data, split: Optional[str] = "core_test", *, beam_size:
         hyps_ids = decode_features(model, feats, beam=beam_size, batch_size=batch_size, progress=progress,
                                    lm=fusion_lm, lm_weight=lm_weight, method=method, options=decode_options)
     hyps = [model.vocabulary.decode(h) for h in hyps_ids]
-    refs = [scoring_tokens(u.tokens, model.scoring) for u in utts]
-    scored = [scoring_tokens(h, model.scoring) for h in hyps]
+    wer = None
+    if model.units == "chars":             # CER without word boundaries (sclite -c) and WER, data/corpus.py
+        ref_cw = [text_scoring_tokens(u.tokens, "chars") for u in utts]
+        hyp_cw = [text_scoring_tokens(h, "chars") for h in hyps]
+        refs, scored = [c for c, _ in ref_cw], [c for c, _ in hyp_cw]
+        w = error_rate([wd for _, wd in ref_cw], [wd for _, wd in hyp_cw])
+        wer = dict(metric="WER", rate=w.rate, errors=w.errors, ref_tokens=w.ref_tokens,
+                   substitutions=w.substitutions, deletions=w.deletions, insertions=w.insertions)
+    else:
+        refs = [scoring_tokens(u.tokens, model.scoring) for u in utts]
+        scored = [scoring_tokens(h, model.scoring) for h in hyps]
     er = error_rate(refs, scored)
     if out is not None:
         d = Path(out)
-        (d / "hyp.text").write_text("".join(f"{u.id} {' '.join(h)}\n".replace(" \n", "\n")
+        (d / "hyp.text").write_text("".join(f"{u.id} {tokens_to_text(h, model.units)}\n".replace(" \n", "\n")
                                             for u, h in zip(utts, hyps)))
         (d / "align.txt").write_text("\n".join(format_alignment(align(r, h), utt_id=u.id)
                                                for u, r, h in zip(utts, refs, scored)))
     unit = {"timit39": "PER"}.get(model.scoring, {"words": "WER", "chars": "CER"}.get(model.units, "TER"))
     return dict(split=split, utterances=len(utts), metric=unit, rate=er.rate, per=er.rate, errors=er.errors,
                 ref_tokens=er.ref_tokens, substitutions=er.substitutions, deletions=er.deletions,
-                insertions=er.insertions,
+                insertions=er.insertions, wer=wer,
                 examples=[(u.id, " ".join(r), " ".join(h)) for u, r, h in list(zip(utts, refs, scored))[:3]])

@@ -264,6 +264,7 @@ def test_unexpected_errors_keep_their_traceback(tmp_path, monkeypatch):
             raise exc
         monkeypatch.setattr(trainer, "train", boom)
         monkeypatch.setattr(inference, "transcribe", boom)
+        monkeypatch.setattr(inference, "transcribe_texts", boom)      # what the CLI calls
         with pytest.raises(type(exc), match="a bug"):
             main(["train", cfg])
         with pytest.raises(type(exc), match="a bug"):

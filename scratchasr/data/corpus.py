@@ -13,6 +13,20 @@ Two on-disk layouts are read:
 The vocabulary maps tokens to ids ``1 .. V-1``; id 0 is the blank / sentence boundary of every model.
 Scoring folds the 61 TIMIT phones to 39 (Lee & Hon) when the vocabulary is TIMIT's; other tokens are
 scored as they are.
+
+Text normalisation (words and chars, :func:`normalise_text`): lower case; every character other than
+``a-z``, the apostrophe and space becomes a space (so "Mr. Smith's dog-house" -> ``mr smith's dog house``);
+apostrophes at the start or end of a word are stripped; runs of spaces become one. Characters come
+from the prompt of TIMIT's ``.TXT`` (the reader drops its two leading sample numbers) or the Kaldi
+``text``; words from ``.WRD`` (else the prompt), normalised the same way. A character model's tokens
+are the letters and apostrophes of that text with ``|`` (:data:`WORD_BOUNDARY`) for each space.
+
+Scoring text (:func:`text_scoring_tokens`), identical for references and hypotheses: the tokens are
+joined into text (``|`` -> space), the text is normalised again (a hypothesis may start, end or repeat
+``|``: that is not an error) and split two ways: words for the WER, and characters without the spaces
+for the CER, as NIST sclite's ``-c`` character mode counts them (it splits words into characters and
+drops the word boundaries). :func:`tokens_to_text` gives the text that ``scratchasr transcribe`` prints
+and ``decode --out`` writes.
 """
 
 from __future__ import annotations
@@ -20,14 +34,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
 from .phones import PHONES_61, fold_phones
 
 __all__ = ["CorpusUtterance", "Vocabulary", "read_split", "is_kaldi_dir", "normalise_text",
-           "build_vocabulary", "scoring_tokens", "spread_subset", "UNITS", "WORD_BOUNDARY"]
+           "build_vocabulary", "scoring_tokens", "spread_subset", "UNITS", "WORD_BOUNDARY", "tokens_to_text",
+           "text_scoring_tokens"]
 
 UNITS = ("phones", "words", "chars")
 WORD_BOUNDARY = "|"
@@ -146,3 +161,23 @@ def scoring_tokens(tokens: Sequence[str], scoring: str) -> List[str]:
     if scoring == "tokens":
         return list(tokens)
     raise ValueError(f"scoring: expected 'timit39' or 'tokens', got {scoring!r}")
+
+
+def tokens_to_text(tokens: Sequence[str], units: str) -> str:
+    """What a model's tokens say: characters joined (``|`` -> space, then normalised), words and phones
+    joined by spaces."""
+    if units not in UNITS:
+        raise ValueError(f"units: expected one of {list(UNITS)}, got {units!r}")
+    if units == "chars":
+        return normalise_text("".join(tokens).replace(WORD_BOUNDARY, " "))
+    return " ".join(tokens)
+
+
+def text_scoring_tokens(tokens: Sequence[str], units: str) -> Tuple[List[str], List[str]]:
+    """``(characters, words)`` of a word or character token sequence as scored: CER over the characters
+    (no word boundary: sclite ``-c``), WER over the words; the same function for references and
+    hypotheses (module docstring)."""
+    if units not in ("words", "chars"):
+        raise ValueError(f"units: expected 'words' or 'chars', got {units!r}")
+    text = normalise_text(tokens_to_text(tokens, units) if units == "chars" else " ".join(tokens))
+    return list(text.replace(" ", "")), text.split()
