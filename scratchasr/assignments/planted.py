@@ -8,7 +8,10 @@ feedback names ``Bug.tag`` (and ``Bug.hint`` when given). tests/assignments/ hol
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,3 +58,19 @@ def verify_planted(res: GradeResult, bug: Bug) -> None:
     assert f"[{bug.tag}]" in out, f"feedback of {bug.item} does not name [{bug.tag}]:\n{out}"
     if bug.hint is not None:
         assert bug.hint in out, f"feedback of {bug.item} has no hint containing {bug.hint!r}:\n{out}"
+
+
+def run_student_tests(aid: str, out, work, *, complete: bool) -> subprocess.CompletedProcess:
+    """Copy ``out/student`` to ``work``, optionally fill it in with the solution's files (``complete``), and
+    run its own tests (public checks + equation tags) with the copy as the installed package."""
+    from .spec import get
+
+    a = get(aid)
+    out, work = Path(out), Path(work)
+    shutil.copytree(out / "student", work, ignore=shutil.ignore_patterns("__pycache__"))
+    if complete:
+        for rel in list(a.files) + list(a.withheld):
+            shutil.copyfile(out / "autograder" / "solution" / "scratchasr" / rel, work / "scratchasr" / rel)
+    env = dict(os.environ, PYTHONPATH=str(work), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=work,
+                          env=env, capture_output=True, text=True, timeout=900)

@@ -4,7 +4,7 @@ scipy terms run when installed, as in the project's venv)."""
 import pytest
 
 from scratchasr.assignments import build
-from scratchasr.assignments.planted import Bug, grade_planted, verify_planted
+from scratchasr.assignments.planted import Bug, grade_planted, run_student_tests, verify_planted
 
 BUGS = [
     Bug("windows", "features/windows.py", "w = (0.5 - 0.5 * np.cos(a)) ** 0.85",
@@ -43,3 +43,14 @@ def test_build_self_check(built):
 def test_planted_bug(built, bug):
     out, _ = built
     verify_planted(grade_planted("A1", out / "autograder", bug), bug)
+
+
+def test_student_copy_runs_its_own_tests(built, tmp_path):
+    """The handed-out copy, installed as the package: its public checks fail on the stub (the tag test
+    passes), and pass once the student's files are right."""
+    out, _ = built
+    stub = run_student_tests("A1", out, tmp_path / "stub", complete=False)
+    assert stub.returncode != 0 and "8 failed" in stub.stdout and "test_equation_tags" not in stub.stdout, \
+        stub.stdout[-3000:]
+    done = run_student_tests("A1", out, tmp_path / "done", complete=True)
+    assert done.returncode == 0, done.stdout[-3000:]
