@@ -358,7 +358,8 @@ def telephone(y: np.ndarray, sample_rate: int = 16000, *, low: float = 300.0, hi
     if pr > sr:
         raise ValueError(f"phone_rate: expected at most sample_rate {sr}, got {pr}")
     h = bandpass_fir(low, min(high, pr / 2), sr)
-    z = np.convolve(y.astype(np.float64), h, mode="same")               # centred: zero phase
+    half = (h.shape[0] - 1) // 2
+    z = np.convolve(y.astype(np.float64), h)[half:half + y.shape[0]]    # centred: zero phase
     z = _resample(z, sr, pr)
     if codec:
         z = mulaw(z)

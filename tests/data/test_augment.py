@@ -256,3 +256,16 @@ def test_bad_inputs_name_the_argument():
         A.augment_waveform(y, 16000, np.random.default_rng(0), A.AugmentOptions(babble=1.0))
     with pytest.raises(ValueError, match=r"^h:"):
         A.measure_rt60(np.zeros(100), 16000)
+
+
+@pytest.mark.parametrize("n", [50, 3000])
+def test_every_effect_keeps_length_dtype_and_input(n):
+    y = _speechlike(n)
+    y0 = y.copy()
+    everything = A.AugmentOptions(gain=1.0, reverb=1.0, noise=1.0, babble=1.0, telephone=1.0, mulaw=1.0,
+                                  rir_max_seconds=0.1)
+    out, applied = A.augment_waveform(y, 16000, np.random.default_rng(0), everything,
+                                      talkers=lambda k, g: [_speechlike(700, s) for s in range(k)])
+    assert [a.effect for a in applied] == list(A.AugmentOptions.EFFECTS)
+    assert out.shape == y.shape and out.dtype == y.dtype and np.all(np.isfinite(out))
+    np.testing.assert_array_equal(y, y0)
