@@ -19,7 +19,10 @@ import math
 
 import numpy as np
 
-from ._njit import njit
+from numba import types
+from numba.extending import overload
+
+from ._njit import FASTMATH, njit
 
 
 @njit(error_model="numpy")
@@ -144,6 +147,47 @@ def _tanh(x):
     return math.copysign(-e / (2.0 + e), x)
 
 
+_F32 = np.float32
+_LN2_HI32 = _F32(0.693145751953125)  # the float32 split: k * _LN2_HI32 exact for |k| < 2^8
+_LN2_LO32 = _F32(1.428606765330187045e-06)
+
+
+@njit(inline="always", error_model="numpy")
+def _tanh32(x):
+    """``_tanh`` for float32 in float32 arithmetic (twice the SIMD lanes): Taylor to r^7 (error < 2e-8
+    relative), 2|x| capped at 20 (tanh = 1 in float32 beyond 9.01); within 3 ulp of the exact tanh."""
+    z = _F32(2) * abs(x)
+    z = _F32(20) if z > _F32(20) else z  # a NaN stays NaN
+    k = np.floor(z * _F32(_INV_LN2) + _F32(0.5))
+    u = (k * _LN2_HI32 - z) + k * _LN2_LO32  # -r
+    p = _F32(1 / 5040)  # expm1(u) by Horner from 1/7!, |u| <= 0.35
+    p = _F32(1 / 720) + u * p
+    p = _F32(1 / 120) + u * p
+    p = _F32(1 / 24) + u * p
+    p = _F32(1 / 6) + u * p
+    p = _F32(0.5) + u * p
+    p = u * (_F32(1) + u * p)
+    ki = int(k) if k < _F32(64) else 0  # 0 .. 29
+    f = (_F32(0.5) if ki & 1 else _F32(1)) * (_F32(0.25) if ki & 2 else _F32(1))
+    f *= (_F32(0.0625) if ki & 4 else _F32(1)) * (_F32(2.0 ** -8) if ki & 8 else _F32(1))
+    f *= _F32(2.0 ** -16) if ki & 16 else _F32(1)
+    e = f * p + (f - _F32(1))  # expm1(-2|x|)
+    return math.copysign(-e / (_F32(2) + e), x)
+
+
+def _tanh_like(x):
+    """tanh in the precision of ``x``: ``_tanh32`` for float32, ``_tanh`` otherwise (resolved when a
+    kernel is compiled, through the overload below; this body runs only with NUMBA_DISABLE_JIT)."""
+    return _tanh32(x) if isinstance(x, np.float32) else _tanh(x)
+
+
+@overload(_tanh_like, jit_options=dict(error_model="numpy", fastmath=set(FASTMATH)))
+def _tanh_like_overload(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: _tanh32(x)
+    return lambda x: _tanh(x)
+
+
 @njit(error_model="numpy")
 def matmul_bt_kernel(X, M, out):
     """out (B, N) = X (B, K) @ M (N, K)^T, both C-contiguous. Twin: ``np.matmul(X, M.T, out=out)``.
@@ -210,15 +254,17 @@ def lstm_sequence_forward_kernel(xproj, bias, W, h0, c0, valid, reverse, hprev, 
                                  h_n, c_n):
     """A whole LSTM direction in one call. Twin: ``scratchasr.ops.lstm._sequence_forward_numpy``.
 
-    xproj (B, T, 4H) = s * (x W_ih^T) (padded steps never read), bias (4H,) = s * b, W (4H, H) = s * W_hh
-    (C-contiguous), s = 1/2 on the sigmoid blocks and 1 on g [lstm:gates]; h0, c0 (B, H); valid (B, T)
-    uint8; reverse: steps run t = T-1 .. 0 (padding at the end then carries h0, c0 until each
-    sequence's last valid step, which is the per-sequence reversal [lstm:reverse]). Fills, per step t
-    in input order: hprev, cprev (B, T, H) the state entering it, gates (B, T, 4H) activated i, f, g, o
-    (0 at padding), tanh_c (B, T, H) (0 at padding), y (B, T, H) the output (0 at padding); h_n, c_n
-    (B, H) the final states. [lstm:preact] [lstm:cell] [lstm:hidden] [lstm:mask]
+    Time-major work arrays (one step's rows are contiguous and consecutive steps adjacent, which the
+    hardware prefetcher follows; batch-first (B, T, .) arrays would put every row on its own page).
+    xproj (T, B, 4H) = s * (x W_ih^T) (padded steps never read), bias (4H,) = s * b, W (4H, H) =
+    s * W_hh (C-contiguous), s = 1/2 on the sigmoid blocks and 1 on g [lstm:gates]; h0, c0 (B, H);
+    valid (B, T) uint8; reverse: steps run t = T-1 .. 0 (padding at the end then carries h0, c0 until
+    each sequence's last valid step, which is the per-sequence reversal [lstm:reverse]). Fills, per
+    step t in input order: hprev, cprev (T, B, H) the state entering it, gates (T, B, 4H) activated
+    i, f, g, o (0 at padding), tanh_c (T, B, H) (0 at padding); y (B, T, H) the output (0 at padding);
+    h_n, c_n (B, H) the final states. [lstm:preact] [lstm:cell] [lstm:hidden] [lstm:mask]
     """
-    B, T, H4 = xproj.shape
+    T, B, H4 = xproj.shape
     H = H4 // 4
     h = np.empty((B, H), W.dtype)  # the carried state, contiguous for the GEMM
     c = np.empty((B, H), W.dtype)
@@ -227,16 +273,15 @@ def lstm_sequence_forward_kernel(xproj, bias, W, h0, c0, valid, reverse, hprev, 
     rec = np.empty((B, H4), W.dtype)
     for step in range(T):
         t = T - 1 - step if reverse else step
+        hprev[t] = h
+        cprev[t] = c
         matmul_bt_kernel(h, W, rec)  # (B, 4H) = s * h_{t-1} W_hh^T [lstm:preact]
         for b in range(B):
-            hp, cp = hprev[b, t], cprev[b, t]
-            hp[:] = h[b]
-            cp[:] = c[b]
-            g, tc, yb = gates[b, t], tanh_c[b, t], y[b, t]
+            g, tc, yb = gates[t, b], tanh_c[t, b], y[b, t]
             if valid[b, t]:  # three sweeps with few arrays each, so that LLVM vectorises them
-                xp, rb, hb, cb = xproj[b, t], rec[b], h[b], c[b]
+                xp, rb, hb, cb = xproj[t, b], rec[b], h[b], c[b]
                 for j in range(H4):
-                    g[j] = _tanh(xp[j] + bias[j] + rb[j])  # tanh(s * a) [lstm:gates]
+                    g[j] = _tanh_like(xp[j] + bias[j] + rb[j])  # tanh(s * a) [lstm:gates]
                 for j in range(H):
                     gi = 0.5 + 0.5 * g[j]  # sigmoid(x) = (1 + tanh(x / 2)) / 2
                     gf = 0.5 + 0.5 * g[H + j]
@@ -244,9 +289,10 @@ def lstm_sequence_forward_kernel(xproj, bias, W, h0, c0, valid, reverse, hprev, 
                     cb[j] = gf * cb[j] + gi * g[2 * H + j]  # [lstm:cell]
                     g[j], g[H + j], g[3 * H + j] = gi, gf, go
                 for j in range(H):
-                    tc[j] = _tanh(cb[j])
+                    tc[j] = _tanh_like(cb[j])
                     hb[j] = g[3 * H + j] * tc[j]  # [lstm:hidden]
-                yb[:] = hb
+                for j in range(H):
+                    yb[j] = hb[j]
             else:  # [lstm:mask] the state is carried unchanged
                 g[:] = 0.0
                 tc[:] = 0.0
@@ -260,24 +306,24 @@ def lstm_sequence_backward_kernel(dy, dh_n, dc_n, W_T, gates, cprev, tanh_c, val
     """Backward through time of one direction. Twin: ``scratchasr.ops.lstm._sequence_backward_numpy``.
 
     dy (B, T, H) gradient of the outputs (read only at valid steps), dh_n, dc_n (B, H) of the final
-    states, W_T (H, 4H) = W_hh^T C-contiguous, gates, cprev, tanh_c, valid from the forward; steps run
-    in the opposite order of the forward's. Fills da (B, T, 4H) (0 at padding) [lstm:dgates],
-    dh0, dc0 (B, H). [lstm:dcell] [lstm:dhprev] [lstm:dmask]
+    states, W_T (H, 4H) = W_hh^T C-contiguous, gates (T, B, 4H), cprev, tanh_c (T, B, H), valid (B, T)
+    from the forward; steps run in the opposite order of the forward's. Fills da (T, B, 4H) (0 at
+    padding) [lstm:dgates], dh0, dc0 (B, H). [lstm:dcell] [lstm:dhprev] [lstm:dmask]
     """
-    B, T, H4 = gates.shape
+    T, B, H4 = gates.shape
     H = H4 // 4
     dh = np.empty((B, H), W_T.dtype)  # carried gradients
     dc = np.empty((B, H), W_T.dtype)
     dh[:, :] = dh_n
     dc[:, :] = dc_n
-    dat = np.zeros((B, H4), W_T.dtype)  # this step's da, contiguous for the GEMM
     dhr = np.empty((B, H), W_T.dtype)
     for step in range(T):
         t = step if reverse else T - 1 - step
+        dat = da[t]  # (B, 4H) contiguous
         for b in range(B):
-            if valid[b, t]:  # two sweeps with few arrays each, so that LLVM vectorises them
-                g, tcb, cpb, dyb, dhb, dcb = gates[b, t], tanh_c[b, t], cprev[b, t], dy[b, t], dh[b], dc[b]
-                d = dat[b]
+            d = dat[b]
+            if valid[b, t]:  # three sweeps with few arrays each, so that LLVM vectorises them
+                g, tcb, cpb, dyb, dhb, dcb = gates[t, b], tanh_c[t, b], cprev[t, b], dy[b, t], dh[b], dc[b]
                 for j in range(H):
                     dhb[j] += dyb[j]  # the carried dh becomes this step's total
                 for j in range(H):
@@ -291,8 +337,7 @@ def lstm_sequence_backward_kernel(dy, dh_n, dc_n, W_T, gates, cprev, tanh_c, val
                     d[2 * H + j] = dct * gi * (1.0 - gg * gg)
                     dcb[j] = dct * gf
             else:  # [lstm:dmask] dh, dc pass through unchanged
-                dat[b, :] = 0.0
-            da[b, t] = dat[b]
+                d[:] = 0.0
         matmul_bt_kernel(dat, W_T, dhr)  # (B, H) = da_t W_hh [lstm:dhprev]
         for b in range(B):
             if valid[b, t]:

@@ -166,31 +166,30 @@ def _sequence_forward_numpy(xproj, bias, W, h0, c0, valid, reverse, hprev, cprev
     One step at a time: the recurrent GEMM, one vectorised tanh for all four gates, then the cell.
     Reverse runs t = T-1 .. 0: padding (at the end) carries h0, c0 until each sequence's last valid
     step, which is the per-sequence reversal [lstm:reverse]."""
-    B, T = valid.shape
+    T = valid.shape[1]
     h, c = h0.copy(), c0.copy()
     # BEGIN ASSIGNMENT A2 points=2
     for step in range(T):
         t = T - 1 - step if reverse else step  # [lstm:reverse]
-        hprev[:, t], cprev[:, t] = h, c
-        st = np.tanh(xproj[:, t] + bias + h @ W.T)  # (B, 4H) tanh(s * a_t) [lstm:preact] [lstm:gates]
+        hprev[t], cprev[t] = h, c
+        st = np.tanh(xproj[t] + bias + h @ W.T)  # (B, 4H) tanh(s * a_t) [lstm:preact] [lstm:gates]
         h, c = np.empty_like(h), np.empty_like(c)
-        _cell_forward_numpy(st, hprev[:, t], cprev[:, t], valid[:, t], gates[:, t], h, c, tanh_c[:, t],
-                            y[:, t])
+        _cell_forward_numpy(st, hprev[t], cprev[t], valid[:, t], gates[t], h, c, tanh_c[t], y[:, t])
     h_n[...], c_n[...] = h, c
     # END ASSIGNMENT
 
 
 def _sequence_backward_numpy(dy, dh_n, dc_n, W_T, gates, cprev, tanh_c, valid, reverse, da, dh0, dc0):
     """NumPy twin of ``kernels.lstm.lstm_sequence_backward_kernel``: steps in the forward's opposite order."""
-    B, T = valid.shape
+    T = valid.shape[1]
     dh, dc = dh_n.copy(), dc_n.copy()
     dc_prev, dh_pass = np.empty_like(dc), np.empty_like(dh)
     # BEGIN ASSIGNMENT A2 points=2
     for step in range(T):
         t = step if reverse else T - 1 - step
-        _cell_backward_numpy(dy[:, t], dh, dc, gates[:, t], cprev[:, t], tanh_c[:, t], valid[:, t], da[:, t],
-                             dc_prev, dh_pass)
-        dh = da[:, t] @ W_T.T + dh_pass  # (B, H) [lstm:dhprev]
+        _cell_backward_numpy(dy[:, t], dh, dc, gates[t], cprev[t], tanh_c[t], valid[:, t], da[t], dc_prev,
+                             dh_pass)
+        dh = da[t] @ W_T.T + dh_pass  # (B, H) [lstm:dhprev]
         dc, dc_prev = dc_prev, dc
     dh0[...], dc0[...] = dh, dc
     # END ASSIGNMENT
@@ -205,15 +204,15 @@ def _sequence_backward(backend: str):
 
 
 class LSTMCache(NamedTuple):
-    x: np.ndarray  # (B, T, D) input with padded steps zeroed (x itself when nothing is padded)
+    x: np.ndarray  # (T, B, D) time-major copy of the input, padded steps zeroed
     lengths: np.ndarray  # (B,) int64
     valid: np.ndarray  # (B, T) uint8, 1 at t < lengths[b]
     W_ih: np.ndarray  # (4H, D)
     W_hh: np.ndarray  # (4H, H)
-    hprev: np.ndarray  # (B, T, H) hidden state entering step t (in input order)
-    cprev: np.ndarray  # (B, T, H) cell state entering step t
-    gates: np.ndarray  # (B, T, 4H) activated i, f, g, o (0 at padded steps)
-    tanh_c: np.ndarray  # (B, T, H) tanh(c_t) (0 at padded steps)
+    hprev: np.ndarray  # (T, B, H) hidden state entering step t (t in input order)
+    cprev: np.ndarray  # (T, B, H) cell state entering step t
+    gates: np.ndarray  # (T, B, 4H) activated i, f, g, o (0 at padded steps)
+    tanh_c: np.ndarray  # (T, B, H) tanh(c_t) (0 at padded steps)
     reverse: bool  # steps ran t = T-1 .. 0
     backend: str  # resolved: "numpy" or "numba"
 
@@ -239,15 +238,17 @@ def lstm_forward(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: n
     dtype = same_dtype(x=x, h0=h0, c0=c0, W_ih=W_ih, W_hh=W_hh, b=b)
     backend = resolve_backend(backend)
     mask = length_mask(lengths, T)  # (B, T)
-    # padded steps zeroed, so that NaN padding cannot reach dW_ih = da^T x through 0 * NaN
-    xs = x if mask.all() else np.where(mask[:, :, None], x, 0).astype(dtype, copy=False)
+    # Time-major copy (the loop's arrays are time-major, see the kernel) with padded steps zeroed, so
+    # that NaN padding cannot reach dW_ih = da^T x through 0 * NaN.
+    xs = np.where(mask.T[:, :, None], x.transpose(1, 0, 2), 0).astype(dtype, copy=False)  # (T, B, D)
     valid = np.ascontiguousarray(mask, dtype=np.uint8)  # (B, T)
     # The gate scale s (see _gate_scale) is folded into the weights:
     # s * a = x (s W_ih)^T + h (s W_hh)^T + s b.
     s = _gate_scale(H, dtype)
-    xproj = (xs.reshape(B * T, D) @ (W_ih * s[:, None]).T).reshape(B, T, 4 * H)  # ONE GEMM [lstm:preact]
-    hprev, cprev, tanh_c, y = (np.empty((B, T, H), dtype) for _ in range(4))
-    gates = np.empty((B, T, 4 * H), dtype)
+    xproj = (xs.reshape(T * B, D) @ (W_ih * s[:, None]).T).reshape(T, B, 4 * H)  # ONE GEMM [lstm:preact]
+    hprev, cprev, tanh_c = (np.empty((T, B, H), dtype) for _ in range(3))
+    gates = np.empty((T, B, 4 * H), dtype)
+    y = np.empty((B, T, H), dtype)
     h_n, c_n = np.empty((B, H), dtype), np.empty((B, H), dtype)
     _sequence_forward(backend)(xproj, b * s, W_hh * s[:, None], np.ascontiguousarray(h0),
                                np.ascontiguousarray(c0), valid, bool(reverse), hprev, cprev, gates, tanh_c, y,
@@ -273,7 +274,7 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
     -> dx (B, T, D) (exactly 0 at padded steps), dh0 (B, H), dc0 (B, H), dW_ih (4H, D),
     dW_hh (4H, H), db (4H,). [lstm:dcell] [lstm:dgates] [lstm:dhprev] [lstm:dweights]
     """
-    B, T, D = cache.x.shape
+    T, B, D = cache.x.shape
     H = cache.W_hh.shape[1]
     dtype = cache.gates.dtype
     _forward_dtype("dh", float_array("dh", dh, shape=(B, T, H)), dtype)
@@ -281,15 +282,17 @@ def lstm_backward(dh: np.ndarray, cache: LSTMCache, dh_n: Optional[np.ndarray] =
         np.ascontiguousarray(_forward_dtype("dh_n", float_array("dh_n", dh_n, shape=(B, H)), dtype))
     dc_n = np.zeros((B, H), dtype) if dc_n is None else \
         np.ascontiguousarray(_forward_dtype("dc_n", float_array("dc_n", dc_n, shape=(B, H)), dtype))
-    da = np.empty((B, T, 4 * H), dtype)
+    da = np.empty((T, B, 4 * H), dtype)
     dh0, dc0 = np.empty((B, H), dtype), np.empty((B, H), dtype)
     _sequence_backward(cache.backend)(dh, dh_n, dc_n, np.ascontiguousarray(cache.W_hh.T), cache.gates,
                                       cache.cprev, cache.tanh_c, cache.valid, cache.reverse, da, dh0, dc0)
     # BEGIN ASSIGNMENT A2 points=2
-    da2 = da.reshape(B * T, 4 * H)
-    dW_ih = da2.T @ cache.x.reshape(B * T, D)  # [lstm:dweights] one GEMM over all steps
-    dW_hh = da2.T @ cache.hprev.reshape(B * T, H)
+    da2 = da.reshape(T * B, 4 * H)
+    dW_ih = da2.T @ cache.x.reshape(T * B, D)  # [lstm:dweights] one GEMM over all steps
+    dW_hh = da2.T @ cache.hprev.reshape(T * B, H)
     db = da2.sum(0)
-    dx = (da2 @ cache.W_ih).reshape(B, T, D)  # [lstm:dinput] zero where da = 0 (padding)
+    # [lstm:dinput] zero where da = 0 (padding); B GEMMs (T x 4H)(4H x D) on strided rows of da give dx
+    # batch-first without a transposed copy
+    dx = np.matmul(da.transpose(1, 0, 2), cache.W_ih)  # (B, T, D)
     return dx, dh0, dc0, dW_ih, dW_hh, db
     # END ASSIGNMENT

@@ -35,9 +35,9 @@ def test_matmul_bt_matches_blas(B, K, N, dtype, rtol):
 
 
 def _sequence_args(rng, B, T, H, dtype, lengths):
-    xproj = rng.standard_normal((B, T, 4 * H)).astype(dtype)
-    valid = (np.arange(T)[None, :] < np.asarray(lengths)[:, None]).astype(np.uint8)
-    xproj[valid == 0] = np.nan  # padded steps are never read
+    xproj = rng.standard_normal((T, B, 4 * H)).astype(dtype)  # time-major
+    valid = (np.arange(T)[None, :] < np.asarray(lengths)[:, None]).astype(np.uint8)  # (B, T)
+    xproj[valid.T == 0] = np.nan  # padded steps are never read
     bias = (0.3 * rng.standard_normal(4 * H)).astype(dtype)
     W = (0.4 * rng.standard_normal((4 * H, H))).astype(dtype)
     h0, c0 = rng.standard_normal((2, B, H)).astype(dtype)
@@ -52,7 +52,7 @@ def test_sequence_kernels_match_numpy_twins(rng, reverse, dtype, rtol):
     xproj, bias, W, h0, c0, valid = _sequence_args(rng, B, T, H, dtype, lengths)
     outs = []
     for fwd in (_sequence_forward_numpy, lstm_sequence_forward_kernel):
-        shapes = [(B, T, H), (B, T, H), (B, T, 4 * H), (B, T, H), (B, T, H), (B, H), (B, H)]
+        shapes = [(T, B, H), (T, B, H), (T, B, 4 * H), (T, B, H), (B, T, H), (B, H), (B, H)]
         o = [np.full(s, 7.0, dtype) for s in shapes]  # hprev, cprev, gates, tanh_c, y, h_n, c_n
         fwd(xproj, bias, W, h0, c0, valid, reverse, *o)
         outs.append(o)
@@ -60,7 +60,7 @@ def test_sequence_kernels_match_numpy_twins(rng, reverse, dtype, rtol):
         assert np.all(np.isfinite(q))
         np.testing.assert_allclose(q, p, rtol=rtol, atol=rtol * 1e-2)
     hprev, cprev, gates, tanh_c, y, h_n, c_n = outs[0]
-    assert np.all(y[valid == 0] == 0) and np.all(gates[valid == 0] == 0)
+    assert np.all(y[valid == 0] == 0) and np.all(gates[valid.T == 0] == 0)
     np.testing.assert_array_equal(h_n[2], h0[2])  # a zero-length sequence keeps its initial state
     dy = rng.standard_normal((B, T, H)).astype(dtype)
     dy[valid == 0] = np.nan  # gradients of padded outputs are ignored
@@ -68,11 +68,11 @@ def test_sequence_kernels_match_numpy_twins(rng, reverse, dtype, rtol):
     W_T = np.ascontiguousarray(W.T)
     grads = []
     for bwd in (_sequence_backward_numpy, lstm_sequence_backward_kernel):
-        g = [np.full((B, T, 4 * H), 7.0, dtype), np.full((B, H), 7.0, dtype), np.full((B, H), 7.0, dtype)]
+        g = [np.full((T, B, 4 * H), 7.0, dtype), np.full((B, H), 7.0, dtype), np.full((B, H), 7.0, dtype)]
         bwd(dy, dh_n, dc_n, W_T, gates, cprev, tanh_c, valid, reverse, *g)
         grads.append(g)
     for p, q in zip(*grads):
         assert np.all(np.isfinite(q))
         np.testing.assert_allclose(q, p, rtol=rtol, atol=rtol * 1e-2)
-    assert np.all(grads[1][0][valid == 0] == 0)
+    assert np.all(grads[1][0][valid.T == 0] == 0)
     np.testing.assert_array_equal(grads[1][1][2], dh_n[2])  # passed straight through
