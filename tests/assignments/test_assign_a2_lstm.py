@@ -52,6 +52,7 @@ def test_planted_bug(built, bug):
     verify_planted(grade_planted("A2", out / "autograder", bug), bug)
 
 
+@pytest.mark.slow  # ~15-25 s; tests/assignments/test_assign_a3_ctc.py runs the same proof by default
 def test_student_copy_runs_its_own_tests(built, tmp_path):
     """The handed-out copy, installed as the package: its public checks fail on the stub (the tag test
     passes), and pass once the student's files are right."""

@@ -57,7 +57,8 @@ def test_student_copy_runs_its_own_tests(built, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
 
 
+@pytest.mark.slow  # tests/assignments/test_assign_markers.py grades A0 item per process by default
 def test_build_with_one_process_per_item(tmp_path):
-    """The CLI's default isolation (each item in its own process): about 11 s for A3 on the shared 2 cores."""
+    """The CLI's default isolation (each item in its own process) for a whole build with its self-check."""
     summary = build("A3", tmp_path / "build", seed=4, isolation="process")
     assert summary["solution"] == 18.0 and summary["stub"] == 0.0
