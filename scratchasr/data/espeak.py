@@ -90,8 +90,9 @@ def library_path() -> Optional[str]:
 
 
 def voice_keys() -> list[str]:
-    """Every accent x variant, e.g. ``en-us+m3``, in a fixed order."""
-    return [f"{a}+{v}" for a in ACCENTS for v in VARIANTS]
+    """Every accent x variant, e.g. ``en-us+m3``, variant by variant (``en-us+m1``, ``en-us-nyc+m1``, ...,
+    ``en-us+m2``, ...): speakers take voices round-robin, so a few consecutive ones span every accent."""
+    return [f"{a}+{v}" for v in VARIANTS for a in ACCENTS]
 
 
 def voice_sex(key: str) -> str:
