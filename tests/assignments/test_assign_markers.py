@@ -102,3 +102,27 @@ def test_cli_grade_writes_gradescope_results(tmp_path, capsys):
     assert scores["linear-backward"] == (3.0, 3.0) and scores["softmax-backward"] == (2.0, 2.0)
     assert scores["layer-norm-forward"] == (0.0, 2.0) and scores["layer-norm-backward"] == (0.0, 3.0)
     assert r["score"] == 10.0 and all(t["visibility"] == "visible" for t in r["tests"])
+
+
+def test_generic_mistakes_are_recognised():
+    import numpy as np
+
+    from scratchasr.assignments.mistakes import diagnose, hint
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((3, 4))
+    mask = np.array([[True] * 3 + [False]] * 3)
+    assert diagnose(-ref, ref) == "sign"
+    assert diagnose(ref.T.copy(), ref) == "transpose"
+    assert diagnose(ref.astype(np.float32), ref) == "float32"
+    assert diagnose(2.0 * ref, ref) == "scale"
+    nan = ref.copy()
+    nan[1, 2] = np.nan
+    assert diagnose(nan, ref) == "nan"
+    neg = ref.copy()
+    neg[0, 0] = -np.inf
+    assert diagnose(neg, ref) == "unreachable"
+    ref_pad = np.where(mask, ref, 0.0)
+    assert diagnose(ref, ref_pad, mask=mask) == "padding-leak"
+    assert diagnose(ref + rng.standard_normal(ref.shape), ref) is None
+    assert "skip rule" in hint("skip-rule/any") and hint("not a key") == "not a key"
