@@ -198,6 +198,7 @@ class Speller(Module):
     def one_step(self, u, s, cell, context, alpha, h, keys, lengths):
         """One speller step -> (logits (B, V), s, cell, context, alpha, lstm caches, attention caches, o)."""
         P = self.params
+        # BEGIN ASSIGNMENT A4 points=2
         x = np.concatenate([P["embed"][u], context], axis=1)  # (B, E + heads*D) [las:speller-state]
         s_new, cell_new, lcs = np.empty_like(s), np.empty_like(cell), []
         for k in range(self.L):
@@ -218,6 +219,7 @@ class Speller(Module):
         o = np.concatenate([x, context], axis=1)  # (B, H + heads*D)
         logits = o @ P["W_o"].T + P["b_o"]  # [las:output]
         return logits, s_new, cell_new, context, np.stack(alphas, axis=1), lcs, acs, o
+        # END ASSIGNMENT
 
     def forward(self, h, lengths, inputs, out_lengths, *, sampling_prob: float = 0.0, rng=None):
         B, T, D = h.shape
@@ -264,6 +266,7 @@ class Speller(Module):
         dcell = np.zeros((B, L, H), h.dtype)
         dctx = np.zeros((B, heads * D), h.dtype)  # gradient reaching c_i from step i+1's input
         dalpha = np.zeros((B, heads, T), h.dtype)  # gradient reaching alpha_i from step i+1's location conv
+        # BEGIN ASSIGNMENT A4 points=3
         for i in range(len(steps) - 1, -1, -1):
             st = steps[i]
             dz = np.where(cache.out_valid[:, i:i + 1], dlogits[:, i], 0)  # (B, V)
@@ -298,6 +301,7 @@ class Speller(Module):
             G[f"b_k{j}"] += dkeys[:, j].sum((0, 1))
             dh += dkeys[:, j] @ P[f"W_k{j}"]
         return dh
+        # END ASSIGNMENT
 
 
 # ----------------------------------------------------------------------------- the model

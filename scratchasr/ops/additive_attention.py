@@ -60,12 +60,15 @@ def _step_forward(query, keys, values, lengths, W_q, w, alpha_prev, F, U, smooth
             raise ValueError(f"F: expected an odd kernel width (centred 'same' convolution), got {K}")
         float_array("U", U, shape=(A, C))
         same_dtype(query=query, keys=keys, values=values, W_q=W_q, w=w, alpha_prev=alpha_prev, F=F, U=U)
+        # BEGIN ASSIGNMENT A4 points=1
         a_pad = np.pad(np.where(valid, alpha_prev, 0), ((0, 0), (K // 2, K // 2)))  # (B, T + K - 1)
         windows = np.lib.stride_tricks.sliding_window_view(a_pad, K, axis=1)  # (B, T, K)
         f = windows @ F.T  # (B, T, C) [attn:location-conv]
         pre = pre + f @ U.T  # [attn:location-energy]
+        # END ASSIGNMENT
     else:
         same_dtype(query=query, keys=keys, values=values, W_q=W_q, w=w)
+    # BEGIN ASSIGNMENT A4 points=1
     z = np.tanh(pre)
     e = z @ w  # (B, T) energies
     sig = None
@@ -76,6 +79,7 @@ def _step_forward(query, keys, values, lengths, W_q, w, alpha_prev, F, U, smooth
     else:
         alpha = masked_softmax(e, valid)  # [attn:softmax]
     context = np.einsum("bt,btd->bd", alpha, values)  # (B, Dv) [attn:context]
+    # END ASSIGNMENT
     alpha = alpha.astype(query.dtype, copy=False)
     cache = AdditiveAttentionCache(query, values, valid, W_q, w, z, alpha, sig, windows, f, F, U)
     return context, cache.alpha, cache
@@ -88,6 +92,7 @@ def _step_backward(dcontext, cache, dalpha):
     float_array("dcontext", dcontext, shape=(B, Dv))
     dalpha = np.zeros_like(alpha) if dalpha is None else np.where(valid, float_array("dalpha", dalpha,
                                                                                       shape=(B, T)), 0)
+    # BEGIN ASSIGNMENT A4 points=3
     dvalues = alpha[:, :, None] * dcontext[:, None, :]  # [attn:dcontext]
     dalpha = dalpha + np.einsum("btd,bd->bt", values, dcontext)
     if sig is not None:
@@ -114,6 +119,7 @@ def _step_backward(dcontext, cache, dalpha):
         dpad[:, k:k + T] += dwin[:, :, k]
     dalpha_prev = np.where(valid, dpad[:, K // 2:K // 2 + T], 0)
     return (*grads, dalpha_prev, dW_q, dw, dF, dU)
+    # END ASSIGNMENT
 
 
 def additive_attention_forward(query: np.ndarray, keys: np.ndarray, values: np.ndarray, lengths,

@@ -43,7 +43,9 @@ def causal_mask(Tq: int, Tk: Optional[int] = None) -> np.ndarray:
     """Causal mask ``(1, 1, Tq, Tk)``: query i may attend keys j <= i + (Tk - Tq) (its past and itself)."""
     Tq = positive_int("Tq", Tq, minimum=0)
     Tk = Tq if Tk is None else positive_int("Tk", Tk, minimum=0)
+    # BEGIN ASSIGNMENT A4 points=1
     return (np.arange(Tk)[None, :] <= np.arange(Tq)[:, None] + (Tk - Tq))[None, None]  # [attn:mask]
+    # END ASSIGNMENT
 
 
 def chunk_mask(T: int, chunk_size: int, *, left_chunks: int = -1) -> np.ndarray:
@@ -56,10 +58,12 @@ def chunk_mask(T: int, chunk_size: int, *, left_chunks: int = -1) -> np.ndarray:
     chunk_size = positive_int("chunk_size", chunk_size)
     if isinstance(left_chunks, bool) or not isinstance(left_chunks, (int, np.integer)) or left_chunks < -1:
         raise ValueError(f"left_chunks: expected an integer >= -1, got {left_chunks!r}")
+    # BEGIN ASSIGNMENT A4 points=1
     c = np.arange(T) // chunk_size  # chunk index of every frame
     allowed = c[None, :] <= c[:, None]  # [attn:mask] no look-ahead past one's own chunk
     if left_chunks >= 0:
         allowed &= c[None, :] >= c[:, None] - left_chunks
+    # END ASSIGNMENT
     return allowed[None, None]
 
 
@@ -98,7 +102,8 @@ def masked_softmax(s: np.ndarray, mask: Optional[np.ndarray], *, log2_gain: int 
         np.exp(e, out=e)
         e /= e.sum(axis=-1, keepdims=True)
         return e
-    s = np.where(mask, s, -np.inf)  # masked scores never reach exp
+    # BEGIN ASSIGNMENT A4 points=2
+    s = np.where(mask, s, -np.inf)  # [attn:softmax] masked scores never reach exp
     m = s.max(axis=-1, keepdims=True)
     m[~np.isfinite(m)] = 0  # all-masked row: any finite shift
     with np.errstate(over="ignore"):
@@ -110,13 +115,16 @@ def masked_softmax(s: np.ndarray, mask: Optional[np.ndarray], *, log2_gain: int 
     z[z == 0] = 1  # all-masked row stays 0
     s /= z
     return s
+    # END ASSIGNMENT
 
 
 def masked_softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
     """``ds = p * (dp - sum_j dp_j p_j)`` [attn:dsoftmax]; zero wherever ``p`` is zero (masked keys)."""
-    ds = dp - np.einsum("...j,...j->...", dp, p)[..., None]
+    # BEGIN ASSIGNMENT A4 points=1
+    ds = dp - np.einsum("...j,...j->...", dp, p)[..., None]  # [attn:dsoftmax]
     ds *= p
     return ds
+    # END ASSIGNMENT
 
 
 # ----------------------------------------------------------------------------- SDPA
@@ -160,7 +168,7 @@ def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.
     mask = _check_mask(mask, (B, H, Tq, Tk))
     scale = 1.0 / np.sqrt(d)
     with np.errstate(over="ignore"):
-        s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk) [attn:scores], scale on q
+        s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # [attn:scores] on q  # BLANK A4
     log2_gain = 0
     if not np.isfinite(s).all() and np.isfinite(q).all() and np.isfinite(k).all():
         # finite q and k whose scores overflow (|s| > 1.8e308 in float64): compute s / 2**(e_q + e_k)
@@ -192,6 +200,7 @@ def sdpa_backward(dout: np.ndarray, cache: SDPACache) -> Tuple[np.ndarray, np.nd
     [attn:dout] [attn:dsoftmax] [attn:dscores]"""
     q, k, v, p, scale = cache.q, cache.k, cache.v, cache.p, cache.scale
     float_array("dout", dout, shape=p.shape[:3] + (v.shape[3],))
+    # BEGIN ASSIGNMENT A4 points=2
     dv = p.swapaxes(-1, -2) @ dout  # (B, H, Tk, dv) [attn:dout]
     dp = dout @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
     if not np.isfinite(dp).all():
@@ -202,6 +211,7 @@ def sdpa_backward(dout: np.ndarray, cache: SDPACache) -> Tuple[np.ndarray, np.nd
     sc = p.dtype.type(scale)
     dq = (ds @ _finite_or_zero(k)) * sc  # [attn:dscores] (the 1/sqrt(d) applied to the smaller arrays)
     dk = (ds.swapaxes(-1, -2) @ _finite_or_zero(q)) * sc
+    # END ASSIGNMENT
     return dq, dk, dv
 
 
