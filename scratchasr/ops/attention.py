@@ -16,7 +16,9 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from .._backend import dispatch, resolve_backend
 from .._validate import float_array, length_mask, lengths_array, positive_int, same_dtype
+from ..kernels.attention import softmax_rows_backward_kernel, softmax_rows_kernel
 
 __all__ = ["sdpa_forward", "sdpa_backward", "padding_mask", "causal_mask", "chunk_mask",
            "sinusoidal_positions", "mha_forward", "mha_backward", "split_heads", "merge_heads",
@@ -127,6 +129,50 @@ def masked_softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
     # END ASSIGNMENT
 
 
+def _softmax_rows_numpy(s: np.ndarray, mask: Optional[np.ndarray]) -> bool:
+    """NumPy twin of ``kernels.attention.softmax_rows_kernel``: the scores s (R, Tk) overwritten with the
+    masked softmax (mask (R, Tk) or None); False (s untouched) when an allowed score is +inf or NaN, for
+    the caller's exact fallback [attn:softmax]."""
+    allowed = s if mask is None else np.where(mask, s, -np.inf)
+    if np.isnan(allowed).any() or np.isposinf(allowed).any():
+        return False
+    s[...] = masked_softmax(s, mask)
+    return True
+
+
+def _softmax_rows_backward_numpy(dp: np.ndarray, p: np.ndarray, scale) -> None:
+    """NumPy twin of ``kernels.attention.softmax_rows_backward_kernel``: dp (R, Tk) overwritten with
+    ds = scale * p * (dp - sum dp p), exactly 0 where p = 0 whatever dp holds there [attn:dsoftmax]."""
+    attended = p != 0
+    dp[...] = np.where(attended, masked_softmax_backward(np.where(attended, dp, 0), p) * scale, 0)
+
+
+def _sdpa_forward_fused(s: np.ndarray, mask: Optional[np.ndarray], backend: str) -> bool:
+    """Overwrite the scores s (B, H, Tq, Tk) with p by the fused row softmax (in place: one 4-D array
+    fewer to allocate and fault in); False when a score is +inf/NaN (s is then partly overwritten, and
+    ``sdpa_forward`` recomputes it for its exact path: overflow rescaling, NaN propagation)."""
+    Tk = s.shape[3]
+    m2 = None if mask is None else np.broadcast_to(mask, s.shape).reshape(-1, Tk)
+    s2 = s.reshape(-1, Tk)  # a view: s is C-contiguous (fresh from matmul)
+    return dispatch(backend, _softmax_rows_numpy, softmax_rows_kernel)(s2, m2)
+
+
+def _sdpa_backward_fused(dout: np.ndarray, cache) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``sdpa_backward`` with the fused softmax backward (the 1/sqrt(d) folded into ds): the same
+    GEMMs, one pass over the (B, H, Tq, Tk) scores instead of four. [attn:dout] [attn:dscores]"""
+    q, k, v, p = cache.q, cache.k, cache.v, cache.p
+    Tk = p.shape[3]
+    # dv = p^T dout and dk = ds^T q as transposes of dout^T p and q^T ds: BLAS runs these shapes faster
+    dv = np.ascontiguousarray((dout.swapaxes(-1, -2) @ p).swapaxes(-1, -2))  # (B, H, Tk, dv) [attn:dout]
+    ds = dout @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk) dp, overwritten in place with ds
+    ds2 = ds.reshape(-1, Tk)
+    dispatch(cache.backend, _softmax_rows_backward_numpy, softmax_rows_backward_kernel)(
+        ds2, p.reshape(-1, Tk), p.dtype.type(cache.scale))
+    dq = ds @ _finite_or_zero(k)  # [attn:dscores]
+    dk = np.ascontiguousarray((_finite_or_zero(q).swapaxes(-1, -2) @ ds).swapaxes(-1, -2))
+    return dq, dk, dv
+
+
 # ----------------------------------------------------------------------------- SDPA
 
 class SDPACache(NamedTuple):
@@ -135,6 +181,7 @@ class SDPACache(NamedTuple):
     v: np.ndarray  # (B, H, Tk, dv)
     p: np.ndarray  # (B, H, Tq, Tk) attention weights, 0 at masked keys
     scale: float  # 1 / sqrt(d)
+    backend: str = "numpy"  # resolved; "numba": the fused softmax kernels (kernels/attention.py)
 
 
 def _check_mask(mask, shape) -> Optional[np.ndarray]:
@@ -152,8 +199,8 @@ def _check_mask(mask, shape) -> Optional[np.ndarray]:
     return mask
 
 
-def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.ndarray] = None
-                 ) -> Tuple[np.ndarray, SDPACache]:
+def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.ndarray] = None, *,
+                 backend: Optional[str] = None) -> Tuple[np.ndarray, SDPACache]:
     """Scaled dot-product attention.
 
     q (B, H, Tq, d), k (B, H, Tk, d), v (B, H, Tk, dv), mask bool broadcastable to (B, H, Tq, Tk)
@@ -166,9 +213,15 @@ def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.
     float_array("v", v, shape=(B, H, Tk, None))
     same_dtype(q=q, k=k, v=v)
     mask = _check_mask(mask, (B, H, Tq, Tk))
+    backend = resolve_backend(backend)
     scale = 1.0 / np.sqrt(d)
     with np.errstate(over="ignore"):
         s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # [attn:scores] on q  # BLANK A4
+    if backend == "numba":  # fused row softmax; the code below is the readable reference and the
+        if _sdpa_forward_fused(s, mask, backend):  # exact path for scores that overflowed or are NaN
+            return _attend(s, v), SDPACache(q, k, v, s, scale, backend)
+        with np.errstate(over="ignore"):
+            s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # [attn:scores] again, for the path below
     log2_gain = 0
     if not np.isfinite(s).all() and np.isfinite(q).all() and np.isfinite(k).all():
         # finite q and k whose scores overflow (|s| > 1.8e308 in float64): compute s / 2**(e_q + e_k)
@@ -178,7 +231,7 @@ def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.
         log2_gain = e_q + e_k
     p = masked_softmax(s, mask, log2_gain=log2_gain)  # [attn:softmax]
     out = _attend(p, v)  # (B, H, Tq, dv) [attn:out]
-    return out, SDPACache(q, k, v, p, scale)
+    return out, SDPACache(q, k, v, p, scale, "numpy")
 
 
 def _attend(p: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -200,6 +253,8 @@ def sdpa_backward(dout: np.ndarray, cache: SDPACache) -> Tuple[np.ndarray, np.nd
     [attn:dout] [attn:dsoftmax] [attn:dscores]"""
     q, k, v, p, scale = cache.q, cache.k, cache.v, cache.p, cache.scale
     float_array("dout", dout, shape=p.shape[:3] + (v.shape[3],))
+    if cache.backend == "numba":
+        return _sdpa_backward_fused(dout, cache)
     # BEGIN ASSIGNMENT A4 points=2
     dv = p.swapaxes(-1, -2) @ dout  # (B, H, Tk, dv) [attn:dout]
     dp = dout @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
