@@ -3,7 +3,7 @@
 import pytest
 
 from scratchasr.assignments import build
-from scratchasr.assignments.planted import Bug, grade_planted, verify_planted
+from scratchasr.assignments.planted import Bug, grade_planted, run_student_tests, verify_planted
 
 BUGS = [
     # a chunk may peek one chunk ahead: streaming outputs would depend on the future
@@ -55,3 +55,14 @@ def test_build_self_check(built):
 def test_planted_bug(built, bug):
     out, _ = built
     verify_planted(grade_planted("A4", out / "autograder", bug), bug)
+
+
+def test_student_copy_runs_its_own_tests(built, tmp_path):
+    """The handed-out copy, installed as the package: its public checks fail on the stub (the tag test
+    passes), and pass once the student's files are right."""
+    out, _ = built
+    stub = run_student_tests("A4", out, tmp_path / "stub", complete=False)
+    assert stub.returncode != 0 and "7 failed" in stub.stdout and "test_equation_tags" not in stub.stdout, \
+        stub.stdout[-3000:]
+    done = run_student_tests("A4", out, tmp_path / "done", complete=True)
+    assert done.returncode == 0, done.stdout[-3000:]
