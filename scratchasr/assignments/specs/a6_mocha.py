@@ -306,7 +306,7 @@ ASSIGNMENT = Assignment(
         "mocha_chunk_forward_kernel": "ops.mocha._chunk_forward_numpy",
         "mocha_chunk_backward_kernel": "ops.mocha._chunk_backward_numpy",
     }},
-    extras=("experiments/timit/mocha/config.py",),
+    extras=("experiments/timit/mocha/config.py", "experiments/timit/mocha/stream_eval.py"),
     training="scratchasr train experiments/timit/mocha/config.py --data_dir=DATA --exp_dir=exp/a6 "
              "--hidden=128 --epochs=12 --max_minutes=20",
 )
