@@ -350,7 +350,9 @@ ITEMS = [
 ASSIGNMENT = Assignment(
     id="A4", slug="a4_attention", title="Attention: masks, SDPA, location-aware attention, a small LAS",
     files=("ops/attention.py", "ops/additive_attention.py", "models/las.py"),
-    items=ITEMS, handout="a4_attention.md", docs=("walkthroughs/attention.md", "walkthroughs/modules.md"),
+    items=ITEMS, handout="a4_attention.md",
+    docs=("walkthroughs/attention.md", "walkthroughs/attention_measure.py", "walkthroughs/modules.md",
+          "walkthroughs/modules_measure.py"),
     # kernels/attention.py (a fused masked-softmax kernel) is stubbed to its NumPy twins when present
     kernels={"kernels/attention.py": {
         "softmax_rows_kernel": "ops.attention._softmax_rows_numpy",

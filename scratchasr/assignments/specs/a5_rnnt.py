@@ -287,7 +287,8 @@ ITEMS = [
 ASSIGNMENT = Assignment(
     id="A5", slug="a5_rnnt", title="RNN transducer: lattice, recursions, fused gradient, FastEmit, greedy",
     files=("losses/rnnt.py", "decode/transducer.py"),
-    items=ITEMS, handout="a5_rnnt.md", docs=("walkthroughs/losses.md", "walkthroughs/decoding.md"),
+    items=ITEMS, handout="a5_rnnt.md", docs=("walkthroughs/losses.md", "walkthroughs/decoding.md",
+                                            "walkthroughs/decoding_measure.py"),
     kernels={"kernels/rnnt.py": {"rnnt_forward_kernel": "losses.rnnt._rnnt_forward_numpy",
                                  "rnnt_backward_kernel": "losses.rnnt._rnnt_backward_numpy"}},
     extras=("experiments/timit/transducer_blstm/config.py",),

@@ -299,7 +299,8 @@ ITEMS = [
 ASSIGNMENT = Assignment(
     id="A6", slug="a6_mocha", title="Monotonic attention and MoChA",
     files=("ops/mocha.py",),
-    items=ITEMS, handout="a6_mocha.md", docs=("walkthroughs/mocha.md", "walkthroughs/attention.md"),
+    items=ITEMS, handout="a6_mocha.md", docs=("walkthroughs/mocha.md", "walkthroughs/mocha_measure.py",
+                                             "walkthroughs/attention.md"),
     kernels={"kernels/mocha.py": {
         "monotonic_recursive_forward_kernel": "ops.mocha._recursive_forward_numpy",
         "monotonic_recursive_backward_kernel": "ops.mocha._recursive_backward_numpy",
