@@ -57,6 +57,7 @@ class RelMHACache(NamedTuple):
     ctx: np.ndarray  # (B, T, E) merged heads
     rows: Optional[np.ndarray]  # (B, T, 1) bool query rows with an allowed key
     scale: float  # 1 / sqrt(dk)
+    used: Optional[np.ndarray] = None  # (B, T, 1) bool frames that are an allowed key or such a query row
 
 
 def rel_mha_forward(x: np.ndarray, pos: np.ndarray, W_q: np.ndarray, b_q: np.ndarray, W_k: np.ndarray,
@@ -85,10 +86,27 @@ def rel_mha_forward(x: np.ndarray, pos: np.ndarray, W_q: np.ndarray, b_q: np.nda
     same_dtype(x=x, pos=pos, W_q=W_q, W_k=W_k, W_v=W_v, W_pos=W_pos, W_o=W_o, b_q=b_q, b_k=b_k, b_v=b_v,
                b_o=b_o, pos_bias_u=pos_bias_u, pos_bias_v=pos_bias_v)
     mask = _check_mask(mask, (B, H, T, T))
+    rows = query_rows(mask, B, T)
+    used = key_used = None
+    if mask is not None:
+        # Frames that are neither an allowed key nor a query with an allowed key (padding) are never
+        # read: zeroed, so that NaN there cannot reach outputs or gradients through 0 * NaN. Keys that no
+        # query may attend (padding under a key-only mask) are zeroed in k and v for the same reason.
+        key_used = np.broadcast_to(mask, (B, H, T, T)).any(axis=(1, 2))  # (B, T)
+        used = (key_used | rows[:, :, 0])[:, :, None]  # (B, T, 1)
+        if used.all():
+            used = None
+        else:
+            x = np.where(used, x, 0)
+        if key_used.all():
+            key_used = None
 
     q = split_heads(x @ W_q.T + b_q, H)  # (B, H, T, dk) [attn:proj]
     k = split_heads(x @ W_k.T + b_k, H)
     v = split_heads(x @ W_v.T + b_v, H)
+    if key_used is not None:
+        k = np.where(key_used[:, None, :, None], k, 0)
+        v = np.where(key_used[:, None, :, None], v, 0)
     p = (pos @ W_pos.T).reshape(2 * T - 1, H, dk).transpose(1, 0, 2)  # (H, 2T-1, dk)
     qu = q + pos_bias_u[None, :, None, :]  # content query
     qv = q + pos_bias_v[None, :, None, :]  # position query
@@ -100,10 +118,9 @@ def rel_mha_forward(x: np.ndarray, pos: np.ndarray, W_q: np.ndarray, b_q: np.nda
     P = masked_softmax((ac + bd) * x.dtype.type(scale), mask)  # [attn:softmax]
     ctx = merge_heads(P @ v)  # (B, T, E) [attn:out]
     out = ctx @ W_o.T + b_o  # [attn:mha-out]
-    rows = query_rows(mask, B, T)
     if rows is not None:
         out = np.where(rows, out, 0)
-    return out, RelMHACache(x, pos, W_q, W_k, W_v, W_pos, W_o, qu, qv, k, v, p, P, ctx, rows, scale)
+    return out, RelMHACache(x, pos, W_q, W_k, W_v, W_pos, W_o, qu, qv, k, v, p, P, ctx, rows, scale, used)
 
 
 def rel_mha_backward(dout: np.ndarray, cache: RelMHACache) -> Tuple[np.ndarray, ...]:
@@ -141,4 +158,7 @@ def rel_mha_backward(dout: np.ndarray, cache: RelMHACache) -> Tuple[np.ndarray, 
         dm = merge_heads(dh).reshape(-1, E)
         grads.append(((dm @ W).reshape(x.shape), dm.T @ xs, dm.sum(0)))  # [attn:dproj]
     (dxq, dW_q, db_q), (dxk, dW_k, db_k), (dxv, dW_v, db_v) = grads
-    return dxq + dxk + dxv, dpos, dW_q, db_q, dW_k, db_k, dW_v, db_v, dW_pos, du, dvb, dW_o, db_o
+    dx = dxq + dxk + dxv
+    if cache.used is not None:
+        dx = np.where(cache.used, dx, 0)  # frames the forward zeroed (never read) get exactly zero gradient
+    return dx, dpos, dW_q, db_q, dW_k, db_k, dW_v, db_v, dW_pos, du, dvb, dW_o, db_o

@@ -1,0 +1,42 @@
+"""Relative-position attention never reads padded frames: NaN there stays out of outputs and gradients
+(as SDPA: tests/test_reliability_inputs.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratchasr.ops.attention import padding_mask
+from scratchasr.ops.rel_attention import rel_mha_backward, rel_mha_forward, rel_positions
+
+
+def _inputs(rng, B, T, E, H):
+    W = lambda *s: 0.4 * rng.standard_normal(s)  # noqa: E731
+    return [rng.standard_normal((B, T, E)), rel_positions(T, E), W(E, E), W(E), W(E, E), W(E), W(E, E), W(E),
+            W(E, E), W(H, E // H), W(H, E // H), W(E, E), W(E)]
+
+
+def test_nan_in_padded_frames_stays_out(rng):
+    B, T, E, H = 2, 6, 8, 2
+    lengths = np.array([6, 3])
+    pad = np.arange(T)[None, :] >= lengths[:, None]
+    inp = _inputs(rng, B, T, E, H)
+    x_nan = inp[0].copy()
+    x_nan[pad] = np.nan
+    mask = padding_mask(lengths, T, queries=True)  # the Conformer's mask
+    dout = rng.standard_normal((B, T, E))
+    out, cache = rel_mha_forward(*inp, num_heads=H, mask=mask)
+    ref = rel_mha_backward(dout, cache)
+    out2, cache2 = rel_mha_forward(x_nan, *inp[1:], num_heads=H, mask=mask)
+    np.testing.assert_array_equal(out2, out)
+    grads = rel_mha_backward(dout, cache2)
+    for g, r in zip(grads, ref):
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+    assert np.all(grads[0][pad] == 0)  # padded frames: exactly zero gradient
+
+    # a key-only mask: padded frames are still queries (their own rows see NaN), but as keys and values
+    # they are never read, so every valid frame's output is unchanged
+    mask = padding_mask(lengths, T)
+    out, _ = rel_mha_forward(*inp, num_heads=H, mask=mask)
+    out2, _ = rel_mha_forward(x_nan, *inp[1:], num_heads=H, mask=mask)
+    np.testing.assert_allclose(out2[~pad], out[~pad], rtol=1e-12, atol=1e-12)
