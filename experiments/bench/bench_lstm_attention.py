@@ -1,13 +1,15 @@
 """Benchmark: scratchasr LSTM and SDPA (forward + backward) against torch, one thread each side.
 
-    .venv/bin/python experiments/bench/bench_lstm_attention.py [--repeats 5]
+    .venv/bin/python experiments/bench/bench_lstm_attention.py [--repeats 5] [--no-numpy]
 
 * 2-layer bidirectional LSTM, hidden 256, input 40, batch 8, 300 frames, float32, loss = sum(y);
   ours (Numba and NumPy cell backends) vs ``torch.nn.LSTM``.
 * SDPA, B 8, heads 4, T 300, d 64, float32, loss = sum(out); ours vs
   ``torch.nn.functional.scaled_dot_product_attention``.
 * numpy's own float32 GEMM peak (1024^3 and the LSTM's recurrent shape) measured in the same run,
-  and the LSTM's achieved GFLOP/s (gate GEMM flops / wall time) against it.
+  and the LSTM's achieved GFLOP/s (gate GEMM flops / CPU time) against it.
+* All contenders run interleaved (``_timing.interleaved``): every repeat calls each once, timed in wall
+  and in thread CPU time; the machine is shared, so the CPU-time ratio is the steadier one.
 
 Results: experiments/bench/lstm_attention.md.
 """
@@ -20,24 +22,15 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_
     os.environ[_v] = "1"  # before numpy / numba / torch are imported
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from scratchasr.ops.attention import sdpa_backward, sdpa_forward  # noqa: E402
 from scratchasr.ops.lstm import lstm_backward, lstm_forward  # noqa: E402
 
+from _timing import interleaved, load, ratio, summary  # noqa: E402
+
 B, T, D, H, LAYERS = 8, 300, 40, 256, 2
-
-
-def median_time(fn, repeats):
-    fn()  # warm-up (JIT, caches, allocator)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def lstm_flops():
@@ -82,47 +75,20 @@ def ours_bilstm(x, lengths, params, backend):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-numpy", action="store_true", help="skip the slower NumPy-backend rows")
     args = ap.parse_args()
+    import torch
+    torch.set_num_threads(1)
     rng = np.random.default_rng(0)
+    print(f"load average at start: {load()}; torch {torch.__version__}, numpy {np.__version__}")
 
-    # numpy's own GEMM peak, float32, one thread
     a = rng.standard_normal((1024, 1024)).astype(np.float32)
-    t = median_time(lambda: a @ a, args.repeats)
-    peak = 2 * 1024 ** 3 / t / 1e9
     hs = rng.standard_normal((B, H)).astype(np.float32)
-    WT = rng.standard_normal((H, 4 * H)).astype(np.float32)
-    Whh = np.ascontiguousarray(WT.T)  # (4H, H): the layout the forward loop uses, W_hh @ h^T
-    t_step = median_time(lambda: [Whh @ hs.T for _ in range(100)], args.repeats) / 100
-    step_gflops = 2 * B * H * 4 * H / t_step / 1e9
-    print(f"numpy fp32 GEMM 1024^3: {peak:.1f} GFLOP/s; "
-          f"recurrent step (1024x256)@(256x8): {step_gflops:.1f} GFLOP/s")
+    Whh = np.ascontiguousarray(rng.standard_normal((4 * H, H)).astype(np.float32))  # W_hh @ h^T
 
     x = rng.standard_normal((B, T, D)).astype(np.float32)
     lengths = np.full(B, T)
     params = make_weights(rng)
-    _, total_flops = lstm_flops()
-    res = {}
-    for backend in ("numba", "numpy"):
-        res[backend] = median_time(lambda: ours_bilstm(x, lengths, params, backend), args.repeats)
-        gflops = total_flops / res[backend] / 1e9
-        print(f"ours BiLSTM fwd+bwd ({backend}): {res[backend] * 1e3:.1f} ms = {gflops:.1f} GFLOP/s "
-              f"({100 * gflops / peak:.0f}% of GEMM peak)")
-
-    # SDPA
-    q, k, v = (rng.standard_normal((8, 4, 300, 64)).astype(np.float32) for _ in range(3))
-
-    def ours_sdpa():
-        out, cache = sdpa_forward(q, k, v)
-        return sdpa_backward(np.ones_like(out), cache)
-    t_sdpa = median_time(ours_sdpa, args.repeats)
-    print(f"ours SDPA fwd+bwd: {t_sdpa * 1e3:.1f} ms")
-
-    try:
-        import torch
-    except ImportError:
-        print("torch not installed: no ratios")
-        return
-    torch.set_num_threads(1)
     m = torch.nn.LSTM(D, H, num_layers=LAYERS, bidirectional=True, batch_first=True)
     tx = torch.tensor(x, requires_grad=True)
 
@@ -130,17 +96,50 @@ def main():
         m.zero_grad()
         y, _ = m(tx)
         y.sum().backward()
-    t_torch = median_time(torch_lstm, args.repeats)
-    print(f"torch BiLSTM fwd+bwd: {t_torch * 1e3:.1f} ms = {total_flops / t_torch / 1e9:.1f} GFLOP/s")
-    for backend in ("numba", "numpy"):
-        print(f"ratio ours({backend}) / torch, BiLSTM: {res[backend] / t_torch:.2f}")
+
+    q, k, v = (rng.standard_normal((8, 4, 300, 64)).astype(np.float32) for _ in range(3))
     tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+
+    def ours_sdpa(backend):
+        out, cache = sdpa_forward(q, k, v, backend=backend)
+        return sdpa_backward(np.ones_like(out), cache)
 
     def torch_sdpa():
         out = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv)
         out.sum().backward()
-    t_tsdpa = median_time(torch_sdpa, args.repeats)
-    print(f"torch SDPA fwd+bwd: {t_tsdpa * 1e3:.1f} ms; ratio ours / torch: {t_sdpa / t_tsdpa:.2f}")
+
+    fns = {
+        "gemm": lambda: [a @ a for _ in range(4)],  # numpy's float32 GEMM peak, 4 x 1024^3 per call
+        "step": lambda: [Whh @ hs.T for _ in range(100)],  # 100 recurrent steps with BLAS
+        "lstm numba": lambda: ours_bilstm(x, lengths, params, "numba"),
+        "lstm torch": torch_lstm,
+        "sdpa numba": lambda: ours_sdpa("numba"),
+        "sdpa torch": torch_sdpa,
+    }
+    if not args.no_numpy:
+        fns["lstm numpy"] = lambda: ours_bilstm(x, lengths, params, "numpy")
+        fns["sdpa numpy"] = lambda: ours_sdpa("numpy")
+    res = interleaved(fns, args.repeats)
+    print(f"load average at end: {load()}; repeats {args.repeats}, interleaved; "
+          "times in ms: median (min..max); CPU = thread CPU time, wall = elapsed")
+    _, total = lstm_flops()
+    gf = {kind: 4 * 2 * 1024 ** 3 / np.median(res["gemm"][kind]) / 1e9 for kind in ("cpu", "wall")}
+    step = {kind: 100 * 2 * B * H * 4 * H / np.median(res["step"][kind]) / 1e9 for kind in ("cpu", "wall")}
+    print(f"numpy fp32 GEMM 1024^3: {gf['cpu']:.1f} GFLOP/s (CPU time), {gf['wall']:.1f} (wall); "
+          f"BLAS recurrent step (1024x256)@(256x8): {step['cpu']:.1f} GFLOP/s (CPU time)")
+    print("| | CPU ms | wall ms | GFLOP/s (CPU) | of GEMM peak (CPU) | ratio / torch, CPU | ratio, wall |")
+    print("|---|---|---|---|---|---|---|")
+    for name in fns:
+        if name in ("gemm", "step"):
+            continue
+        r, peer = res[name], res[name.split()[0] + " torch"]
+        cpu_ratio, wall_ratio = ratio(r["cpu"], peer["cpu"]), ratio(r["wall"], peer["wall"])
+        flops = " | "
+        if name.startswith("lstm"):
+            g = total / np.median(r["cpu"]) / 1e9
+            flops = f"{g:.1f} | {100 * g / gf['cpu']:.0f} %"
+        print(f"| {name} | {summary(r['cpu'])} | {summary(r['wall'])} | {flops} | {cpu_ratio:.2f} | "
+              f"{wall_ratio:.2f} |")
 
 
 if __name__ == "__main__":

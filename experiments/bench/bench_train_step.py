@@ -17,8 +17,9 @@ zeroing the gradients; training mode (dropout 0.2 between the LSTM layers). One 
   backward direction starts in the padding); shown because it is the faster torch variant.
 
 The losses of ours and torch packed are checked equal (same weights copied in, dropout off) before
-timing. Frames/s = input frames (sum of lengths, before stacking) per second of one step; median of
-the repeats after one warm-up step. Results: experiments/bench/train_step.md.
+timing. The three variants run interleaved (``_timing.interleaved``: each repeat calls each once, timed in
+wall and thread CPU time) after one warm-up step each. Frames/s = input frames (sum of lengths, before
+stacking) per CPU second of one step. Results: experiments/bench/train_step.md.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_
     os.environ[_v] = "1"  # before numpy / numba / torch are imported
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -37,17 +37,9 @@ from scratchasr import models  # noqa: E402
 from scratchasr.data.batch import make_batch  # noqa: E402
 from scratchasr.optim import Adam, clip_grad_norm  # noqa: E402
 
+from _timing import interleaved, load, ratio, summary  # noqa: E402
+
 D, H, LAYERS, STACK, V, DROPOUT, LR, CLIP = 123, 256, 2, 2, 62, 0.2, 2e-3, 5.0
-
-
-def median_time(fn, repeats):
-    fn()  # warm-up (JIT, caches, allocator)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def make_data(B, T, seed=0):
@@ -158,17 +150,21 @@ def main() -> None:
     frames = int(lengths.sum())
     _, ours = ours_step(DROPOUT)
     tm = TorchModel(torch, DROPOUT)
-    rows = [("ours (numpy + numba)", median_time(lambda: ours(batch), args.repeats))]
-    rows.append(("torch packed", median_time(lambda: tm.step(x, xl, y, yl, True), args.repeats)))
-    rows.append(("torch unpacked (padded)", median_time(lambda: tm.step(x, xl, y, yl, False), args.repeats)))
-    ours_t = rows[0][1]
-    print(f"B {args.batch}, T <= {args.frames} input frames ({frames} in the batch), repeats {args.repeats}, "
-          f"torch {torch.__version__}, numpy {np.__version__}")
-    print("| variant | ms per step | input frames/s | ours / this (time ratio) |")
-    print("|---|---|---|---|")
-    for name, t in rows:
-        print(f"| {name} | {1e3 * t:.0f} | {frames / t:.0f} | {ours_t / t:.2f} |")
-
+    print(f"load average at start: {load()}")
+    fns = {"ours (numpy + numba)": lambda: ours(batch),
+           "torch packed (the same computation)": lambda: tm.step(x, xl, y, yl, True),
+           "torch unpacked (padded; not the same computation)": lambda: tm.step(x, xl, y, yl, False)}
+    res = interleaved(fns, args.repeats)
+    print(f"load average at end: {load()}")
+    ours_r = res["ours (numpy + numba)"]
+    print(f"B {args.batch}, T <= {args.frames} input frames ({frames} in the batch), repeats {args.repeats} "
+          f"(interleaved), torch {torch.__version__}, numpy {np.__version__}; ms: median (min..max)")
+    print("| variant | CPU ms per step | wall ms per step | input frames/s (CPU) | ours / this, CPU | "
+          "ours / this, wall |")
+    print("|---|---|---|---|---|---|")
+    for name, r in res.items():
+        print(f"| {name} | {summary(r['cpu'])} | {summary(r['wall'])} | {frames / np.median(r['cpu']):.0f} | "
+              f"{ratio(ours_r['cpu'], r['cpu']):.2f} | {ratio(ours_r['wall'], r['wall']):.2f} |")
 
 if __name__ == "__main__":
     main()
