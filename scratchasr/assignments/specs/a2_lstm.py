@@ -118,7 +118,7 @@ def _seq_forward(ctx, reverse=False, nan_padding=False):
     ctx.compare("h_n", h_n, tol="sequence", axes=("b", "j"), name="h_n")
     ctx.compare("c_n", c_n, tol="sequence", axes=("b", "j"), name="c_n")
     ctx.compare(
-        "hprev", cache.hprev, tol="sequence", axes=("b", "t", "j"), name="cache.hprev (state entering t)"
+        "hprev", cache.hprev, tol="sequence", axes=("t", "b", "j"), name="cache.hprev (state entering t)"
     )
 
 
