@@ -12,10 +12,10 @@ so the same token can have different ids (a character LM trained on more text kn
 recognizer's token ``i`` (``index[0] = 0``), tokens fed to ``step`` go through ``index``, and the returned
 log-probabilities are the LM's columns ``index`` (recognizer order, ``<eos>`` in column 0). Tokens the LM
 knows and the recognizer does not are never proposed by the recognizer; their probability mass is left
-out, not renormalised (fused scores are unnormalised anyway, and the mass is the same for every
-hypothesis at a given LM state only approximately: a documented approximation). A recognizer label the
-LM does not know is an error: the LM could not score a hypothesis holding it. Nothing is mapped when the
-two vocabularies are equal (``scratchasr.inference.load_lm`` returns the LM itself then).
+out, not renormalised, so every fused or rescored score is exactly the LM's own log-probability of the
+recognizer's tokens. A recognizer label the LM does not know is an error: the LM could not score a
+hypothesis holding it. Nothing is mapped when the two vocabularies are equal
+(``scratchasr.inference.load_lm`` returns the LM itself then).
 """
 
 from __future__ import annotations
