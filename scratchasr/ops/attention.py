@@ -147,30 +147,72 @@ def _softmax_rows_backward_numpy(dp: np.ndarray, p: np.ndarray, scale) -> None:
     dp[...] = np.where(attended, masked_softmax_backward(np.where(attended, dp, 0), p) * scale, 0)
 
 
-def _sdpa_forward_fused(s: np.ndarray, mask: Optional[np.ndarray], backend: str) -> bool:
-    """Overwrite the scores s (B, H, Tq, Tk) with p by the fused row softmax (in place: one 4-D array
-    fewer to allocate and fault in); False when a score is +inf/NaN (s is then partly overwritten, and
-    ``sdpa_forward`` recomputes it for its exact path: overflow rescaling, NaN propagation)."""
-    Tk = s.shape[3]
-    m2 = None if mask is None else np.broadcast_to(mask, s.shape).reshape(-1, Tk)
-    s2 = s.reshape(-1, Tk)  # a view: s is C-contiguous (fresh from matmul)
-    return dispatch(backend, _softmax_rows_numpy, softmax_rows_kernel)(s2, m2)
+_BLOCK_MIN = 16384  # Tq * Tk from which the fused path runs one (b, h) block at a time
+
+
+def _sdpa_forward_fused(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.ndarray], scale: float,
+                        backend: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(out, p) with the fused row softmax, or None when a score is +inf/NaN (then ``sdpa_forward``
+    takes its exact path: overflow rescaling, NaN propagation).
+
+    For large score matrices one (b, h) block at a time: its scores (Tq x Tk) are produced, normalised
+    in place and multiplied by v while they are in L2, instead of three sweeps over the whole
+    (B, H, Tq, Tk) array. Small ones (decoding steps) in one batched call each. [attn:scores]
+    [attn:softmax] [attn:out]"""
+    B, H, Tq, _ = q.shape
+    Tk = k.shape[2]
+    softmax = dispatch(backend, _softmax_rows_numpy, softmax_rows_kernel)
+    qs = q * q.dtype.type(scale)  # the 1/sqrt(d) on the smaller array
+    mb = None if mask is None else np.broadcast_to(mask, (B, H, Tq, Tk))
+    with np.errstate(over="ignore"):
+        if Tq * Tk < _BLOCK_MIN:
+            p = qs @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk)
+            if not softmax(p.reshape(-1, Tk), None if mb is None else mb.reshape(-1, Tk)):
+                return None
+            out = p @ v
+        else:
+            p = np.empty((B, H, Tq, Tk), q.dtype)
+            out = np.empty((B, H, Tq, v.shape[3]), q.dtype)
+            for b in range(B):
+                for h in range(H):
+                    pb = p[b, h]
+                    np.matmul(qs[b, h], k[b, h].T, out=pb)
+                    if not softmax(pb, None if mb is None else mb[b, h]):
+                        return None
+                    np.matmul(pb, v[b, h], out=out[b, h])
+    if not np.isfinite(out).all():  # a NaN value row: recompute reading only attended values
+        out = _attend(p, v)
+    return out, p
 
 
 def _sdpa_backward_fused(dout: np.ndarray, cache) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``sdpa_backward`` with the fused softmax backward (the 1/sqrt(d) folded into ds): the same
-    GEMMs, one pass over the (B, H, Tq, Tk) scores instead of four. [attn:dout] [attn:dscores]"""
+    """``sdpa_backward`` with the fused softmax backward (the 1/sqrt(d) folded into ds): the same four
+    GEMMs, one (b, h) block at a time for large score matrices (dp and ds never leave L2, p is read
+    once), with dv = p^T dout and dk = ds^T q computed as dout^T p and q^T ds (BLAS runs those shapes
+    faster; dk and dv are returned as transposed views). [attn:dout] [attn:dsoftmax] [attn:dscores]"""
     q, k, v, p = cache.q, cache.k, cache.v, cache.p
-    Tk = p.shape[3]
-    # dv = p^T dout and dk = ds^T q as transposes of dout^T p and q^T ds: BLAS runs these shapes faster
-    dv = np.ascontiguousarray((dout.swapaxes(-1, -2) @ p).swapaxes(-1, -2))  # (B, H, Tk, dv) [attn:dout]
-    ds = dout @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk) dp, overwritten in place with ds
-    ds2 = ds.reshape(-1, Tk)
-    dispatch(cache.backend, _softmax_rows_backward_numpy, softmax_rows_backward_kernel)(
-        ds2, p.reshape(-1, Tk), p.dtype.type(cache.scale))
-    dq = ds @ _finite_or_zero(k)  # [attn:dscores]
-    dk = np.ascontiguousarray((_finite_or_zero(q).swapaxes(-1, -2) @ ds).swapaxes(-1, -2))
-    return dq, dk, dv
+    B, H, Tq, Tk = p.shape
+    sc = p.dtype.type(cache.scale)
+    dsoftmax = dispatch(cache.backend, _softmax_rows_backward_numpy, softmax_rows_backward_kernel)
+    kf, qf = _finite_or_zero(k), _finite_or_zero(q)
+    if Tq * Tk < _BLOCK_MIN:
+        dvT = dout.swapaxes(-1, -2) @ p  # (B, H, dv, Tk)
+        ds = dout @ v.swapaxes(-1, -2)  # dp, overwritten in place with ds
+        dsoftmax(ds.reshape(-1, Tk), p.reshape(-1, Tk), sc)
+        return ds @ kf, (qf.swapaxes(-1, -2) @ ds).swapaxes(-1, -2), dvT.swapaxes(-1, -2)
+    dq = np.empty(q.shape, p.dtype)
+    dkT = np.empty((B, H, q.shape[3], Tk), p.dtype)
+    dvT = np.empty((B, H, v.shape[3], Tk), p.dtype)
+    ds = np.empty((Tq, Tk), p.dtype)  # one block's dp, then ds, reused
+    for b in range(B):
+        for h in range(H):
+            pb, db = p[b, h], dout[b, h]
+            np.matmul(db.T, pb, out=dvT[b, h])  # dv^T = dout^T p [attn:dout]
+            np.matmul(db, v[b, h].T, out=ds)  # dp
+            dsoftmax(ds, pb, sc)  # ds = scale * p * (dp - sum dp p) [attn:dsoftmax]
+            np.matmul(ds, kf[b, h], out=dq[b, h])  # [attn:dscores]
+            np.matmul(qf[b, h].T, ds, out=dkT[b, h])
+    return dq, dkT.swapaxes(-1, -2), dvT.swapaxes(-1, -2)
 
 
 # ----------------------------------------------------------------------------- SDPA
@@ -215,13 +257,12 @@ def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Optional[np.
     mask = _check_mask(mask, (B, H, Tq, Tk))
     backend = resolve_backend(backend)
     scale = 1.0 / np.sqrt(d)
+    if backend == "numba":  # fused softmax; the code below is the readable reference and the exact
+        fused = _sdpa_forward_fused(q, k, v, mask, scale, backend)  # path for overflowing/NaN scores
+        if fused is not None:
+            return fused[0], SDPACache(q, k, v, fused[1], scale, backend)
     with np.errstate(over="ignore"):
         s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # [attn:scores] on q  # BLANK A4
-    if backend == "numba":  # fused row softmax; the code below is the readable reference and the
-        if _sdpa_forward_fused(s, mask, backend):  # exact path for scores that overflowed or are NaN
-            return _attend(s, v), SDPACache(q, k, v, s, scale, backend)
-        with np.errstate(over="ignore"):
-            s = (q * q.dtype.type(scale)) @ k.swapaxes(-1, -2)  # [attn:scores] again, for the path below
     log2_gain = 0
     if not np.isfinite(s).all() and np.isfinite(q).all() and np.isfinite(k).all():
         # finite q and k whose scores overflow (|s| > 1.8e308 in float64): compute s / 2**(e_q + e_k)

@@ -8,6 +8,7 @@ import pytest
 
 from scratchasr.kernels.attention import _exp_like, softmax_rows_backward_kernel, softmax_rows_kernel
 from scratchasr.kernels._njit import njit
+from scratchasr.ops import attention
 from scratchasr.ops.attention import (_softmax_rows_backward_numpy, _softmax_rows_numpy, padding_mask,
                                       sdpa_backward, sdpa_forward)
 
@@ -73,8 +74,11 @@ def test_softmax_kernel_refuses_scores_for_the_exact_path(rng, bad):
         assert not fwd(s.copy(), mask)
 
 
+@pytest.mark.parametrize("blocks", [False, True])
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 1e-5)])
-def test_sdpa_numba_equals_reference(rng, dtype, rtol):
+def test_sdpa_numba_equals_reference(rng, dtype, rtol, blocks, monkeypatch):
+    """Both fused paths: batched (small score matrices) and one (b, h) block at a time (large ones)."""
+    monkeypatch.setattr(attention, "_BLOCK_MIN", 0 if blocks else 10 ** 9)
     B, H, T, d = 2, 3, 6, 4
     q, k, v = (rng.standard_normal((B, H, T, d)).astype(dtype) for _ in range(3))
     lengths = np.array([6, 3])
@@ -92,7 +96,9 @@ def test_sdpa_numba_equals_reference(rng, dtype, rtol):
             np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol)
 
 
-def test_sdpa_overflowing_scores_take_the_exact_path(rng):
+@pytest.mark.parametrize("blocks", [False, True])
+def test_sdpa_overflowing_scores_take_the_exact_path(rng, blocks, monkeypatch):
+    monkeypatch.setattr(attention, "_BLOCK_MIN", 0 if blocks else 10 ** 9)
     q, k, v = (rng.standard_normal((1, 1, 3, 2)) for _ in range(3))
     q[..., 0] += 1e160  # scores ~1e320: inf in float64
     k[..., 0] += 1e160
