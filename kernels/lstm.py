@@ -250,21 +250,22 @@ def matmul_bt_kernel(X, M, out):
 
 
 @njit(error_model="numpy")
-def lstm_sequence_forward_kernel(xproj, bias, W, h0, c0, valid, reverse, hprev, cprev, gates, tanh_c, y,
-                                 h_n, c_n):
+def lstm_sequence_forward_kernel(gates, bias, W, h0, c0, valid, reverse, hprev, cprev, tanh_c, y, h_n, c_n):
     """A whole LSTM direction in one call. Twin: ``scratchasr.ops.lstm._sequence_forward_numpy``.
 
     Time-major work arrays (one step's rows are contiguous and consecutive steps adjacent, which the
     hardware prefetcher follows; batch-first (B, T, .) arrays would put every row on its own page).
-    xproj (T, B, 4H) = s * (x W_ih^T) (padded steps never read), bias (4H,) = s * b, W (4H, H) =
-    s * W_hh (C-contiguous), s = 1/2 on the sigmoid blocks and 1 on g [lstm:gates]; h0, c0 (B, H);
-    valid (B, T) uint8; reverse: steps run t = T-1 .. 0 (padding at the end then carries h0, c0 until
-    each sequence's last valid step, which is the per-sequence reversal [lstm:reverse]). Fills, per
-    step t in input order: hprev, cprev (T, B, H) the state entering it, gates (T, B, 4H) activated
-    i, f, g, o (0 at padding), tanh_c (T, B, H) (0 at padding); y (B, T, H) the output (0 at padding);
-    h_n, c_n (B, H) the final states. [lstm:preact] [lstm:cell] [lstm:hidden] [lstm:mask]
+    gates (T, B, 4H): on entry s * (x W_ih^T) (padded steps never read), overwritten in place with the
+    activated gates i, f, g, o (0 at padding): the input projection is read once per step and its
+    memory reused, and a loop that reads and writes one array vectorises (two arrays that might
+    overlap would not). bias (4H,) = s * b, W (4H, H) = s * W_hh (C-contiguous), s = 1/2 on the sigmoid
+    blocks and 1 on g [lstm:gates]; h0, c0 (B, H); valid (B, T) uint8; reverse: steps run
+    t = T-1 .. 0 (padding at the end then carries h0, c0 until each sequence's last valid step, which
+    is the per-sequence reversal [lstm:reverse]). Fills, per step t in input order: hprev, cprev
+    (T, B, H) the state entering it, tanh_c (T, B, H) (0 at padding); y (B, T, H) the output (0 at
+    padding); h_n, c_n (B, H) the final states. [lstm:preact] [lstm:cell] [lstm:hidden] [lstm:mask]
     """
-    T, B, H4 = xproj.shape
+    T, B, H4 = gates.shape
     H = H4 // 4
     h = np.empty((B, H), W.dtype)  # the carried state, contiguous for the GEMM
     c = np.empty((B, H), W.dtype)
@@ -279,9 +280,9 @@ def lstm_sequence_forward_kernel(xproj, bias, W, h0, c0, valid, reverse, hprev, 
         for b in range(B):
             g, tc, yb = gates[t, b], tanh_c[t, b], y[b, t]
             if valid[b, t]:  # three sweeps with few arrays each, so that LLVM vectorises them
-                xp, rb, hb, cb = xproj[t, b], rec[b], h[b], c[b]
+                rb, hb, cb = rec[b], h[b], c[b]
                 for j in range(H4):
-                    g[j] = _tanh_like(xp[j] + bias[j] + rb[j])  # tanh(s * a) [lstm:gates]
+                    g[j] = _tanh_like(g[j] + bias[j] + rb[j])  # tanh(s * a) [lstm:gates]
                 for j in range(H):
                     gi = 0.5 + 0.5 * g[j]  # sigmoid(x) = (1 + tanh(x / 2)) / 2
                     gf = 0.5 + 0.5 * g[H + j]

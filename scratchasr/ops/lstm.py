@@ -160,8 +160,9 @@ def lstm_step_backward(dh: np.ndarray, dc: Optional[np.ndarray], cache: LSTMStep
 
 # ----------------------------------------------------------------------------- sequence
 
-def _sequence_forward_numpy(xproj, bias, W, h0, c0, valid, reverse, hprev, cprev, gates, tanh_c, y, h_n, c_n):
-    """NumPy twin of ``kernels.lstm.lstm_sequence_forward_kernel`` (same arguments, fills the same outputs).
+def _sequence_forward_numpy(gates, bias, W, h0, c0, valid, reverse, hprev, cprev, tanh_c, y, h_n, c_n):
+    """NumPy twin of ``kernels.lstm.lstm_sequence_forward_kernel`` (same arguments, fills the same outputs;
+    ``gates`` holds the scaled input projection on entry and the activated gates on return).
 
     One step at a time: the recurrent GEMM, one vectorised tanh for all four gates, then the cell.
     Reverse runs t = T-1 .. 0: padding (at the end) carries h0, c0 until each sequence's last valid
@@ -172,7 +173,7 @@ def _sequence_forward_numpy(xproj, bias, W, h0, c0, valid, reverse, hprev, cprev
     for step in range(T):
         t = T - 1 - step if reverse else step  # [lstm:reverse]
         hprev[t], cprev[t] = h, c
-        st = np.tanh(xproj[t] + bias + h @ W.T)  # (B, 4H) tanh(s * a_t) [lstm:preact] [lstm:gates]
+        st = np.tanh(gates[t] + bias + h @ W.T)  # (B, 4H) tanh(s * a_t) [lstm:preact] [lstm:gates]
         h, c = np.empty_like(h), np.empty_like(c)
         _cell_forward_numpy(st, hprev[t], cprev[t], valid[:, t], gates[t], h, c, tanh_c[t], y[:, t])
     h_n[...], c_n[...] = h, c
@@ -240,18 +241,19 @@ def lstm_forward(x: np.ndarray, lengths, h0: np.ndarray, c0: np.ndarray, W_ih: n
     mask = length_mask(lengths, T)  # (B, T)
     # Time-major copy (the loop's arrays are time-major, see the kernel) with padded steps zeroed, so
     # that NaN padding cannot reach dW_ih = da^T x through 0 * NaN.
-    xs = np.where(mask.T[:, :, None], x.transpose(1, 0, 2), 0).astype(dtype, copy=False)  # (T, B, D)
+    xs = np.ascontiguousarray(x.transpose(1, 0, 2)) if mask.all() else \
+        np.where(mask.T[:, :, None], x.transpose(1, 0, 2), 0).astype(dtype, copy=False)  # (T, B, D)
     valid = np.ascontiguousarray(mask, dtype=np.uint8)  # (B, T)
     # The gate scale s (see _gate_scale) is folded into the weights:
     # s * a = x (s W_ih)^T + h (s W_hh)^T + s b.
     s = _gate_scale(H, dtype)
-    xproj = (xs.reshape(T * B, D) @ (W_ih * s[:, None]).T).reshape(T, B, 4 * H)  # ONE GEMM [lstm:preact]
+    # ONE GEMM for all steps [lstm:preact]; the kernel turns it into the gates in place
+    gates = (xs.reshape(T * B, D) @ (W_ih * s[:, None]).T).reshape(T, B, 4 * H)
     hprev, cprev, tanh_c = (np.empty((T, B, H), dtype) for _ in range(3))
-    gates = np.empty((T, B, 4 * H), dtype)
     y = np.empty((B, T, H), dtype)
     h_n, c_n = np.empty((B, H), dtype), np.empty((B, H), dtype)
-    _sequence_forward(backend)(xproj, b * s, W_hh * s[:, None], np.ascontiguousarray(h0),
-                               np.ascontiguousarray(c0), valid, bool(reverse), hprev, cprev, gates, tanh_c, y,
+    _sequence_forward(backend)(gates, b * s, W_hh * s[:, None], np.ascontiguousarray(h0),
+                               np.ascontiguousarray(c0), valid, bool(reverse), hprev, cprev, tanh_c, y,
                                h_n, c_n)
     cache = LSTMCache(xs, lengths, valid, W_ih, W_hh, hprev, cprev, gates, tanh_c, bool(reverse), backend)
     return y, (h_n, c_n), cache

@@ -52,14 +52,15 @@ def test_sequence_kernels_match_numpy_twins(rng, reverse, dtype, rtol):
     xproj, bias, W, h0, c0, valid = _sequence_args(rng, B, T, H, dtype, lengths)
     outs = []
     for fwd in (_sequence_forward_numpy, lstm_sequence_forward_kernel):
-        shapes = [(T, B, H), (T, B, H), (T, B, 4 * H), (T, B, H), (B, T, H), (B, H), (B, H)]
-        o = [np.full(s, 7.0, dtype) for s in shapes]  # hprev, cprev, gates, tanh_c, y, h_n, c_n
-        fwd(xproj, bias, W, h0, c0, valid, reverse, *o)
-        outs.append(o)
+        gates = xproj.copy()  # in: the input projection; out: the gates
+        shapes = [(T, B, H), (T, B, H), (T, B, H), (B, T, H), (B, H), (B, H)]
+        o = [np.full(s, 7.0, dtype) for s in shapes]  # hprev, cprev, tanh_c, y, h_n, c_n
+        fwd(gates, bias, W, h0, c0, valid, reverse, *o)
+        outs.append([gates] + o)
     for p, q in zip(*outs):
         assert np.all(np.isfinite(q))
         np.testing.assert_allclose(q, p, rtol=rtol, atol=rtol * 1e-2)
-    hprev, cprev, gates, tanh_c, y, h_n, c_n = outs[0]
+    gates, hprev, cprev, tanh_c, y, h_n, c_n = outs[0]
     assert np.all(y[valid == 0] == 0) and np.all(gates[valid.T == 0] == 0)
     np.testing.assert_array_equal(h_n[2], h0[2])  # a zero-length sequence keeps its initial state
     dy = rng.standard_normal((B, T, H)).astype(dtype)
