@@ -215,6 +215,8 @@ def load_gpt_decoder(model: "DecoderOnly", path, option: str = "init_gpt") -> Li
     if name is not None and name != "gpt_lm":
         raise ValueError(f"{option}: {where} holds a {name!r} model, expected a 'gpt_lm' checkpoint")
     want = model.gpt.parameters()
+    # the trainer also stores its front end (frontend.*) in checkpoints: only the LM's modules count
+    params = {k: v for k, v in params.items() if k.split(".")[0] in ("tok", "pos", "blocks", "ln_f")}
     missing = sorted(set(want) - set(params))
     extra = sorted(set(params) - set(want))
     if missing or extra:
