@@ -402,6 +402,7 @@ def mha_backward(dout: np.ndarray, cache: MHACache) -> Tuple[np.ndarray, ...]:
     grads = []
     for dh, x, W in ((dq, x_q, W_q), (dk, x_kv, W_k), (dv, x_kv, W_v)):
         dm = merge_heads(dh).reshape(-1, E)  # (B*T, E) [attn:heads]
-        grads.append(((dm @ W).reshape(x.shape), dm.T @ x.reshape(-1, E), dm.sum(0)))  # [attn:dproj]
+        xf = _finite_or_zero(x).reshape(-1, E)  # a NaN frame nothing attended (padding) has dm = 0
+        grads.append(((dm @ W).reshape(x.shape), dm.T @ xf, dm.sum(0)))  # [attn:dproj]
     (dx_q, dW_q, db_q), (dx_k, dW_k, db_k), (dx_v, dW_v, db_v) = grads
     return dx_q, dx_k + dx_v, dW_q, db_q, dW_k, db_k, dW_v, db_v, dW_o, db_o

@@ -1,5 +1,5 @@
-"""Relative-position attention never reads padded frames: NaN there stays out of outputs and gradients
-(as SDPA: tests/test_reliability_inputs.py)."""
+"""Relative-position (and plain multi-head) attention never read padded frames: NaN there stays out of
+outputs and gradients (as SDPA: tests/test_reliability_inputs.py)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,22 @@ def test_nan_in_padded_frames_stays_out(rng):
     out, _ = rel_mha_forward(*inp, num_heads=H, mask=mask)
     out2, _ = rel_mha_forward(x_nan, *inp[1:], num_heads=H, mask=mask)
     np.testing.assert_allclose(out2[~pad], out[~pad], rtol=1e-12, atol=1e-12)
+
+
+def test_mha_nan_in_padded_frames_stays_out_of_weight_gradients(rng):
+    from scratchasr.ops.attention import mha_backward, mha_forward
+    B, T, E, H = 2, 5, 8, 2
+    lengths = np.array([5, 3])
+    pad = np.arange(T)[None, :] >= lengths[:, None]
+    x = rng.standard_normal((B, T, E))
+    P = [0.3 * rng.standard_normal(s) for s in [(E, E), (E,)] * 4]
+    x_nan = x.copy()
+    x_nan[pad] = np.nan
+    mask = padding_mask(lengths, T, queries=True)
+    dout = rng.standard_normal((B, T, E))
+    ref = mha_backward(dout, mha_forward(x, x, *P, num_heads=H, mask=mask)[1])
+    out, cache = mha_forward(x_nan, x_nan, *P, num_heads=H, mask=mask)
+    assert np.all(np.isfinite(out))
+    for g, r in zip(mha_backward(dout, cache), ref):
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
