@@ -63,7 +63,7 @@ def main(argv=None) -> None:
             pool = [j for j, v in enumerate(utts) if v.speaker != u.speaker]
 
             def others(k, g, pool=pool):
-                return [waves[j] for j in g.choice(pool, size=k, replace=False)]
+                return [waves[j] for j in g.choice(pool, size=min(k, len(pool)), replace=False)]
             audio.append(corrupt(c, y, sr, np.random.default_rng([args.seed, c, i]), others))
         row = [name]
         for model, frontend in models:
