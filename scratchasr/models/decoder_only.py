@@ -43,7 +43,8 @@ Decoding (scratchasr/decode/attention.py's searches, driven through the step int
 ``method="greedy"`` or ``"beam"``, ``lm``/``lm_weight`` (shallow fusion, [attn-dec:score]),
 ``max_len_ratio`` (1.5 labels per prefix vector at most, [attn-dec:max-len], never beyond max_len - 1),
 ``length_norm``, ``length_reward`` and ``ctc_weight`` (joint CTC/decoder scoring with the branch; default
-0: the decoder alone). Step interface:
+0: the decoder alone); ``method="ctc"``: greedy CTC over the branch alone (what the encoder knows, without
+the decoder). Step interface:
 
     memory = model.encode(batch)                   # DecoderOnlyMemory: the prefix's keys/values per layer
     state = model.init_state(B, memory=memory)     # DecoderOnlyState: the KV cache, positions
@@ -60,6 +61,7 @@ import numpy as np
 from .._validate import int_array, length_mask, positive_int
 from ..data.batch import Batch
 from ..decode.attention import attention_beam_search, attention_greedy_search, max_output_lengths
+from ..decode.ctc import ctc_greedy_decode
 from ..losses import cross_entropy_loss, cross_entropy_loss_backward, ctc_loss, ctc_loss_backward
 from ..nn.layers import LayerNorm, Linear
 from ..nn.module import Module, ModuleList
@@ -436,7 +438,12 @@ class DecoderOnly(Model):
                length_reward: float = 0.0, ctc_weight: float = 0.0, nbest: Optional[int] = None) -> list:
         """Greedy or beam search over the step interface (see the module docstring); ``nbest`` (beam only)
         returns each utterance's ``nbest`` best ``AttentionHypothesis`` (for n-best LM rescoring)."""
-        beam_size = self._check_decode_args(method, beam_size)
+        beam_size = self._check_decode_args(method, beam_size, methods=("greedy", "beam", "ctc"))
+        if method == "ctc":                        # the auxiliary branch alone: a diagnostic of the encoder
+            if self.ctc_weight == 0:
+                raise ValueError("method: 'ctc' needs the CTC branch (train with ctc_weight > 0)")
+            memory = self.encode(batch)
+            return ctc_greedy_decode(memory.ctc_log_probs, memory.lengths, blank=BLANK)
         if nbest is not None:
             if method != "beam":
                 raise ValueError(f"nbest: n-best lists come from the beam search (method='beam'), got "

@@ -252,3 +252,14 @@ def test_nbest_lists_for_rescoring(rng):
         assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
     with pytest.raises(ValueError, match=r"^nbest:"):
         model.decode(batch, nbest=2)
+
+
+def test_ctc_method_is_best_path_over_the_branch(rng):
+    from scratchasr.testing.reference import ctc_greedy_naive
+    model = _model(ctc_weight=0.3, scale=2.0)
+    batch = _batch(rng)
+    mem = model.encode(batch)
+    expect = [ctc_greedy_naive(mem.ctc_log_probs[b], mem.lengths[b]) for b in range(batch.size)]
+    assert model.decode(batch, method="ctc") == expect
+    with pytest.raises(ValueError, match=r"^method:"):
+        _model().decode(batch, method="ctc")
