@@ -124,8 +124,9 @@ def labels_from_events(events: Sequence[tuple], n_samples: int, sample_rate: int
         pad_samples: silence added before and after the audio; the labels get a ``pau`` at both ends
             (``h#`` in the corpus) and shift by it.
 
-    Consecutive silences are merged; a silence shorter than ``MIN_PAUSE_S`` is absorbed into the phone before it; a longer one is a
-    ``pau``. An IPA string without a TIMIT phone is kept as ``?<ipa>`` so that validation names it.
+    Consecutive silences are merged; a silence shorter than ``MIN_PAUSE_S`` is absorbed into the phone
+    before it; a longer one is a ``pau``. An IPA string without a TIMIT phone is kept as ``?<ipa>`` so that
+    validation names it.
     """
     spans = []                      # [start sample, end sample, ipa, word]
     word = -1
