@@ -159,6 +159,12 @@ class GPTLM(LanguageModel):
 
         The new position's keys and values go into copies of the cache (the input state is untouched:
         a beam search keeps it for other hypotheses) [lm:gpt-kv-cache]."""
+        return self._step(state, tokens)
+
+    def _step(self, state: GPTState, tokens, offset: int = 0) -> Tuple[np.ndarray, GPTState]:
+        """``step`` with the token at cache slot ``pos`` given position embedding ``pos - offset``:
+        ``offset`` = k for a soft prompt filling slots 0..k-1 (models/prompt_tuning.py), whose slots must
+        then be in [k, max_len)."""
         if not isinstance(state, GPTState):
             raise TypeError(f"state: expected a GPTState (from init_state), got {type(state).__name__}")
         B = state.pos.shape[0]
@@ -167,9 +173,12 @@ class GPTLM(LanguageModel):
             raise ValueError(f"tokens: expected ids in [0, {self.vocab_size}), got min {tokens.min()} "
                              f"max {tokens.max()}")
         pos = state.pos
+        if offset and pos.size and (pos.max() >= self.max_len or pos.min() < offset):
+            raise ValueError(f"state: expected cache slots in [{offset}, {self.max_len}) (from init_state), "
+                             f"got {pos.min()} .. {pos.max()}")
         if pos.size and pos.max() >= self.max_len:
             raise ValueError(f"state: a row already holds max_len = {self.max_len} tokens; no position left")
-        x = self.tok.params["W"][tokens] + self.pos.params["W"][pos]                        # [lm:gpt-embed]
+        x = self.tok.params["W"][tokens] + self.pos.params["W"][pos - offset]  # [lm:gpt-embed] [prompt:input]
         K, V = state.k.copy(), state.v.copy()
         for i, blk in enumerate(self.blocks):
             x = blk.step(x, K[:, i], V[:, i], pos)         # K[:, i] is a view: the block writes into K

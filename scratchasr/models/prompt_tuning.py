@@ -44,11 +44,9 @@ from typing import Dict, NamedTuple, Tuple
 
 import numpy as np
 
-from .._validate import int_array, positive_int
+from .._validate import positive_int
 from ..ops.attention import causal_mask, padding_mask
 from ..ops.linear import linear_backward, linear_forward
-from ..ops.norm import layer_norm_forward
-from ..ops.softmax import log_softmax_forward
 from ._lm import LanguageModel
 from .gpt_lm import GPTLM, GPTState
 
@@ -153,25 +151,6 @@ class PromptTunedLM(LanguageModel):
     def step(self, state: GPTState, tokens) -> Tuple[np.ndarray, GPTState]:
         """As ``GPTLM.step``, the token written at cache slot ``pos`` with position embedding ``pos - k``
         (``pos`` with ``shift_positions``) [prompt:step]."""
-        lm = self.lm
         if self.shift:
-            return lm.step(state, tokens)                   # slots and positions coincide
-        if not isinstance(state, GPTState):
-            raise TypeError(f"state: expected a GPTState (from init_state), got {type(state).__name__}")
-        B = state.pos.shape[0]
-        tokens = int_array("tokens", tokens, ndim=1, shape=(B,))
-        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
-            raise ValueError(f"tokens: expected ids in [0, {self.vocab_size}), got min {tokens.min()} "
-                             f"max {tokens.max()}")
-        pos = state.pos
-        if pos.size and (pos.max() >= self.max_len or pos.min() < self.k):
-            raise ValueError(f"state: expected cache slots in [{self.k}, {self.max_len}) (from init_state), "
-                             f"got {pos.min()} .. {pos.max()}")
-        x = lm.tok.params["W"][tokens] + lm.pos.params["W"][pos - self.k]                # [prompt:input]
-        K, V = state.k.copy(), state.v.copy()
-        for i, blk in enumerate(lm.blocks):
-            x = blk.step(x, K[:, i], V[:, i], pos)          # K[:, i] is a view: the block writes into K
-        h, _ = layer_norm_forward(x, lm.ln_f.params["gamma"], lm.ln_f.params["beta"], eps=lm.ln_f.eps)
-        logits = h @ lm.tok.params["W"].T                                                 # [lm:gpt-tied]
-        log_probs, _ = log_softmax_forward(logits.astype(np.float64))                   # [ops:log-softmax]
-        return log_probs, GPTState(K, V, pos + 1)
+            return self.lm.step(state, tokens)              # slots and positions coincide
+        return self.lm._step(state, tokens, offset=self.k)
