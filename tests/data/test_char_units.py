@@ -4,9 +4,7 @@ reporting both for a character model and `scratchasr transcribe` printing text."
 
 import shutil
 import subprocess
-import wave
 
-import numpy as np
 import pytest
 
 from scratchasr import inference
@@ -14,6 +12,7 @@ from scratchasr.cli import main
 from scratchasr.data.corpus import (WORD_BOUNDARY, _tokens_from_text, normalise_text, text_scoring_tokens,
                                     tokens_to_text)
 from scratchasr.metrics import error_rate
+from scratchasr.testing.fixtures import write_kaldi_dir
 from scratchasr.trainer import TrainConfig, train
 
 TEXT = ["The cat's hat.", "A dog-house!", "the dog", "'Tis a cat"]
@@ -72,23 +71,9 @@ def test_cer_equals_sclite_character_mode(tmp_path):
         assert er.ref_tokens == c + s + d
 
 
-def _wav(path, n, seed):
-    y = (np.random.default_rng(seed).standard_normal(n) * 3000).astype(np.int16)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(y.tobytes())
-
-
 def test_a_character_model_reports_cer_and_wer_and_prints_text(tmp_path, capsys):
     for split, lines in (("train", TEXT), ("dev", TEXT[:2])):
-        d = tmp_path / "data" / split
-        d.mkdir(parents=True)
-        for i in range(len(lines)):
-            _wav(d / f"{split}{i}.wav", 3000 + 600 * i, i)
-        (d / "wav.scp").write_text("".join(f"{split}{i} {d}/{split}{i}.wav\n" for i in range(len(lines))))
-        (d / "text").write_text("".join(f"{split}{i} {t}\n" for i, t in enumerate(lines)))
+        write_kaldi_dir(tmp_path / "data", split, lines)
     train(TrainConfig.from_overrides(dict(model="ctc_blstm", hidden=8, num_layers=1, units="chars"),
                                      [f"--data_dir={tmp_path / 'data'}", "--epochs=1", "--progress=False",
                                       "--batch_size=2", f"--exp_dir={tmp_path / 'am'}"]))

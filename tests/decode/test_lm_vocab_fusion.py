@@ -3,8 +3,6 @@ the transducer and the attention models (seq2seq, las, mocha) through the CLI, w
 vocabulary differs from the recognizer's (more words, so other ids) and is mapped by token string
 (scratchasr/decode/vocab_map.py); the mapping itself is checked column by column."""
 
-import wave
-
 import numpy as np
 import pytest
 
@@ -16,6 +14,7 @@ from scratchasr.decode.attention import AttentionHypothesis
 from scratchasr.decode.rescore import rescore_nbest
 from scratchasr.decode.transducer import Hypothesis as TransducerHypothesis
 from scratchasr.decode.vocab_map import VocabularyMappedLM
+from scratchasr.testing.fixtures import write_kaldi_dir
 from scratchasr.trainer import TrainConfig, train
 
 TEXT = ["the cat", "a dog", "the dog", "a cat"]
@@ -27,25 +26,11 @@ RECOGNIZERS = dict(transducer=dict(hidden=8, num_layers=1, pred_hidden=8, joint_
                    mocha=dict(hidden=8, num_layers=1, embed_dim=8, att_dim=8, stack=2))
 
 
-def _wav(path, n, seed):
-    y = (np.random.default_rng(seed).standard_normal(n) * 3000).astype(np.int16)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(y.tobytes())
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("vocabfusion")
     for split, lines in (("train", TEXT), ("dev", TEXT[:2])):
-        d = root / "data" / split
-        d.mkdir(parents=True)
-        for i in range(len(lines)):
-            _wav(d / f"{split}{i}.wav", 3000 + 600 * i, i)
-        (d / "wav.scp").write_text("".join(f"{split}{i} {d}/{split}{i}.wav\n" for i in range(len(lines))))
-        (d / "text").write_text("".join(f"{split}{i} {t}\n" for i, t in enumerate(lines)))
+        write_kaldi_dir(root / "data", split, lines)
     (root / "lm.txt").write_text("".join(t + "\n" for t in LM_TEXT))
     args = [f"--data_dir={root / 'data'}", "--epochs=1", "--progress=False", "--batch_size=2",
             "--units=words", f"--exp_dir={root / 'lm'}", f"--text_train={root / 'lm.txt'}"]

@@ -1,37 +1,21 @@
 """`scratchasr decode --lm LM --lm-weight W` (shallow fusion) and `--nbest N --rescore LM` (n-best
 rescoring) end to end: a tiny CTC model and a tiny LM trained on a Kaldi data dir of noise "audio"."""
 
-import wave
-
-import numpy as np
 import pytest
 
 from scratchasr import inference
 from scratchasr.cli import main
+from scratchasr.testing.fixtures import write_kaldi_dir
 from scratchasr.trainer import TrainConfig, train
 
 TEXT = ["h# dh ax k ae t h#", "h# ax d ao g h#", "h# dh ax d ao g h#", "h# ax k ae t h#"]
-
-
-def _wav(path, n, seed):
-    y = (np.random.default_rng(seed).standard_normal(n) * 3000).astype(np.int16)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(y.tobytes())
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("lmdecode")
     for split, lines in (("train", TEXT), ("dev", TEXT[:2])):
-        d = root / "data" / split
-        d.mkdir(parents=True)
-        for i in range(len(lines)):
-            _wav(d / f"{split}{i}.wav", 4000 + 800 * i, i)
-        (d / "wav.scp").write_text("".join(f"{split}{i} {d}/{split}{i}.wav\n" for i in range(len(lines))))
-        (d / "text").write_text("".join(f"{split}{i} {t}\n" for i, t in enumerate(lines)))
+        write_kaldi_dir(root / "data", split, lines, samples=4000, step=800)
     common = [f"--data_dir={root / 'data'}", "--epochs=1", "--progress=False", "--batch_size=2"]
     train(TrainConfig.from_overrides(dict(model="ctc_blstm", hidden=8, num_layers=1),
                                      common + [f"--exp_dir={root / 'am'}"]))
