@@ -220,18 +220,34 @@ def resolve_voices(names: Sequence[str], among: Sequence[str], *, arg: str = "vo
     return [k for k in among if k in chosen]
 
 
+MBROLA_PACKAGES = "mbrola, mbrola-us1..3 and festvox-us1..3 (Debian contrib/non-free; docs/data.md)"
+
+
+def _festival_voice_missing(v: Voice) -> Optional[str]:
+    """Why festival voice ``v`` cannot be used here (None: it can): festival, the voice's folder, and for
+    the mbrola voices the ``mbrola`` program on PATH."""
+    if not shutil.which("festival"):
+        return "festival is not installed"
+    folder = v.name[len("voice_"):]
+    if not any((d / lang / folder).is_dir() for d in FESTIVAL_VOICE_DIRS for lang in ("english", "us")):
+        return f"festival voice folder {folder} not found"
+    if "mbrola" in v.name and not shutil.which("mbrola"):
+        return "the mbrola program is not on PATH"
+    return None
+
+
+def missing_mbrola_voices() -> dict[str, str]:
+    """``{voice: reason}`` for festival's mbrola voices (us1, us2, us3) that cannot be used here. They are
+    optional (``MBROLA_PACKAGES``): detected, offered by ``available_voices`` when present, skipped with a
+    notice by ``synth_timit`` when not."""
+    reasons = {v.key: _festival_voice_missing(v) for v in VOICES if "mbrola" in v.name}
+    return {k: r for k, r in reasons.items() if r is not None}
+
+
 def available_voices() -> list[str]:
-    """Keys of the voices installed on this machine (festival voices by folder, flite by ``flite -lv``,
-    espeak-ng's when libespeak-ng loads)."""
-    out = []
-    if shutil.which("festival"):
-        for v in VOICES:
-            if v.engine != "festival":
-                continue
-            folder = v.name[len("voice_"):]
-            if any((d / lang / folder).is_dir() for d in FESTIVAL_VOICE_DIRS for lang in ("english", "us")):
-                if "mbrola" not in v.name or shutil.which("mbrola"):
-                    out.append(v.key)
+    """Keys of the voices installed on this machine (festival voices by folder, with the ``mbrola``
+    program for the mbrola ones; flite by ``flite -lv``; espeak-ng's when libespeak-ng loads)."""
+    out = [v.key for v in VOICES if v.engine == "festival" and _festival_voice_missing(v) is None]
     if shutil.which("flite") and shutil.which("t2p"):
         listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split()
         out += [v.key for v in VOICES if v.engine == "flite" and v.name in listed]
@@ -735,12 +751,20 @@ def synth_timit(out_dir: str | os.PathLike, *, size: str = "small", seed: int = 
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"out_dir: {root} exists and is not empty; choose a new folder")
     installed = available_voices()
+    no_mbrola = missing_mbrola_voices()
+    if voices is None or {"all", "festival"} & set(voices):
+        if no_mbrola:     # optional voices: say once why they are not in this corpus
+            print(f"synth-timit: mbrola voices {', '.join(no_mbrola)} not used "
+                  f"({'; '.join(sorted(set(no_mbrola.values())))}); optional, they need {MBROLA_PACKAGES}",
+                  file=sys.stderr)
     if voices is None:
         voices = [v for v in installed if VOICE_BY_KEY[v].engine in DEFAULT_ENGINES]
     else:
         missing = [v for v in voices if v in VOICE_BY_KEY and v not in installed]
         if missing:
-            raise ValueError(f"voices: {missing} not installed here (installed: {installed})")
+            why = "".join(f"; {v}: {no_mbrola[v]}, install {MBROLA_PACKAGES}"
+                          for v in missing if v in no_mbrola)
+            raise ValueError(f"voices: {missing} not installed here (installed: {installed}){why}")
         voices = resolve_voices(voices, installed, arg="voices")
     holdout_voices = list(holdout_voices)
     not_used = [v for v in holdout_voices if v in VOICE_BY_KEY and v not in voices]
