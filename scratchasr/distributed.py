@@ -220,7 +220,7 @@ class World:
         hyps: List = [None] * len(dev.feats)
         for r, part in enumerate(self.allgather(mine)):
             hyps[r::self.size] = part
-        er, _ = score_hypotheses(vocab, scoring, [u.tokens for u in dev.utts], hyps)
+        er, _ = score_hypotheses(vocab, scoring, [u.tokens for u in dev.utts], hyps, units=cfg.units)
         return er.rate, er
 
 

@@ -70,7 +70,7 @@ import numpy as np
 from . import models
 from .data.batch import Batch, bucket_batches, make_batch
 from .data.corpus import (UNITS, CorpusUtterance, Vocabulary, build_vocabulary, read_split, scoring_tokens,
-                          spread_subset)
+                          spread_subset, text_scoring_tokens)
 from .distributed import world
 from .frontend import Frontend, check_options
 from .inference import MAX_BEAM, check_meta
@@ -448,12 +448,17 @@ def decode_features(model, feats: Sequence[np.ndarray], *, beam: int = 1, batch_
     return hyps  # type: ignore[return-value]
 
 
-def score_hypotheses(vocab: Vocabulary, scoring: str, refs: Sequence[Sequence[str]], hyps_ids):
+def score_hypotheses(vocab: Vocabulary, scoring: str, refs: Sequence[Sequence[str]], hyps_ids, *,
+                     units: str = ""):
     """Error rate (sclite counts) after mapping both sides to scored tokens; returns (ErrorRate, hyp
-    tokens)."""
+    tokens). ``units="chars"``: the CER of ``scratchasr decode`` (characters without the word boundaries,
+    sclite -c: :func:`scratchasr.data.corpus.text_scoring_tokens`)."""
+    def scored(tokens):
+        if units == "chars":
+            return text_scoring_tokens(tokens, "chars")[0]
+        return scoring_tokens(tokens, scoring)
     hyp_tokens = [vocab.decode(h) for h in hyps_ids]
-    er = error_rate([scoring_tokens(r, scoring) for r in refs],
-                    [scoring_tokens(h, scoring) for h in hyp_tokens])
+    er = error_rate([scored(r) for r in refs], [scored(h) for h in hyp_tokens])
     return er, hyp_tokens
 
 
@@ -811,7 +816,7 @@ def _evaluate_dev(model, dev: Split, vocab: Vocabulary, scoring: str, cfg: Train
         hyps = decode_features(model, dev.feats, beam=cfg.beam, batch_size=cfg.batch_size,
                                progress=cfg.progress,
                                desc="dev")
-        er, _ = score_hypotheses(vocab, scoring, [u.tokens for u in dev.utts], hyps)
+        er, _ = score_hypotheses(vocab, scoring, [u.tokens for u in dev.utts], hyps, units=cfg.units)
         return er.rate, er
     finally:
         model.train()
