@@ -1,26 +1,33 @@
 """Phone error rate of checkpoints on a test split, clean and under fixed noisy, reverberant, telephone audio.
 
-    .venv/bin/python experiments/voices/augment_eval.py DATA_DIR CHECKPOINT [CHECKPOINT ...] [--split S]
+    .venv/bin/python experiments/voices/augment_eval.py DATA_DIR [CHECKPOINT ...] [--split S] [--pocketsphinx]
 
 Each condition is drawn per utterance from ``default_rng([seed, condition, utterance])`` (``--seed``, default
 1234), so every checkpoint is scored on the SAME corrupted audio: white and pink noise at 10 dB SNR, babble of
 5 utterances of other speakers of the same split at 10 dB, a random room (the training sampler's ranges:
 3-10 x 3-8 x 2.4-4 m, absorption 0.2-0.8, response cut at 0.5 s), and the telephone band with the G.711 mu-law
 codec. Greedy decoding, 39-phone scoring (sclite counts). Prints a Markdown table (PER %).
+
+``--pocketsphinx`` adds the peer of experiments/voices/RESULTS.md as a last column: pocketsphinx allphone
+(``pocketsphinx_phones.py``: real-speech en-us model, its phone trigram) on the same corrupted audio, its
+CMU phones folded to the 39 set and scored against the same references by the same counts.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from scratchasr.data import augment as A
-from scratchasr.data.corpus import read_split, spread_subset
+from scratchasr.data.corpus import read_split, scoring_tokens, spread_subset
 from scratchasr.features import load_audio
 from scratchasr.frontend import resample_to
 from scratchasr.inference import load
+from scratchasr.metrics import error_rate
 from scratchasr.trainer import decode_features, score_hypotheses
 
 CONDITIONS = ("clean", "white 10 dB", "pink 10 dB", "babble 10 dB", "room", "telephone + mu-law")
@@ -46,14 +53,24 @@ def corrupt(c: int, y: np.ndarray, sr: int, rng: np.random.Generator, others) ->
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dir")
-    ap.add_argument("checkpoints", nargs="+")
+    ap.add_argument("checkpoints", nargs="*")
     ap.add_argument("--split", default="core_test")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--max_utts", type=int, default=0, help="0: all; else evenly spread (a quick look)")
+    ap.add_argument("--pocketsphinx", action="store_true", help="add pocketsphinx allphone as a last column")
     args = ap.parse_args(argv)
+    if not args.checkpoints and not args.pocketsphinx:
+        ap.error("checkpoints: give at least one checkpoint, or --pocketsphinx")
     utts = spread_subset(read_split(args.data_dir, args.split, "phones"), args.max_utts)
     models = [load(c) for c in args.checkpoints]
-    sr = models[0][1].sample_rate
+    sr = models[0][1].sample_rate if models else 16000
+    ps = None
+    if args.pocketsphinx:
+        if sr != 16000:
+            raise SystemExit(f"--pocketsphinx: the front end is {sr} Hz; pocketsphinx wants 16 kHz")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import pocketsphinx_phones as ps
+        ps_decoder = ps.decoder()
     waves = [resample_to(*load_audio(u.wav_path), sr) for u in utts]
 
     rows = []
@@ -71,11 +88,16 @@ def main(argv=None) -> None:
             hyps = decode_features(model, feats)
             er, _ = score_hypotheses(model.vocabulary, model.scoring, [u.tokens for u in utts], hyps)
             row.append(f"{100 * er.rate:.2f}")
+        if ps is not None:
+            hyps = [ps.fold_cmu(ps.decode_pcm(ps_decoder, z)) for z in audio]
+            er = error_rate([scoring_tokens(u.tokens, "timit39") for u in utts], hyps)
+            row.append(f"{100 * er.rate:.2f}")
         rows.append(row)
         print(" | ".join(row), flush=True)
     print(f"\n{args.split}: {len(utts)} utterances\n")
-    print("| condition | " + " | ".join(args.checkpoints) + " |")
-    print("|---|" + "---|" * len(models))
+    names = list(args.checkpoints) + (["pocketsphinx"] if ps is not None else [])
+    print("| condition | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
     for r in rows:
         print("| " + " | ".join(r) + " |")
 

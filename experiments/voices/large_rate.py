@@ -5,20 +5,28 @@
 Plans the large corpus exactly as ``scratchasr synth-timit OUT_DIR --size large --voices ...`` would (same
 seed, speakers, sentences), synthesises every N-th worker batch of that plan (a slice with the plan's mix
 of engines and voices, batched as in a full run) through the same workers, and prints the measured rate
-(utterances/s, audio seconds per wall second), the disk bytes per hour of audio, and what they give for
-the whole plan. It is an extrapolation: the slice's per-utterance cost times the plan's utterance count,
-at this run's machine load.
+(utterances/s, audio seconds per wall second), the CPU time it took (this process and every child:
+workers, festival, flite, espeak-ng), the disk bytes per hour of audio, and what they give for the whole
+plan. It is an extrapolation: the slice's per-utterance cost times the plan's utterance count, at this
+run's machine load; the CPU time is the load-independent part (wall = CPU / jobs on idle cores).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import time
 from pathlib import Path
 
 from scratchasr.data import synth
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (workers, synthesisers)."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def main(argv=None) -> int:
@@ -39,9 +47,9 @@ def main(argv=None) -> int:
     # N-th of the plan's batch list: each voice and engine in proportion, start-up costs as in a full run
     piece = [j for _, js in synth._batches(plan, 16)[::args.every] for j in js]
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     results = synth._run_all(args.out_dir, piece, args.jobs, True, f"large slice 1/{args.every}")
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     ok = [r for r in results if r["ok"]]
     audio_s = sum(r["seconds"] for r in ok)
     size = sum(f.stat().st_size for f in args.out_dir.rglob("*") if f.is_file())
@@ -57,6 +65,9 @@ def main(argv=None) -> int:
           f"{audio_s / 3600:.3f} h of audio ({audio_s / max(len(ok), 1):.2f} s/utt), "
           f"{size / 1e6:.1f} MB on disk ({size / max(audio_s, 1e-9) * 3600 / 1e6:.0f} MB per hour of audio)")
     hours = audio_s / max(len(ok), 1) * n / 3600
+    print(f"CPU: {cpu:.1f} s (user + system, this process and its children), {cpu / len(piece):.3f} s per "
+          f"utterance, {cpu / max(audio_s, 1e-9) * 3600 / 60:.1f} CPU-min per hour of audio; whole plan: "
+          f"{cpu / len(piece) * n / 60:.0f} CPU-min")
     print(f"EXTRAPOLATED to the whole plan: {n / (len(piece) / wall) / 60:.0f} min wall, "
           f"{hours:.1f} h of audio, {size / max(audio_s, 1e-9) * hours * 3600 / 1e9:.1f} GB "
           f"(load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())})")

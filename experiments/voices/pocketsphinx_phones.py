@@ -70,7 +70,12 @@ def decode_phones(dec, wav_path: str) -> list[str]:
     x, sr = load_audio(wav_path)
     if sr != 16000:
         raise ValueError(f"wav_path: {wav_path} is {sr} Hz; the en-us model wants 16 kHz")
-    pcm = np.clip(np.round(x * 32768.0), -32768, 32767).astype("<i2").tobytes()
+    return decode_pcm(dec, x)
+
+
+def decode_pcm(dec, x: np.ndarray) -> list[str]:
+    """pocketsphinx's phones of 16 kHz float audio ``x`` in [-1, 1] (rounded and clipped to 16 bits)."""
+    pcm = np.clip(np.round(np.asarray(x, np.float64) * 32768.0), -32768, 32767).astype("<i2").tobytes()
     dec.start_utt()
     dec.process_raw(pcm, full_utt=True)
     dec.end_utt()
