@@ -38,6 +38,7 @@ from typing import List, NamedTuple, Optional, Sequence
 import numpy as np
 
 from .._validate import float_array, int_array, positive_int
+from .lm_window import with_context_window
 
 __all__ = ["AttentionHypothesis", "attention_beam_search", "brute_force_best", "attention_greedy_search",
            "ctc_prefix_scores",
@@ -159,6 +160,7 @@ def attention_greedy_search(model, state, max_len, *, lm=None, lm_weight: float 
     max_len = int_array("max_len", max_len, ndim=1)
     B = max_len.shape[0]
     beta = _number("lm_weight", lm_weight, low=0.0)
+    lm = with_context_window(lm)  # gpt_lm: a window past its positions [lm:window]
     lm_state = lm.init_state(B) if lm is not None else None
     tokens = np.zeros(B, np.int64)  # <sos>
     out: List[List[int]] = [[] for _ in range(B)]
@@ -212,6 +214,7 @@ def attention_beam_search(model, state, *, beam_size: int, max_len: int, lm=None
         raise TypeError(f"length_norm: expected True or False, got {length_norm!r}")
     if lam > 0 and ctc_log_probs is None:
         raise ValueError("ctc_weight: > 0 needs ctc_log_probs (the model's CTC branch)")
+    lm = with_context_window(lm)  # gpt_lm: a window past its positions [lm:window]
     ctc_lp = None
     if ctc_log_probs is not None:
         ctc_lp = float_array("ctc_log_probs", ctc_log_probs, ndim=2).astype(np.float64)

@@ -35,6 +35,7 @@ import numpy as np
 
 from .._backend import resolve_backend
 from .._validate import float_array, length_mask, lengths_array, positive_int
+from .lm_window import with_context_window
 
 NEG_INF = -math.inf
 
@@ -264,7 +265,8 @@ def _prepare(log_probs: np.ndarray, lengths: np.ndarray, *, beam_size, blank, lm
         b, t = np.argwhere(np.isnan(lp).any(axis=-1))[0]
         raise ValueError(f"log_probs: expected finite values or -inf (at least one finite per frame, no NaN, "
                          f"no +inf) within lengths, frame [{b}, {t}] breaks this")
-    opts = dict(beam_size=beam_size, blank=blank, lm=lm if use_lm else None, lm_weight=float(lm_weight),
+    lm = with_context_window(lm) if use_lm else None  # gpt_lm: a window past its positions [lm:window]
+    opts = dict(beam_size=beam_size, blank=blank, lm=lm, lm_weight=float(lm_weight),
                 insertion_bonus=float(insertion_bonus), token_threshold=token_threshold)
     return lp, opts, nbest, table, resolved
 

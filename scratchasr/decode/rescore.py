@@ -24,6 +24,7 @@ import numpy as np
 from ..data.batch import make_batch
 from .attention import AttentionHypothesis
 from .ctc import Hypothesis
+from .lm_window import ContextWindowLM, with_context_window
 from .transducer import Hypothesis as TransducerHypothesis
 
 __all__ = ["rescore_nbest", "sentence_log_probs", "acoustic_score", "decode_nbest_rescored"]
@@ -49,7 +50,8 @@ def sentence_log_probs(lm, sequences: Sequence[Sequence[int]]) -> np.ndarray:
     seqs = [[int(t) for t in s] for s in sequences]
     if not seqs:
         return np.zeros(0)
-    if hasattr(lm, "score") and hasattr(lm, "forward_loss"):
+    lm = with_context_window(lm)  # gpt_lm: a sentence longer than its positions [lm:window]
+    if hasattr(lm, "score") and (hasattr(lm, "forward_loss") or isinstance(lm, ContextWindowLM)):
         return np.asarray(lm.score(make_batch(None, seqs)), dtype=np.float64)
     if not (hasattr(lm, "init_state") and hasattr(lm, "step")):
         raise TypeError(f"lm: expected a language model with score(batch) or init_state/step, "

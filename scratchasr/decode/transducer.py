@@ -36,6 +36,7 @@ import numpy as np
 
 from .._validate import float_array, lengths_array, positive_int
 from ..models.base import gather_state
+from .lm_window import with_context_window
 
 __all__ = ["Hypothesis", "greedy_search", "modified_beam_search", "graves_beam_search", "StreamState",
            "TransducerStreamer"]
@@ -140,6 +141,7 @@ def modified_beam_search(model, f: np.ndarray, *, beam_size: int = 4, lm=None, l
     f = _check_frames(f)
     W = positive_int("beam_size", beam_size)
     use_lm, lm_weight, length_reward = _check_fusion(lm, lm_weight, length_reward)
+    lm = with_context_window(lm) if use_lm else lm  # gpt_lm: a window past its positions [lm:window]
     T = f.shape[0]
     tokens: List[Tuple[int, ...]] = [()]
     log_am = np.zeros(1)
@@ -263,6 +265,7 @@ def graves_beam_search(model, f: np.ndarray, *, beam_size: int = 4, max_symbols_
     W = positive_int("beam_size", beam_size)
     S = positive_int("max_symbols_per_frame", max_symbols_per_frame)
     use_lm, lm_weight, length_reward = _check_fusion(lm, lm_weight, length_reward)
+    lm = with_context_window(lm) if use_lm else lm  # gpt_lm: a window past its positions [lm:window]
     prefixes = _Prefixes(model, lm, use_lm)
     fusion: Dict[Tuple[int, ...], float] = {(): 0.0}     # lm_weight * log P_lm(y) + length_reward * |y|
     lm_raw: Dict[Tuple[int, ...], float] = {(): 0.0}
