@@ -177,6 +177,10 @@ def _decode_options(items) -> dict:
     return out
 
 
+_INT8_HELP = ("decode with the post-training int8 copy of a Conformer (int8 weights, per-output-channel "
+              "scales, int32 sums; conformer_ctc / conformer_transducer)")
+
+
 def _add_decode(sub) -> None:
     p = sub.add_parser("decode", help="decode a TIMIT-layout corpus or a Kaldi data dir and score it (S/D/I)",
                        description="DATA is a TIMIT-layout corpus (choose --split) or a Kaldi data dir "
@@ -204,6 +208,7 @@ def _add_decode(sub) -> None:
                         "repeatable")
     p.add_argument("--rescore", default=None, metavar="LM_CHECKPOINT",
                    help="n-best rescoring: the beam's N best hypotheses re-ranked by acoustic + W x LM score")
+    p.add_argument("--int8", action="store_true", help=_INT8_HELP)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_decode)
 
@@ -216,7 +221,7 @@ def _cmd_decode(args) -> int:
                      progress=not args.no_progress, resample=not args.no_resample, lm=args.lm,
                      lm_weight=args.lm_weight if (args.lm or args.rescore) else 0.0, nbest=args.nbest,
                      rescore=args.rescore, method=args.method,
-                     decode_options=_decode_options(args.decode_option))
+                     decode_options=_decode_options(args.decode_option), int8=args.int8)
     except USER_ERRORS as e:
         return _fail("decode", e)
     except KeyboardInterrupt:
@@ -247,6 +252,7 @@ def _add_transcribe(sub) -> None:
                         "conformer_*, mocha); the final line equals offline greedy decoding")
     p.add_argument("--chunk-ms", type=float, default=100.0,
                    help="streaming chunk in milliseconds (default 100)")
+    p.add_argument("--int8", action="store_true", help=_INT8_HELP)
     p.set_defaults(func=_cmd_transcribe)
 
 
@@ -257,7 +263,7 @@ def _cmd_transcribe(args) -> int:
         return _cmd_transcribe_stream(args)
     try:
         texts = transcribe_texts(args.checkpoint, args.audio, beam_size=args.beam,
-                                 resample=not args.no_resample)
+                                 resample=not args.no_resample, int8=args.int8)
         for path, text in zip(args.audio, texts):
             print(f"{path}\t{text}")
     except USER_ERRORS as e:
@@ -274,7 +280,7 @@ def _cmd_transcribe_stream(args) -> int:
     from .streaming import stream_transcribe
 
     try:
-        model, frontend = load(args.checkpoint)
+        model, frontend = load(args.checkpoint, int8=args.int8)
         for path in args.audio:
             y, sr = load_audio(path)
             if sr != frontend.sample_rate and args.no_resample:

@@ -40,9 +40,16 @@ META_KEYS = ("config", "model", "vocab", "units", "scoring", "frontend", "epoch"
 _MODEL_KEYS = ("name", "input_dim", "vocab_size", "dtype", "seed", "options")
 
 
-def load(checkpoint) -> Tuple["models.Model", Frontend]:
+INT8_MODELS = ("conformer_ctc", "conformer_transducer")
+
+
+def load(checkpoint, *, int8: bool = False) -> Tuple["models.Model", Frontend]:
     """A trainer checkpoint -> ``(model in eval mode, frontend)``; sets ``model.vocabulary`` and
-    ``model.scoring``."""
+    ``model.scoring``. ``int8=True`` returns the post-training int8 copy (``nn.conformer_int8.quantize_int8``:
+    linear layers and attention projections with int8 weights, per-output-channel scales) of a model in
+    ``INT8_MODELS``."""
+    if not isinstance(int8, bool):
+        raise TypeError(f"int8: expected True or False, got {int8!r}")
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no such file: {path}")
@@ -77,6 +84,12 @@ def load(checkpoint) -> Tuple["models.Model", Frontend]:
     model.scoring = meta.get("scoring", "timit39" if model.vocabulary.is_timit61 else "tokens")
     model.units = meta.get("units", "phones")
     model.eval()
+    if int8:
+        if meta["model"]["name"] not in INT8_MODELS:
+            raise ValueError(f"int8: the int8 inference path covers {list(INT8_MODELS)}, not "
+                             f"{meta['model']['name']!r} ({path})")
+        from .nn.conformer_int8 import quantize_int8
+        model = quantize_int8(model)  # a deep copy: vocabulary, scoring and units come along
     return model, frontend
 
 
@@ -117,29 +130,29 @@ def _beam(beam_size) -> int:
 
 
 def transcribe(checkpoint, paths: Sequence[str], *, beam_size: int = 1,
-               resample: bool = True) -> List[List[str]]:
+               resample: bool = True, int8: bool = False) -> List[List[str]]:
     """The tokens recognised in each audio file (the model's units: phones, words or characters; the text
     they say: ``scratchasr.data.corpus.tokens_to_text(tokens, model.units)``, as the CLI prints it).
 
     Audio at another sample rate than the model's is resampled to it (a notice per file on stderr), or
-    refused with ``resample=False``."""
-    model, hyps = _transcribe(checkpoint, paths, beam_size, resample)
+    refused with ``resample=False``. ``int8``: decode with the int8 copy of a Conformer (:func:`load`)."""
+    model, hyps = _transcribe(checkpoint, paths, beam_size, resample, int8)
     return [model.vocabulary.decode(h) for h in hyps]
 
 
-def _transcribe(checkpoint, paths, beam_size, resample):
+def _transcribe(checkpoint, paths, beam_size, resample, int8=False):
     from .trainer import decode_features
     beam_size = _beam(beam_size)
-    model, frontend = load(checkpoint)
+    model, frontend = load(checkpoint, int8=int8)
     feats = [frontend.from_file(str(p), resample=resample) for p in paths]
     return model, decode_features(model, feats, beam=beam_size, batch_size=1)
 
 
 def transcribe_texts(checkpoint, paths: Sequence[str], *, beam_size: int = 1,
-                     resample: bool = True) -> List[str]:
+                     resample: bool = True, int8: bool = False) -> List[str]:
     """What each audio file says, as text: a character model's letters joined into words (``|`` -> space),
     words or phones joined by spaces (``scratchasr transcribe`` prints these)."""
-    model, hyps = _transcribe(checkpoint, paths, beam_size, resample)
+    model, hyps = _transcribe(checkpoint, paths, beam_size, resample, int8)
     return [tokens_to_text(model.vocabulary.decode(h), model.units) for h in hyps]
 
 
@@ -162,16 +175,17 @@ def load_lm(checkpoint, vocabulary: Vocabulary, *, name: str = "lm"):
 def evaluate(checkpoint, data, split: Optional[str] = "core_test", *, beam_size: int = 1, out=None,
              batch_size: int = 16, progress: bool = True, resample: bool = True, lm=None,
              lm_weight: float = 0.0, nbest: Optional[int] = None, rescore=None, method: Optional[str] = None,
-             decode_options: Optional[dict] = None) -> Dict:
+             decode_options: Optional[dict] = None, int8: bool = False) -> Dict:
     """Decode and score a data set; ``out`` writes ``hyp.text`` and ``align.txt`` there; ``resample`` as
     in :func:`transcribe`. ``lm`` (a language-model checkpoint) is fused into the beam search with weight
     ``lm_weight``; ``rescore`` (a language-model checkpoint) rescores the beam's ``nbest`` hypotheses
-    instead, with the same weight (scratchasr/decode/rescore.py)."""
+    instead, with the same weight (scratchasr/decode/rescore.py). ``int8``: the int8 copy of a Conformer
+    (:func:`load`)."""
     from tqdm import tqdm
 
     from .trainer import decode_features
     beam_size = _beam(beam_size)
-    model, frontend = load(checkpoint)
+    model, frontend = load(checkpoint, int8=int8)
     if out is not None:                    # before the decoding, not after it
         try:
             Path(out).mkdir(parents=True, exist_ok=True)

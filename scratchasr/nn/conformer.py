@@ -56,6 +56,23 @@ def encoder_mask(lengths: np.ndarray, T: int, chunk_size: int, left_chunks: int)
 
 
 # ---------------------------------------------------------------------------------------- feed-forward
+def _project(mha: Module, name: str, x: np.ndarray) -> np.ndarray:
+    """``x W_name^T (+ b_name)`` of an attention module's projection ``name`` (q, k, v, pos, o) without
+    touching its training caches: the float parameters [ops:linear], or the ``Int8Linear`` of an int8 copy
+    (``nn.conformer_int8.Int8RelMHA``), so that the streaming path serves both."""
+    P = getattr(mha, "params", {})
+    if f"W_{name}" in P:
+        y = x @ P[f"W_{name}"].T  # [ops:linear]
+        return y + P[f"b_{name}"] if f"b_{name}" in P else y
+    return getattr(mha, name)(x)
+
+
+def _tensor(mha: Module, name: str) -> np.ndarray:
+    """A parameter of a float attention module or the same-named buffer of its int8 copy."""
+    P = getattr(mha, "params", {})
+    return P[name] if name in P else mha.buffers[name]
+
+
 class FeedForward(Module):
     """``LN -> Linear(E, F) -> Swish -> Dropout -> Linear(F, E) -> Dropout`` [conformer:ffn].
 
@@ -210,10 +227,10 @@ class ConformerBlock(Module):
         att, k, v = self._attend_chunk(a, state.k, state.v, offset, state.mem_k, state.mem_v)
         mem_k, mem_v = state.mem_k, state.mem_v
         if self.memory:  # this chunk's summary joins the bank [conformer:memory-summary]
-            P, H = self.mha.params, self.mha.H
+            H = self.mha.H
             S = a.mean(axis=1, keepdims=True)  # (B, 1, E)
-            mem_k = np.concatenate([mem_k, split_heads(S @ P["W_k"].T + P["b_k"], H)], axis=2)
-            mem_v = np.concatenate([mem_v, split_heads(S @ P["W_v"].T + P["b_v"], H)], axis=2)
+            mem_k = np.concatenate([mem_k, split_heads(_project(self.mha, "k", S), H)], axis=2)
+            mem_v = np.concatenate([mem_v, split_heads(_project(self.mha, "v", S), H)], axis=2)
         x2 = x1 + att
         c, conv_state = self._conv_chunk(x2, state.conv)
         x3 = x2 + c
@@ -225,33 +242,34 @@ class ConformerBlock(Module):
     def _attend_chunk(self, a: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, offset: int,
                       mem_k: np.ndarray, mem_v: np.ndarray):
         """Relative-position attention of a chunk's queries over cached + new keys [conformer:stream-attn]."""
-        P, H = self.mha.params, self.mha.H
+        mha, H = self.mha, self.mha.H
         B, C, E = a.shape
         dk = E // H
-        q = split_heads(a @ P["W_q"].T + P["b_q"], H)  # (B, H, C, dk)
-        k = np.concatenate([k_cache, split_heads(a @ P["W_k"].T + P["b_k"], H)], axis=2)  # (B, H, L+C, dk)
-        v = np.concatenate([v_cache, split_heads(a @ P["W_v"].T + P["b_v"], H)], axis=2)
+        bias_u, bias_v = _tensor(mha, "pos_bias_u"), _tensor(mha, "pos_bias_v")
+        q = split_heads(_project(mha, "q", a), H)  # (B, H, C, dk)
+        k = np.concatenate([k_cache, split_heads(_project(mha, "k", a), H)], axis=2)  # (B, H, L+C, dk)
+        v = np.concatenate([v_cache, split_heads(_project(mha, "v", a), H)], axis=2)
         L = k_cache.shape[2]
         n = L + C
         pos = rel_positions(n, E, dtype=a.dtype)  # row r: distance n - 1 - r
-        p = (pos @ P["W_pos"].T).reshape(2 * n - 1, H, dk).transpose(1, 0, 2)  # (H, 2n-1, dk)
+        p = _project(mha, "pos", pos).reshape(2 * n - 1, H, dk).transpose(1, 0, 2)  # (H, 2n-1, dk)
         i = offset + np.arange(C)  # absolute query frames
         j = offset - L + np.arange(n)  # absolute key frames
         r = (n - 1) - (i[:, None] - j[None, :])  # (C, n) row of distance i - j
-        ac = (q + P["pos_bias_u"][None, :, None, :]) @ k.swapaxes(-1, -2)  # (B, H, C, n)
-        bd_full = (q + P["pos_bias_v"][None, :, None, :]) @ p.swapaxes(-1, -2)[None]  # (B, H, C, 2n-1)
+        ac = (q + bias_u[None, :, None, :]) @ k.swapaxes(-1, -2)  # (B, H, C, n)
+        bd_full = (q + bias_v[None, :, None, :]) @ p.swapaxes(-1, -2)[None]  # (B, H, C, 2n-1)
         bd = np.take_along_axis(bd_full, np.broadcast_to(r, (B, H, C, n)), axis=-1)
         s = ac + bd  # every cached key is allowed by the chunk mask
         vv = v
         if self.memory:  # memory slots of the chunks before the window: content scores only
             m = max(0, offset // self.mha.chunk_size - self.mha.left_chunks)  # [conformer:memory-scores]
-            am = (q + P["pos_bias_u"][None, :, None, :]) @ mem_k[:, :, :m].swapaxes(-1, -2)  # (B, H, C, m)
+            am = (q + bias_u[None, :, None, :]) @ mem_k[:, :, :m].swapaxes(-1, -2)  # (B, H, C, m)
             s = np.concatenate([s, am], axis=-1)
             vv = np.concatenate([v, mem_v[:, :, :m]], axis=2)
         s = s * a.dtype.type(1.0 / np.sqrt(dk))
         s = np.exp(s - s.max(axis=-1, keepdims=True))
         s /= s.sum(axis=-1, keepdims=True)
-        out = merge_heads(s @ vv) @ P["W_o"].T + P["b_o"]
+        out = _project(mha, "o", merge_heads(s @ vv))
         return out, k, v
 
     def _conv_chunk(self, x: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -118,7 +118,7 @@ class Int8Linear(Module):
         y = (acc * sx[:, None].astype(np.float64) * self.buffers["scale"][None, :]).astype(self.dtype)
         if "b" in self.buffers:
             y += self.buffers["b"]  # [conformer:int8-matmul]
-        y = y.reshape(*lead, -1)
+        y = y.reshape(*lead, self.buffers["W_q"].shape[0])  # explicit: lead may hold no rows
         if lengths is not None:
             y = np.where(length_mask(lengths_array("lengths", lengths, x.shape[0], x.shape[1]),
                                      x.shape[1])[..., None], y, 0)
@@ -181,7 +181,7 @@ def _swap(module: Module, backend, keep_float, prefix: str = "") -> None:
 def _quantized(child: Module, backend) -> Module:
     if isinstance(child, Linear):
         return Int8Linear.from_linear(child, backend=backend)
-    if isinstance(child, RelPositionMultiHeadAttention):
+    if type(child) is RelPositionMultiHeadAttention:  # a memory-bank subclass keeps its float attention
         return Int8RelMHA(child, backend=backend)
     return child
 

@@ -126,3 +126,96 @@ def test_conformer_transducer_int8_decodes():
     assert np.linalg.norm(fq - f) / np.linalg.norm(f) < 0.03
     for hyp in q.decode(batch) + q.decode(batch, method="beam", beam_size=3):
         assert all(1 <= t < 12 for t in hyp)
+
+
+def _streaming_int8(name, **kw):
+    m = models.build(name, input_dim=20, vocab_size=12, dtype=np.float64, seed=0, hidden=16, num_layers=2,
+                     heads=2, ff_mult=2, conv_kernel=5, dropout=0.0, sub_channels=4, chunk_size=2,
+                     left_chunks=2, causal=True, **kw)
+    for p in m.parameters().values():
+        p[...] *= 2.0                      # a random model with confident outputs
+    m.eval()
+    return m, quantize_int8(m)
+
+
+@pytest.mark.parametrize("name, kw", [("conformer_ctc", {}),
+                                      ("conformer_transducer", dict(pred_hidden=8, joint_dim=16))])
+def test_int8_streaming_equals_the_int8_chunk_masked_model(name, kw):
+    """The streaming path runs the int8 projections too (not the float weights): streamed outputs equal
+    the int8 copy's offline chunk-masked outputs (rows are quantised one by one, so chunking changes
+    nothing but float rounding) and differ from the float model's."""
+    m, q = _streaming_int8(name, **kw)
+    x = np.random.default_rng(6).standard_normal((1, 61, 20))
+    lengths = np.array([61])
+    if name == "conformer_ctc":
+        offline_q, _ = q.log_probs(make_batch([x[0]], [[1]]))
+        offline_f, _ = m.log_probs(make_batch([x[0]], [[1]]))
+    else:
+        offline_q, _ = q.encode(x, lengths)
+        offline_f, _ = m.encode(x, lengths)
+    state, outs = q.stream_init(1), []
+    for s in range(0, 61, 7):
+        out, state = q.stream(x[:, s:s + 7], state)
+        outs.append(out)
+    out, state = q.stream(x[:, :0], state, final=True)
+    streamed = np.concatenate(outs + [out], axis=1)
+    assert streamed.shape == offline_q.shape
+    np.testing.assert_allclose(streamed, offline_q, atol=1e-8)
+    assert np.abs(streamed - offline_f).max() > 1e-4      # the int8 weights were used
+    if name == "conformer_transducer":
+        from scratchasr.models.conformer import ConformerStreamer
+        st = ConformerStreamer(q)
+        for s in range(0, 61, 9):
+            st.accept(x[0, s:s + 9])
+        assert st.finish() == q.decode(make_batch([x[0]], [[]]))[0]
+
+
+def test_load_int8_and_the_cli_flag(tmp_path, capsys):
+    """``inference.load(int8=True)`` and ``--int8`` of decode/transcribe give the quantised copy of a
+    Conformer checkpoint; other models are refused by name."""
+    import soundfile as sf
+
+    from scratchasr.cli import main
+    from scratchasr.frontend import Frontend
+    from scratchasr.inference import load, transcribe
+    from scratchasr.io import save_checkpoint
+
+    rng = np.random.default_rng(7)
+    fe = Frontend(dict(num_mel_bins=10, delta_order=0))
+    t = np.arange(8000) / 16000
+    y = (0.3 * np.sin(2 * np.pi * 300 * t * (1 + t)) + 0.05 * rng.standard_normal(8000)).astype(np.float32)
+    fe.fit([fe.raw_features(y, 16000)])
+    wav = str(tmp_path / "a.wav")
+    sf.write(wav, y, 16000, subtype="FLOAT")
+    vocab = ["<blank>"] + [f"t{i}" for i in range(5)]
+
+    def write(name, **opts):
+        m = models.build(name, input_dim=fe.dim, vocab_size=len(vocab), seed=1, **opts)
+        for p in m.parameters().values():
+            p[...] *= 3.0
+        arrays = dict(m.state_dict())
+        arrays.update(fe.arrays())
+        path = str(tmp_path / f"{name}.npz")
+        save_checkpoint(path, arrays, meta=dict(model=m.config, vocab=vocab, units="phones", scoring="tokens",
+                                                frontend=fe.meta()))
+        return path
+
+    ck = write("conformer_ctc", hidden=8, num_layers=1, heads=2, ff_mult=2, conv_kernel=3, sub_channels=3,
+               chunk_size=2, left_chunks=1, causal=True, dropout=0.0)
+    q, _ = load(ck, int8=True)
+    f, _ = load(ck)
+    assert q.quantized == "int8" and not hasattr(f, "quantized")
+    assert q.vocabulary.tokens == vocab and q.units == "phones"
+    assert isinstance(q.output, Int8Linear)
+    assert transcribe(ck, [wav], int8=True) == [q.vocabulary.decode(q.decode(
+        make_batch([fe.from_file(wav)], [[]]))[0])]
+    for cmd in (["transcribe", ck, wav, "--int8"], ["transcribe", ck, wav, "--int8", "--stream"]):
+        assert main(cmd) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == lines[-1]                              # offline int8 == streamed int8 (final line)
+    with pytest.raises(TypeError, match=r"^int8:"):
+        load(ck, int8="yes")
+    other = write("ctc_blstm", hidden=4, num_layers=1)
+    with pytest.raises(ValueError, match=r"^int8:"):
+        load(other, int8=True)
+    assert main(["transcribe", other, wav, "--int8"]) == 2
