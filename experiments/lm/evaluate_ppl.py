@@ -2,10 +2,16 @@
 
     nice .venv/bin/python experiments/lm/evaluate_ppl.py /work/data/synth_full \
         exp/lm/lstm_lm_phones/best.npz exp/lm/gpt_lm_phones/best.npz --text /work/data/lm_text/phones_6k.txt
+    nice .venv/bin/python experiments/lm/evaluate_ppl.py /work/data/synth_full \
+        /work/exp/lm_chars/lstm_lm_chars/best.npz /work/exp/lm_chars/gpt_lm_chars/best.npz \
+        --text /work/data/lm_text/words_8k.txt
 
-Held-out text: the phone transcripts (61 TIMIT symbols, as the recognizer emits them) of the corpus' dev
-and core_test splits, no sentence of which is in any LM's training text (experiments/lm/make_text.py).
-Perplexity counts <eos> as a predicted token [lm:ppl].
+Held-out text: the transcripts of the corpus' dev and core_test splits in each LM's units (the checkpoint's
+``units``: the 61 TIMIT phone symbols as the phone recognizer emits them, or the character recipe's
+characters with ``|`` between words), no sentence of which is in any LM's training text
+(experiments/lm/make_text.py, experiments/lm/subset_text.py). Perplexity is per token (phone or character,
+``|`` included) and counts <eos> as a predicted token [lm:ppl]. The bigram baseline is estimated on the
+training transcripts plus ``--text`` in the units of the checkpoints given (one units per call).
 """
 
 from __future__ import annotations
@@ -27,21 +33,25 @@ def main(argv=None) -> dict:
     ap.add_argument("--splits", default="dev,core_test")
     args = ap.parse_args(argv)
     out = {}
-    vocab = None
+    vocab, units = None, None
     for ckpt in args.checkpoints:
         lm, _ = load(ckpt)
-        vocab = lm.vocabulary
+        if units is not None and (lm.units, lm.vocabulary.tokens) != (units, vocab.tokens):
+            raise SystemExit(f"checkpoints: {ckpt} has other units or vocabulary than {args.checkpoints[0]}")
+        vocab, units = lm.vocabulary, lm.units
         for split in args.splits.split(","):
-            seqs = [list(vocab.encode(u.tokens)) for u in read_split(args.corpus, split, "phones")]
+            seqs = [list(vocab.encode(u.tokens)) for u in read_split(args.corpus, split, units)]
             out[f"{lm.config['name']} {split}"] = round(lm.perplexity(seqs), 3)
     if vocab is not None:
-        train = [u.tokens for u in read_split(args.corpus, "train", "phones")]
+        train = [u.tokens for u in read_split(args.corpus, "train", units)]
         if args.text:
-            train += read_text_file(args.text, "phones")
+            train += read_text_file(args.text, units)
         bigram = BigramLM.estimate([list(vocab.encode(t)) for t in train], len(vocab), k=0.1)
         for split in args.splits.split(","):
-            seqs = [list(vocab.encode(u.tokens)) for u in read_split(args.corpus, split, "phones")]
+            seqs = [list(vocab.encode(u.tokens)) for u in read_split(args.corpus, split, units)]
             out[f"bigram(k=0.1) {split}"] = round(bigram.perplexity(seqs), 3)
+            out[f"tokens {split}"] = sum(len(s) + 1 for s in seqs)
+    out["units"] = units
     print(json.dumps(out, indent=1))
     return out
 
