@@ -12,6 +12,7 @@ crash on the stub either).
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ import numpy as np
 
 from . import markers
 from .runner import run_item
-from .spec import Assignment, get
+from .spec import WRITE_KERNEL, Assignment, get
 
 PKG = Path(__file__).resolve().parents[1]  # the installed scratchasr package
 ROOT = PKG.parent  # the repository (docs/, kernels/, tests/)
@@ -53,9 +54,17 @@ def public_seeds(a: Assignment) -> Dict[str, int]:
 
 
 def _stub_kernel(aid: str, rel: str, names: Dict[str, str], original: str) -> str:
+    if WRITE_KERNEL in names.values():
+        return _stub_some_kernels(aid, rel, names, original)
     tags = sorted(set(markers.TAG.findall(original)))
     lines = [f'"""Removed in the student copy of {aid}: each kernel runs its NumPy twin (backend="numpy").',
              "", f"The solution's Numba kernel cited {' '.join('[' + t + ']' for t in tags)}.", '"""', ""]
+    lines += _stub_defs(aid, names)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _stub_defs(aid: str, names: Dict[str, Optional[str]]) -> list:
+    lines = []
     for name, twin in names.items():
         if twin is None:
             lines += [f"def {name}(*args, **kwargs):",
@@ -72,6 +81,37 @@ def _stub_kernel(aid: str, rel: str, names: Dict[str, str], original: str) -> st
                   f"    return {attr}(*args, **kwargs)",
                   "", "",
                   f"{name}.removed_for_assignment = {aid!r}", "", ""]
+    return lines
+
+
+def _stub_some_kernels(aid: str, rel: str, names: Dict[str, Optional[str]], original: str) -> str:
+    """A "write the kernel" file: the kernels marked ``WRITE_KERNEL`` stay (the caller blanks their
+    regions); every other kernel named in ``names`` is replaced in place by its stub (it would be a
+    solution of another item). Helpers the file defines besides stay as they are."""
+    tree = ast.parse(original)
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    lines = original.splitlines()
+    regions = [r for r in markers.scan(original, rel) if r.assignment == aid]
+    spans = []
+    for name, twin in names.items():
+        if name not in defs:
+            raise BuildError(f"{aid}: {rel} defines no kernel {name!r}")
+        if twin == WRITE_KERNEL:
+            node = defs[name]
+            if not any(node.lineno <= r.first_line <= node.end_lineno for r in regions):
+                raise BuildError(f"{aid}: {rel}:{name} is to be written by the student but holds no region "
+                                 f"of {aid}")
+            continue
+        node = defs[name]
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        tags = sorted(set(markers.TAG.findall("\n".join(lines[first - 1:node.end_lineno]))))
+        stub = _stub_defs(aid, {name: twin})
+        stub[1] = stub[1].replace('"""Stub:', f'"""Stub ({" ".join("[" + t + "]" for t in tags)}):', 1)
+        while not stub[-1]:
+            stub.pop()
+        spans.append((first, node.end_lineno, stub))
+    for first, last, stub in sorted(spans, key=lambda s: s[0], reverse=True):
+        lines[first - 1:last] = stub
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -116,8 +156,11 @@ def copy_package(a: Assignment, dest: Path, *, blank: Optional[str]) -> None:
         if any(r.assignment == a.id for r in markers.scan(text, str(rel))):
             found.add(rel.as_posix())
         if blank is not None and rel.as_posix() in a.kernels:
-            out.write_text(_stub_kernel(a.id, rel.as_posix(), dict(a.kernels[rel.as_posix()]), text))
-            continue
+            names = dict(a.kernels[rel.as_posix()])
+            text = _stub_kernel(a.id, rel.as_posix(), names, text)
+            if WRITE_KERNEL not in names.values():
+                out.write_text(text)
+                continue
         text = markers.blank_text(text, blank, tags, str(rel))
         if blank is not None and a.force_numpy and rel.as_posix() == "_backend.py":
             text += FORCE_NUMPY.format(aid=a.id)
@@ -179,7 +222,8 @@ def build_autograder(a: Assignment, out: Path, *, seed: Optional[int] = None) ->
     seeds = {it.name: int(rng.integers(10_000, 2**31 - 1)) for it in a.items}
     np.savez(out / "hidden.npz", **record(a, seeds, public_only=False))
     manifest = {"assignment": a.id, "title": a.title, "seeds": seeds, "files": list(a.files),
-                "items": [{"name": it.name, "points": it.points, "tags": list(it.tags), "timeout": it.timeout,
+                "items": [{"name": it.name, "points": it.points, "bonus": it.bonus, "tags": list(it.tags),
+                           "timeout": it.timeout,
                            "terms": [{"name": t.name, "weight": t.weight, "public": t.public}
                                      for t in it.terms]}
                           for it in a.items]}
@@ -294,16 +338,16 @@ def self_check(a: Assignment, out: Path, *, isolation: str = "process") -> dict:
     ag = out / "autograder"
     sol = grade(a.id, ag / "solution", autograder=ag, isolation=isolation)
     stub = grade(a.id, out / "student", autograder=ag, isolation=isolation)
-    if abs(sol.score - a.points) > 1e-9:
-        raise BuildError(f"{a.id}: the solution scores {sol.score:g} / {a.points:g}, expected 100 %\n"
-                         + format_table(sol))
+    if not sol.complete:  # bonus items included
+        raise BuildError(f"{a.id}: the solution scores {sol.score:g} / {a.points + a.bonus_points:g}, "
+                         f"expected 100 %\n" + format_table(sol))
     if stub.score != 0.0:
         raise BuildError(f"{a.id}: the untouched stub scores {stub.score:g} / {a.points:g}, expected 0\n"
                          + format_table(stub))
     crashed = [i["name"] for i in stub.items if any(t["name"] == "run" for t in i["terms"])]
     if crashed:
         raise BuildError(f"{a.id}: the grader crashed on the stub for items {crashed}\n" + format_table(stub))
-    return {"solution": sol.score, "stub": stub.score, "max": a.points}
+    return {"solution": sol.score, "stub": stub.score, "max": a.points, "bonus": a.bonus_points}
 
 
 def build(aid: str, out, *, seed: Optional[int] = None, check: bool = True,

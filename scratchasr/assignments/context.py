@@ -15,7 +15,9 @@ Evidence (each failure becomes a feedback line; hidden cases never show referenc
 * ``ctx.gradcheck(forward, backward, inputs, names=...)``: the shipped float64 finite-difference check;
   its table is the feedback;
 * ``ctx.expect(condition, what, hint=None)``: an invariant or oracle (alpha/beta agreement, zeros on
-  padding, brute force on tiny sizes).
+  padding, brute force on tiny sizes);
+* ``ctx.note(text)``: information shown in the feedback whether the term passes or not, never graded
+  (a kernel's timing against its NumPy twin).
 """
 
 from __future__ import annotations
@@ -117,6 +119,20 @@ class Context:
             clear()
 
     @contextlib.contextmanager
+    def patched(self, path: str, fn: Callable):
+        """Inside the block, the module global ``path`` (``"ops.lstm._cell_forward_numpy"``) of the
+        implementation ``ctx.impl`` runs (the solution's, or the submission's in a student copy) is ``fn``:
+        a student's Numba kernel graded inside the reference loop in place of its NumPy twin."""
+        mod, _, attr = path.rpartition(".")
+        m = self.module(mod, solution=True)
+        orig = getattr(m, attr)
+        setattr(m, attr, fn)
+        try:
+            yield
+        finally:
+            setattr(m, attr, orig)
+
+    @contextlib.contextmanager
     def solution_inside(self, *paths: str):
         """Inside the block, the submission's module globals ``paths`` (``"ops.lstm._cell_forward_numpy"``)
         are the solution's: the student's sequence loop is graded with the solution's cell, so a wrong
@@ -142,6 +158,10 @@ class Context:
     @property
     def tags(self) -> Sequence[str]:
         return tuple(self.term.tags) or tuple(self.item.tags)
+
+    def note(self, text: str) -> None:
+        """A line of information for the feedback (shown for passed terms too); never graded."""
+        self.notes.append(str(text))
 
     def fail(self, what: str, hint: Optional[str] = None):
         self.failures.append(what)

@@ -34,7 +34,17 @@ class GradeResult:
 
     @property
     def max_score(self) -> float:
-        return float(sum(i["max_score"] for i in self.items))
+        """The regular points; bonus items come on top (``bonus_score``, included in ``score``)."""
+        return float(sum(i["max_score"] for i in self.items if not i.get("bonus")))
+
+    @property
+    def bonus_max(self) -> float:
+        return float(sum(i["max_score"] for i in self.items if i.get("bonus")))
+
+    @property
+    def complete(self) -> bool:
+        """Every item, bonus included, has its full score."""
+        return all(abs(i["score"] - i["max_score"]) < 1e-9 for i in self.items)
 
     def item(self, name: str) -> dict:
         for i in self.items:
@@ -116,12 +126,12 @@ def run_items(a: Assignment, package: Path, *, items: List[str], seeds: Dict[str
                     term = {"name": "run", "weight": 1.0, "public": True, "tags": list(it.tags),
                             "passed": False, "failures": [err or "no result"], "hints": [], "ran": True}
                     results[n] = {"name": n, "score": 0.0, "max_score": float(it.points),
-                                  "tags": list(it.tags), "terms": [term]}
+                                  "tags": list(it.tags), "bonus": bool(it.bonus), "terms": [term]}
     return [results[n] for n in items]
 
 
 def item_output(r: dict) -> str:
-    """The feedback of one item: every failed term, its equation tags and hints."""
+    """The feedback of one item: every failed term, its equation tags and hints; every term's notes."""
     lines = []
     for t in r["terms"]:
         if not t["ran"]:
@@ -142,19 +152,23 @@ def item_output(r: dict) -> str:
                     lines.append(("       " if k == 0 else "         ") + fl)
             for h in t["hints"]:
                 lines.append(f"       hint: {h}")
+        for n in t.get("notes", ()):
+            lines.append(f"       note (not graded): {n}")
     return "\n".join(lines)
 
 
 def format_table(res: GradeResult) -> str:
     w = max([len(i["name"]) for i in res.items] + [4])
-    lines = [f"{res.assignment}: {res.score:.2f} / {res.max_score:.2f} points", "",
+    bonus = f" (bonus items: up to {res.bonus_max:g} more)" if res.bonus_max else ""
+    lines = [f"{res.assignment}: {res.score:.2f} / {res.max_score:.2f} points{bonus}", "",
              f"{'item':<{w}}  {'score':>6}  {'max':>5}  equation tags", "-" * (w + 40)]
     for i in res.items:
         lines.append(f"{i['name']:<{w}}  {i['score']:>6.2f}  {i['max_score']:>5.1f}  "
-                     + " ".join(f"[{t}]" for t in i["tags"]))
+                     + " ".join(f"[{t}]" for t in i["tags"]) + ("  (bonus)" if i.get("bonus") else ""))
     lines += [f"note: {n}" for n in res.notes]
     for i in res.items:
-        if i["score"] < i["max_score"] or any(not t["passed"] for t in i["terms"] if t["ran"]):
+        failed = any(not t["passed"] for t in i["terms"] if t["ran"])
+        if i["score"] < i["max_score"] or failed or any(t.get("notes") for t in i["terms"]):
             lines += ["", f"{i['name']} ({i['score']:.2f} / {i['max_score']:.1f}):", item_output(i)]
     return "\n".join(lines)
 
@@ -163,7 +177,8 @@ def results_json(res: GradeResult) -> dict:
     """Gradescope's ``results.json``."""
     tests = []
     for n, i in enumerate(res.items, 1):
-        tests.append({"name": i["name"], "number": str(n), "score": round(i["score"], 4),
+        tests.append({"name": i["name"] + (" (bonus)" if i.get("bonus") else ""), "number": str(n),
+                      "score": round(i["score"], 4),
                       "max_score": i["max_score"], "tags": i["tags"], "output": item_output(i),
                       "visibility": "visible"})
     return {"score": round(res.score, 4),

@@ -4,6 +4,7 @@
 textual edit (``Bug.file``, ``Bug.old`` -> ``Bug.new``; ``old`` must occur exactly once), grades it,
 and returns the result; ``verify_planted`` asserts that only ``Bug.item`` lost points and that its
 feedback names ``Bug.tag`` (and ``Bug.hint`` when given). tests/assignments/ holds one bug per graded item.
+``verify_student_copy`` runs a built student copy's own tests, untouched and completed.
 """
 
 from __future__ import annotations
@@ -58,6 +59,21 @@ def verify_planted(res: GradeResult, bug: Bug) -> None:
     assert f"[{bug.tag}]" in out, f"feedback of {bug.item} does not name [{bug.tag}]:\n{out}"
     if bug.hint is not None:
         assert bug.hint in out, f"feedback of {bug.item} has no hint containing {bug.hint!r}:\n{out}"
+
+
+def verify_student_copy(aid: str, out, work) -> None:
+    """AssertionError unless the handed-out copy of a build ``out``, used as the installed package, fails
+    its public checks untouched (one failure per item; the equation-tag test passes) and passes them
+    once the solution's files are put in."""
+    from .spec import get
+
+    n = len(get(aid).items)
+    work = Path(work)
+    stub = run_student_tests(aid, out, work / "stub", complete=False)
+    failed = stub.returncode != 0 and f"{n} failed" in stub.stdout
+    assert failed and "test_equation_tags" not in stub.stdout, stub.stdout[-3000:]
+    done = run_student_tests(aid, out, work / "done", complete=True)
+    assert done.returncode == 0, done.stdout[-3000:]
 
 
 def run_student_tests(aid: str, out, work, *, complete: bool) -> subprocess.CompletedProcess:

@@ -104,6 +104,8 @@ def run_item(assignment: Assignment, item: Item, *, sub, sol, seed: int, mode: s
             rec["passed"] = not ctx.failures
             rec["failures"] = ctx.failures
             rec["hints"] = list(dict.fromkeys(ctx.hints))
+            if ctx.notes:
+                rec["notes"] = list(ctx.notes)
             terms.append(rec)
     finally:
         if use_alarm:
@@ -114,7 +116,7 @@ def run_item(assignment: Assignment, item: Item, *, sub, sol, seed: int, mode: s
     got = sum(t["weight"] for t in ran if t["passed"])
     score = float(item.points) * got / total if total else 0.0
     return {"name": item.name, "score": score, "max_score": float(item.points), "tags": list(item.tags),
-            "terms": terms}
+            "bonus": bool(item.bonus), "terms": terms}
 
 
 def load_refs(path: Optional[str]) -> Dict[str, np.ndarray]:
@@ -140,7 +142,7 @@ def main(argv=None) -> int:
             term = {"name": "import", "weight": 1.0, "public": True, "tags": [], "passed": False,
                     "failures": [msg], "hints": [], "ran": True}
             results.append({"name": name, "score": 0.0, "max_score": float(it.points), "tags": list(it.tags),
-                            "terms": [term]})
+                            "bonus": bool(it.bonus), "terms": [term]})
         out_path.write_text(json.dumps(results))
         return 0
     sol = None

@@ -8,7 +8,8 @@ the registry below finds it by its id. docs/assignments.md, "How to add an assig
   passes when it raised nothing and recorded no failure. ``public=False`` terms run only in the
   grader (the handout lists their names, never their inputs).
 * ``Item(name, points, tags, terms)``: partial credit ``points * passed weight / total weight``; run in
-  its own process with its own seed and ``timeout`` (seconds).
+  its own process with its own seed and ``timeout`` (seconds). ``bonus=True``: its points come on top
+  of ``Assignment.points`` (the self-check still wants them from the solution and 0 from the stub).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
+
+WRITE_KERNEL = "write"  # Assignment.kernels value: a "write the kernel" item, the NumPy twin is the oracle
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Item:
     terms: Sequence[Term]
     description: str = ""
     timeout: float = 120.0  # seconds, per item, in its own process
+    bonus: bool = False  # extra credit: not counted in Assignment.points
 
     def term(self, name: str) -> Term:
         for t in self.terms:
@@ -53,7 +57,8 @@ class Assignment:
     items: Sequence[Item]
     handout: str  # handout file name in scratchasr/assignments/handouts/
     docs: Sequence[str] = ()  # extra docs shipped to the student (walkthroughs), relative to docs/
-    # kernel file -> {kernel name: "module.path.numpy_twin" (same arguments) or None (the stub raises)}
+    # kernel file -> {kernel name: "module.path.numpy_twin" (same arguments), None (the stub raises), or
+    # WRITE_KERNEL (the kernel stays in the student copy with its regions blanked: the student writes it)}
     kernels: Dict[str, Dict[str, Optional[str]]] = field(default_factory=dict)
     force_numpy: bool = False  # the student copy resolves every backend to "numpy"
     fixtures: Optional[Callable] = None  # fixtures(out_dir: Path) writes small data files for the student
@@ -63,7 +68,12 @@ class Assignment:
 
     @property
     def points(self) -> float:
-        return float(sum(i.points for i in self.items))
+        """The regular points (bonus items excluded)."""
+        return float(sum(i.points for i in self.items if not i.bonus))
+
+    @property
+    def bonus_points(self) -> float:
+        return float(sum(i.points for i in self.items if i.bonus))
 
     def item(self, name: str) -> Item:
         for i in self.items:

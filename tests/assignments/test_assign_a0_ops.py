@@ -2,9 +2,9 @@
 
 import pytest
 
-from scratchasr.assignments import build
-from scratchasr.assignments.planted import Bug, grade_planted, run_student_tests, verify_planted
+from scratchasr.assignments.planted import Bug, grade_planted, verify_planted, verify_student_copy
 
+AID, SEED = "A0", 7  # the `built` fixture (conftest.py) builds it once per module
 BUGS = [
     Bug("linear-forward", "ops/linear.py", "        y = y + b\n", "        y = y - b\n", "ops:linear"),
     Bug("linear-backward", "ops/linear.py", "dW = dy2.T @ x2", "dW = (x2.T @ dy2).T * 1.5", "ops:linear-back",
@@ -22,13 +22,6 @@ BUGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("a0") / "build"
-    summary = build("A0", out, seed=7, isolation="batch")
-    return out, summary
-
-
 def test_build_self_check(built):
     out, summary = built
     assert summary["solution"] == summary["max"] == 15.0 and summary["stub"] == 0.0
@@ -38,19 +31,12 @@ def test_build_self_check(built):
     assert not (out / "student" / "scratchasr" / "assignments" / "specs" / "a3_ctc.py").exists()
 
 
-@pytest.mark.parametrize("bug", BUGS, ids=[b.item for b in BUGS])
-def test_planted_bug(built, bug):
-    out, _ = built
-    verify_planted(grade_planted("A0", out / "autograder", bug), bug)
+def test_planted_bug(built, bug):  # parametrised over BUGS by conftest.py
+    verify_planted(grade_planted(AID, built.autograder, bug), bug)
 
 
 @pytest.mark.slow  # ~15-25 s; tests/assignments/test_assign_a3_ctc.py runs the same proof by default
 def test_student_copy_runs_its_own_tests(built, tmp_path):
     """The handed-out copy, installed as the package: its public checks fail on the stub (the tag test
     passes), and pass once the student's files are right."""
-    out, _ = built
-    stub = run_student_tests("A0", out, tmp_path / "stub", complete=False)
-    assert stub.returncode != 0 and "7 failed" in stub.stdout and "test_equation_tags" not in stub.stdout, \
-        stub.stdout[-3000:]
-    done = run_student_tests("A0", out, tmp_path / "done", complete=True)
-    assert done.returncode == 0, done.stdout[-3000:]
+    verify_student_copy(AID, built.out, tmp_path)

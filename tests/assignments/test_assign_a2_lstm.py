@@ -1,10 +1,10 @@
-"""A2 (LSTM): the build's self-check and one planted bug per graded item."""
+"""A2 (LSTM): the build's self-check and one planted bug per graded item, the Numba-kernel bonus included."""
 
 import pytest
 
-from scratchasr.assignments import build
-from scratchasr.assignments.planted import Bug, grade_planted, run_student_tests, verify_planted
+from scratchasr.assignments.planted import Bug, grade_planted, verify_planted, verify_student_copy
 
+AID, SEED = "A2", 11  # the `built` fixture (conftest.py) builds it once per module
 BUGS = [
     Bug(
         "cell-forward", "ops/lstm.py", "cc = gf * c_prev + gi * gg", "cc = gi * c_prev + gf * gg", "lstm:cell"
@@ -27,38 +27,38 @@ BUGS = [
         "lstm:dweights",
         "constant factor",
     ),
+    Bug(  # the bonus: the student's backward kernel drops the carried cell gradient
+        "numba-cell",
+        "kernels/lstm.py",
+        "dct = dc_next[b, j] + dh * go * (1.0 - tc * tc)",
+        "dct = dh * go * (1.0 - tc * tc)",
+        "lstm:dcell",
+    ),
 ]
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("a2") / "build"
-    summary = build("A2", out, seed=11, isolation="batch")
-    return out, summary
 
 
 def test_build_self_check(built):
     out, summary = built
-    assert summary["solution"] == summary["max"] == 11.0 and summary["stub"] == 0.0
+    assert summary["max"] == 11.0 and summary["bonus"] == 2.0  # the Numba cell is a graded bonus
+    assert summary["solution"] == 13.0 and summary["stub"] == 0.0
     student = out / "student" / "scratchasr"
-    assert "njit" not in (student / "kernels" / "lstm.py").read_text()
+    kernel = (student / "kernels" / "lstm.py").read_text()  # write-the-kernel: the cell kernels are blanked
+    for tags in ("[lstm:gates] [lstm:cell] [lstm:hidden] [lstm:mask]",
+                 "[lstm:dcell] [lstm:dgates] [lstm:dmask]"):
+        assert f"    raise NotImplementedError('A2: implement {tags}" in kernel
+    assert "cc = gf * c_prev[b, j] + gi * gg" not in kernel and "@njit" in kernel
+    # the whole-sequence kernels would answer the loop items: stubs running the NumPy twins
+    assert "def lstm_sequence_forward_kernel(*args, **kwargs):" in kernel and "T - 1 - step" not in kernel
     ref = (student / "testing" / "reference.py").read_text()  # the naive LSTM is withheld too
     assert "raise NotImplementedError('A2: implement" in ref and "c = f * c + i * g" not in ref
 
 
-@pytest.mark.parametrize("bug", BUGS, ids=[b.item for b in BUGS])
-def test_planted_bug(built, bug):
-    out, _ = built
-    verify_planted(grade_planted("A2", out / "autograder", bug), bug)
+def test_planted_bug(built, bug):  # parametrised over BUGS by conftest.py
+    verify_planted(grade_planted(AID, built.autograder, bug), bug)
 
 
 @pytest.mark.slow  # ~15-25 s; tests/assignments/test_assign_a3_ctc.py runs the same proof by default
 def test_student_copy_runs_its_own_tests(built, tmp_path):
     """The handed-out copy, installed as the package: its public checks fail on the stub (the tag test
     passes), and pass once the student's files are right."""
-    out, _ = built
-    stub = run_student_tests("A2", out, tmp_path / "stub", complete=False)
-    assert stub.returncode != 0 and "4 failed" in stub.stdout and "test_equation_tags" not in stub.stdout, \
-        stub.stdout[-3000:]
-    done = run_student_tests("A2", out, tmp_path / "done", complete=True)
-    assert done.returncode == 0, done.stdout[-3000:]
+    verify_student_copy(AID, built.out, tmp_path)

@@ -3,8 +3,9 @@
 import pytest
 
 from scratchasr.assignments import build
-from scratchasr.assignments.planted import Bug, grade_planted, run_student_tests, verify_planted
+from scratchasr.assignments.planted import Bug, grade_planted, verify_planted, verify_student_copy
 
+AID, SEED = "A3", 3  # the `built` fixture (conftest.py) builds it once per module
 BUGS = [
     Bug("ctc-alpha", "losses/ctc.py", "a2 = np.where(skip, _shift(a, 2), NEG_INF)", "a2 = _shift(a, 2)",
         "ctc:alpha-rec", "skip rule"),
@@ -21,13 +22,6 @@ BUGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("a3") / "build"
-    summary = build("A3", out, seed=3, isolation="batch")
-    return out, summary
-
-
 def test_build_self_check(built):
     out, summary = built
     assert summary["solution"] == summary["max"] == 18.0 and summary["stub"] == 0.0
@@ -40,21 +34,14 @@ def test_build_self_check(built):
     assert "_ctc_forward_numpy" in (student / "kernels" / "ctc.py").read_text()
 
 
-@pytest.mark.parametrize("bug", BUGS, ids=[b.item for b in BUGS])
-def test_planted_bug(built, bug):
-    out, _ = built
-    verify_planted(grade_planted("A3", out / "autograder", bug), bug)
+def test_planted_bug(built, bug):  # parametrised over BUGS by conftest.py
+    verify_planted(grade_planted(AID, built.autograder, bug), bug)
 
 
 def test_student_copy_runs_its_own_tests(built, tmp_path):
     """The handed-out copy, installed as the package: its public checks fail on the stub (the tag test
     passes), and pass once the student's files are right."""
-    out, _ = built
-    stub = run_student_tests("A3", out, tmp_path / "stub", complete=False)
-    assert stub.returncode != 0 and "6 failed" in stub.stdout and "test_equation_tags" not in stub.stdout, \
-        stub.stdout[-3000:]
-    done = run_student_tests("A3", out, tmp_path / "done", complete=True)
-    assert done.returncode == 0, done.stdout[-3000:]
+    verify_student_copy(AID, built.out, tmp_path)
 
 
 @pytest.mark.slow  # tests/assignments/test_assign_markers.py grades A0 item per process by default

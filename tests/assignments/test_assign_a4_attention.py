@@ -1,10 +1,8 @@
 """A4 (attention and a small LAS): the build's self-check, and one planted classic bug per graded item."""
 
-import pytest
+from scratchasr.assignments.planted import Bug, grade_planted, verify_planted, verify_student_copy
 
-from scratchasr.assignments import build
-from scratchasr.assignments.planted import Bug, grade_planted, run_student_tests, verify_planted
-
+AID, SEED = "A4", 7  # the `built` fixture (conftest.py) builds it once per module
 BUGS = [
     # a chunk may peek one chunk ahead: streaming outputs would depend on the future
     Bug("masks", "ops/attention.py", "allowed = c[None, :] <= c[:, None]  #",
@@ -31,13 +29,6 @@ BUGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("a4") / "build"
-    summary = build("A4", out, seed=7, isolation="batch")
-    return out, summary
-
-
 def test_build_self_check(built):
     out, summary = built
     assert summary["solution"] == summary["max"] == 17.0 and summary["stub"] == 0.0
@@ -51,18 +42,11 @@ def test_build_self_check(built):
     assert (out / "student" / "README.md").read_text().startswith("# A4")
 
 
-@pytest.mark.parametrize("bug", BUGS, ids=[b.item for b in BUGS])
-def test_planted_bug(built, bug):
-    out, _ = built
-    verify_planted(grade_planted("A4", out / "autograder", bug), bug)
+def test_planted_bug(built, bug):  # parametrised over BUGS by conftest.py
+    verify_planted(grade_planted(AID, built.autograder, bug), bug)
 
 
 def test_student_copy_runs_its_own_tests(built, tmp_path):
     """The handed-out copy, installed as the package: its public checks fail on the stub (the tag test
     passes), and pass once the student's files are right."""
-    out, _ = built
-    stub = run_student_tests("A4", out, tmp_path / "stub", complete=False)
-    assert stub.returncode != 0 and "7 failed" in stub.stdout and "test_equation_tags" not in stub.stdout, \
-        stub.stdout[-3000:]
-    done = run_student_tests("A4", out, tmp_path / "done", complete=True)
-    assert done.returncode == 0, done.stdout[-3000:]
+    verify_student_copy(AID, built.out, tmp_path)

@@ -1,19 +1,28 @@
-"""A2: the LSTM: cell forward and backward, the sequence loop with masking and the reverse direction, BPTT.
+"""A2: the LSTM: cell forward and backward, the sequence loop with masking and the reverse direction, BPTT;
+bonus: the Numba cell kernels (forward and backward), graded by parity with the NumPy twins.
 
 Handout: scratchasr/assignments/handouts/a2_lstm.md. Equations: docs/equations/lstm.md.
 Isolation: backward items build caches with the solution's forward (``ctx.impl``); the sequence items
 run the student's loop with the solution's cell (``ctx.solution_inside``); the cell item also runs the
-solution's loop with the student's cell (``ctx.swap``). Every call forces ``backend="numpy"``.
+solution's loop with the student's cell (``ctx.swap``). Every call forces ``backend="numpy"``. The bonus
+runs the student's kernels alone and inside the reference loop in place of the twins (``ctx.patched``);
+its timing against the twin is feedback (``ctx.note``), never graded.
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from ..spec import Assignment, Item, Term
+from ..spec import WRITE_KERNEL, Assignment, Item, Term
 
 CELL_F = "ops.lstm._cell_forward_numpy"
 CELL_B = "ops.lstm._cell_backward_numpy"
+KERNEL_F = "kernels.lstm.lstm_cell_forward_kernel"
+KERNEL_B = "kernels.lstm.lstm_cell_backward_kernel"
+FORWARD_TAGS = ("lstm:gates", "lstm:cell", "lstm:hidden", "lstm:mask")
+BACKWARD_TAGS = ("lstm:dcell", "lstm:dgates", "lstm:dmask")
 
 
 def _weights(rng, D, H, scale=0.6):
@@ -248,6 +257,134 @@ def _bptt_gradcheck(ctx, reverse=False):
         )
 
 
+# ----------------------------------------------------------------------------------------- bonus: the kernels
+# Parity with the NumPy twin as the kernels' parity tests have it (float64 1e-10 relative, float32 1e-5),
+# and against the references recorded from the solution.
+
+PARITY = {np.float64: (1e-10, 1e-12), np.float32: (1e-5, 1e-6)}
+
+
+def _valid(B):
+    return np.array([1, 0, 1, 1, 0] * (B // 5 + 1), np.uint8)[:B]  # rows 1, 4, 6, ... are padded steps
+
+
+def _kernel_forward_inputs(rng, dtype, B=5, H=4):
+    """t, h_prev, c_prev, valid of ``lstm_cell_forward_kernel``; NaN in the padded rows of t."""
+    valid = _valid(B)
+    t = np.tanh(rng.standard_normal((B, 4 * H)) * 1.5).astype(dtype)
+    t[valid == 0] = np.nan  # padded rows are never read
+    return (t,) + tuple(rng.standard_normal((B, H)).astype(dtype) for _ in range(2)) + (valid,)
+
+
+def _kernel_backward_inputs(rng, dtype, B=5, H=4):
+    """dy, dh_next, dc_next, gates, c_prev, tanh_c, valid of ``lstm_cell_backward_kernel``."""
+    valid = _valid(B)
+    on = valid[:, None] == 1
+    gates = np.where(on, rng.uniform(0.05, 0.95, (B, 4 * H)), 0.0)
+    gates[:, 2 * H:3 * H] = np.where(on, 2 * gates[:, 2 * H:3 * H] - 1, 0.0)  # g = tanh(.) in (-1, 1)
+    tanh_c = np.where(on, np.tanh(rng.standard_normal((B, H))), 0.0)
+    dy, dh_next, dc_next, c_prev = (rng.standard_normal((B, H)) for _ in range(4))
+    return tuple(a.astype(dtype) for a in (dy, dh_next, dc_next, gates, c_prev, tanh_c)) + (valid,)
+
+
+def _outputs(shapes, dtype):
+    return tuple(np.full(s, 7.0, dtype) for s in shapes)  # 7: an output the kernel forgot to write shows
+
+
+FORWARD_OUT = (("gates", ("b", "k")), ("h", ("b", "j")), ("c", ("b", "j")), ("tanh_c", ("b", "j")),
+               ("y", ("b", "j")))
+BACKWARD_OUT = (("da", ("b", "k")), ("dc_prev", ("b", "j")), ("dh_pass", ("b", "j")))
+
+
+def _forward_shapes(ins):
+    B, H = ins[1].shape
+    return ((B, 4 * H),) + ((B, H),) * 4
+
+
+def _backward_shapes(ins):
+    B, H = ins[0].shape
+    return ((B, 4 * H),) + ((B, H),) * 2
+
+
+def _kernel_step(ctx, direction, dtype=np.float64):
+    """One call of the student's kernel against the NumPy twin (parity) and the recorded reference."""
+    if direction == "forward":
+        kernel, twin, make, shapes, out = (ctx.fn(KERNEL_F), ctx.impl(CELL_F), _kernel_forward_inputs,
+                                           _forward_shapes, FORWARD_OUT)
+    else:
+        kernel, twin, make, shapes, out = (ctx.fn(KERNEL_B), ctx.impl(CELL_B), _kernel_backward_inputs,
+                                           _backward_shapes, BACKWARD_OUT)
+    ins = make(ctx.rng, dtype)
+    got, want = _outputs(shapes(ins), dtype), _outputs(shapes(ins), dtype)
+    kernel(*ins, *got)
+    twin(*ins, *want)
+    rtol, atol = PARITY[dtype]
+    what = f"lstm_cell_{direction}_kernel ({np.dtype(dtype).name}, valid = {ins[-1].tolist()})"
+    for (n, ax), g, w in zip(out, got, want):
+        with np.errstate(invalid="ignore"):
+            wrong = ~np.isclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
+        if wrong.any():
+            first = ", ".join(f"{a}={int(i)}" for a, i in zip(ax, np.argwhere(wrong)[0]))
+            ctx.expect(False, f"{what}: {n}[{first}] differs from the NumPy twin ({int(wrong.sum())} of "
+                              f"{wrong.size} entries beyond {rtol:g} relative)",
+                       hint=None if np.isfinite(g).all() else "padding-leak")
+        if dtype == np.float64:
+            ctx.compare(n, g, tol="smooth", axes=ax, name=f"{n} ({what})",
+                        explain=_explain_gate(got[1].shape[1]) if ax[-1] == "k" else None)
+    if ctx.mode == "grade" and not ctx.failures and direction == "forward" and dtype == np.float64:
+        rng = np.random.default_rng(0)
+        ins = make(rng, np.float32, B=16, H=256)
+        times = []
+        for f in (kernel, twin):  # median of 30 calls after a warm-up call; reported, never graded
+            outs = _outputs(shapes(ins), np.float32)
+            f(*ins, *outs)
+            ts = []
+            for _ in range(30):
+                t0 = time.perf_counter()
+                f(*ins, *outs)
+                ts.append(time.perf_counter() - t0)
+            times.append(float(np.median(ts)))
+        ctx.note(f"timing, one step at B=16, H=256, float32: your kernel {times[0] * 1e6:.0f} us, the NumPy "
+                 f"twin {times[1] * 1e6:.0f} us ({times[1] / max(times[0], 1e-12):.1f}x)")
+
+
+def _kernel_in_loop(ctx):
+    """The reference ``lstm_forward`` (NumPy loop) with the student's forward kernel as its cell; ragged
+    batch with NaN in the padding, both directions."""
+    fwd = ctx.impl("ops.lstm.lstm_forward")
+    for reverse in (False, True):
+        x, lengths, h0, c0, W_ih, W_hh, b = _seq(ctx.rng, B=4, T=7, nan_padding=True)
+        with ctx.patched(CELL_F, ctx.fn(KERNEL_F)):
+            y, (h_n, c_n), _ = fwd(x, lengths, h0, c0, W_ih, W_hh, b, reverse=reverse, backend="numpy")
+        valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
+        d = "reverse" if reverse else "forward"
+        ctx.expect(np.all(y[~valid] == 0), f"{d}: outputs at padded steps must be exactly 0 (NaN there)",
+                   hint="padding-leak")
+        ctx.compare(f"y_{d}", y, tol="sequence", axes=("b", "t", "j"), name=f"h (outputs, {d})",
+                    mask=valid[..., None])
+        ctx.compare(f"h_n_{d}", h_n, tol="sequence", axes=("b", "j"), name=f"h_n ({d})")
+        ctx.compare(f"c_n_{d}", c_n, tol="sequence", axes=("b", "j"), name=f"c_n ({d})")
+
+
+def _kernel_in_bptt(ctx):
+    """The reference ``lstm_backward`` with the student's backward kernel as its cell (the cache from the
+    reference forward); ragged batch with NaN in the padding, both directions, final-state gradients."""
+    fwd, bwd = ctx.impl("ops.lstm.lstm_forward"), ctx.impl("ops.lstm.lstm_backward")
+    for reverse in (False, True):
+        x, lengths, h0, c0, W_ih, W_hh, b = _seq(ctx.rng, B=4, T=7, nan_padding=True)
+        y, (h_n, _), cache = fwd(x, lengths, h0, c0, W_ih, W_hh, b, reverse=reverse, backend="numpy")
+        dh = ctx.rng.standard_normal(y.shape)
+        dh_n, dc_n = ctx.rng.standard_normal(h_n.shape), ctx.rng.standard_normal(h_n.shape)
+        with ctx.patched(CELL_B, ctx.fn(KERNEL_B)):
+            grads = bwd(dh, cache, dh_n, dc_n)
+        valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
+        d = "reverse" if reverse else "forward"
+        axes = (("b", "t", "d"), ("b", "j"), ("b", "j"), ("k", "d"), ("k", "j"), ("k",))
+        for n, g, ax in zip(("dx", "dh0", "dc0", "dW_ih", "dW_hh", "db"), grads, axes):
+            ctx.compare(f"{n}_{d}", g, tol="sequence", axes=ax, name=f"{n} ({d})",
+                        mask=valid[..., None] if n == "dx" else None)
+
+
 ITEMS = [
     Item(
         "cell-forward",
@@ -309,21 +446,43 @@ ITEMS = [
             ),
         ],
     ),
+    Item(
+        "numba-cell",
+        2,
+        FORWARD_TAGS + BACKWARD_TAGS,
+        [
+            Term("forward kernel: one step, padded rows, parity with the twin (float64)",
+                 lambda ctx: _kernel_step(ctx, "forward"), tags=FORWARD_TAGS),
+            Term("backward kernel: one step, padded rows, parity with the twin (float64)",
+                 lambda ctx: _kernel_step(ctx, "backward"), tags=BACKWARD_TAGS),
+            Term("forward kernel, float32 (1e-5)", lambda ctx: _kernel_step(ctx, "forward", np.float32),
+                 tags=FORWARD_TAGS),
+            Term("backward kernel, float32 (1e-5)", lambda ctx: _kernel_step(ctx, "backward", np.float32),
+                 tags=BACKWARD_TAGS, public=False),
+            Term("forward kernel inside lstm_forward: ragged, NaN padding, both directions", _kernel_in_loop,
+                 tags=FORWARD_TAGS, public=False),
+            Term("backward kernel inside lstm_backward: ragged, NaN padding, both directions",
+                 _kernel_in_bptt, tags=BACKWARD_TAGS, public=False),
+        ],
+        description="bonus: lstm_cell_forward_kernel and lstm_cell_backward_kernel (kernels/lstm.py)",
+        timeout=300,
+        bonus=True,
+    ),
 ]
 
 ASSIGNMENT = Assignment(
     id="A2",
     slug="a2_lstm",
     title="LSTM: cell, sequence loop with masking and reverse direction, BPTT",
-    files=("ops/lstm.py",),
+    files=("ops/lstm.py", "kernels/lstm.py"),
     withheld=("testing/reference.py",),
     items=ITEMS,
     handout="a2_lstm.md",
     docs=("walkthroughs/lstm.md",),
     kernels={
         "kernels/lstm.py": {
-            "lstm_cell_forward_kernel": CELL_F,
-            "lstm_cell_backward_kernel": CELL_B,
+            "lstm_cell_forward_kernel": WRITE_KERNEL,  # the bonus: the student writes both cell kernels
+            "lstm_cell_backward_kernel": WRITE_KERNEL,
             "lstm_sequence_forward_kernel": "ops.lstm._sequence_forward_numpy",
             "lstm_sequence_backward_kernel": "ops.lstm._sequence_backward_numpy",
         }
