@@ -350,18 +350,87 @@ def self_check(a: Assignment, out: Path, *, isolation: str = "process") -> dict:
     return {"solution": sol.score, "stub": stub.score, "max": a.points, "bonus": a.bonus_points}
 
 
+def check_corpus(corpus) -> dict:
+    """What ``ship_corpus`` would ship: a TIMIT-layout corpus folder (``scratchasr synth-timit``'s output,
+    or any tree ``scratchasr train --data_dir`` reads as TIMIT) -> {path, utterances, synthetic, about}."""
+    from ..data.corpus import is_kaldi_dir, read_split
+
+    root = Path(corpus)
+    if not root.is_dir():
+        raise ValueError(f"corpus: {str(root)!r} is not a directory")
+    if is_kaldi_dir(root) or any(is_kaldi_dir(root / s) for s in ("train", "dev")):
+        raise ValueError(f"corpus: {str(root)!r} is a Kaldi data dir, whose wav.scp names audio outside it; "
+                         f"ship a TIMIT-layout corpus (scratchasr synth-timit OUT_DIR --size small)")
+    counts = {}
+    for split in ("train", "dev", "core_test"):
+        try:
+            counts[split] = len(read_split(root, split))
+        except (ValueError, OSError) as e:
+            if split == "train":
+                raise ValueError(f"corpus: {str(root)!r} is not a TIMIT-layout corpus: {e}") from e
+            counts[split] = 0
+    if not counts["train"]:
+        raise ValueError(f"corpus: {str(root)!r} holds no training utterances "
+                         f"(expected TRAIN/DR*/<speaker>/*.WAV)")
+    info = json.loads((root / "corpus.json").read_text()) if (root / "corpus.json").is_file() else {}
+    synthetic = info.get("generator") == "scratchasr synth-timit"
+    if synthetic:
+        about = (f"synthetic speech in TIMIT's layout, `scratchasr synth-timit --size {info.get('size')} "
+                 f"--seed {info.get('seed')}`, {info.get('hours', 0):.2f} h")
+    else:
+        about = "a TIMIT-layout corpus"
+    return {"path": root.resolve(), "utterances": counts, "synthetic": synthetic, "about": about}
+
+
+def ship_corpus(a: Assignment, student: Path, corpus) -> dict:
+    """Copy ``corpus`` to ``student/data/<its name>`` and add a README section with the final run's command
+    on it, so the student needs neither festival nor flite. Returns what the build reports."""
+    c = check_corpus(corpus)
+    student = Path(student)
+    dest = student / "data" / c["path"].name
+    if dest.exists():
+        raise ValueError(f"corpus: {dest} exists already")
+    shutil.copytree(c["path"], dest, ignore=shutil.ignore_patterns("__pycache__", "feats"))
+    rel = dest.relative_to(student).as_posix()
+    n = c["utterances"]
+    split_text = f"{n['train']} train / {n['dev']} dev / {n['core_test']} core-test utterances"
+    command = a.training.replace("DATA", rel) if a.training else f"scratchasr train ... --data_dir={rel}"
+    section = textwrap.dedent(f"""
+
+        ## The corpus shipped with this copy
+        `{rel}/` ({c["about"]}; {split_text}) is the corpus for the final run: wherever a command above
+        says `DATA`, use `{rel}`. You need neither festival nor flite. The final run, from this folder:
+        ```
+        OMP_NUM_THREADS=1 {command}
+        ```
+        """)
+    with open(student / "README.md", "a") as f:
+        f.write(section)
+    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    out = {"corpus": rel, "corpus_utterances": n, "corpus_megabytes": round(size / 2**20, 1)}
+    if not c["synthetic"]:
+        out["corpus_warning"] = ("not a synth-timit corpus: make sure its licence lets you hand it out "
+                                 "(LDC's TIMIT does not)")
+    return out
+
+
 def build(aid: str, out, *, seed: Optional[int] = None, check: bool = True,
-          isolation: str = "process") -> dict:
-    """Build ``out/student`` and ``out/autograder`` for ``aid``; run the self-check unless ``check=False``."""
+          isolation: str = "process", corpus=None) -> dict:
+    """Build ``out/student`` and ``out/autograder`` for ``aid``; run the self-check unless ``check=False``;
+    ``corpus``: a TIMIT-layout corpus folder copied into ``out/student/data/`` for the final run."""
     if is_student_copy():
         raise BuildError("build: this installation is a student copy; build from the solution repository")
     a = get(aid)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"out: {str(out)!r} exists and is not empty")
+    if corpus is not None:
+        check_corpus(corpus)  # fail before minutes of building
     build_autograder(a, out / "autograder", seed=seed)
     build_student(a, out / "student")
     summary = {"assignment": a.id, "out": str(out)}
     if check:
         summary.update(self_check(a, out, isolation=isolation))
+    if corpus is not None:  # after the self-check, which grades out/student
+        summary.update(ship_corpus(a, out / "student", corpus))
     return summary

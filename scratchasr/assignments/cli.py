@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     b.add_argument("--out", required=True, metavar="DIR", help="output folder (new or empty)")
     b.add_argument("--seed", type=int, default=None, help="seed of the hidden cases (default: random)")
     b.add_argument("--no-self-check", action="store_true", help="skip grading the solution and the stub")
+    b.add_argument("--corpus", default=None, metavar="CORPUS_DIR",
+                   help="a TIMIT-layout corpus (e.g. from `scratchasr synth-timit DIR --size small`) copied "
+                        "into DIR/student/data/ for the final training run: students need no festival/flite")
     b.set_defaults(func=_cmd_build)
     c = s.add_parser("check", help="run the public checks in a student copy (same terms as the grader)")
     c.add_argument("id", metavar="ID")
@@ -50,10 +53,12 @@ def _cmd_build(args) -> int:
     from . import BuildError, build
 
     try:
-        summary = build(args.id, args.out, seed=args.seed, check=not args.no_self_check)
+        summary = build(args.id, args.out, seed=args.seed, check=not args.no_self_check, corpus=args.corpus)
     except (ValueError, TypeError, OSError, BuildError) as e:
         return _fail(e)
     print(json.dumps(summary))
+    if "corpus_warning" in summary:
+        print(f"warning: {summary['corpus_warning']}", file=sys.stderr)
     print(f"wrote {args.out}/student (hand out) and {args.out}/autograder (keep private)")
     return 0
 
