@@ -19,7 +19,10 @@ Options (both models):
     bank, one summary key/value per chunk beyond the left_chunks window (needs chunk_size >= 1 and
     left_chunks >= 0; nn/conformer_memory.py).
 conformer_transducer adds pred_hidden (128), pred_layers (1), joint_dim (256), fastemit_lambda (0.0),
-clamp (-1.0), joint_chunk (0) with the meaning of ``models.transducer``.
+clamp (-1.0), joint_chunk (0) with the meaning of ``models.transducer``, and pretrained_encoder (""):
+a conformer_ctc checkpoint whose ``encoder.*`` arrays initialise the encoder (PreTrans, Graves et al. 2013;
+the shapes must agree; chunk_size/left_chunks/causal change no shape, so an offline CTC encoder can start
+a streaming transducer).
 
 Streaming (``chunk_size > 0`` and ``causal=True``): ``state = model.stream_init(B)``, then
 ``out, state = model.stream(x_piece (B, n, D), state, final=False)`` any number of times (``final=True``
@@ -30,6 +33,7 @@ equal the offline model's (eval mode) with the same chunk mask [conformer:stream
 
 from __future__ import annotations
 
+import os
 from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -42,7 +46,7 @@ from ..nn.stack import FrameStack
 from ..ops.softmax import log_softmax_forward
 from .base import Model, register
 from .ctc_model import CTCModel
-from .transducer import Transducer, _check_prob
+from .transducer import Transducer, _check_prob, load_pretrained_encoder
 
 __all__ = ["ConformerCTC", "ConformerTransducer", "ConformerStreamer", "StreamerState"]
 
@@ -120,14 +124,15 @@ class ConformerTransducer(Transducer):
     arrive gives the offline result of the chunk-masked model.
     """
 
+    INIT_ONLY = ("pretrained_encoder",)
     OPTIONS = dict(ENCODER_OPTIONS, pred_hidden=128, pred_layers=1, joint_dim=256, fastemit_lambda=0.0,
-                   clamp=-1.0, joint_chunk=0)
+                   clamp=-1.0, joint_chunk=0, pretrained_encoder="")
     TEST_OPTIONS = dict(ff_mult=2, conv_kernel=3, sub_channels=3, pred_hidden=5, joint_dim=7, joint_chunk=1)
     TEST_FRAMES = (23, 13)
 
     def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, pred_hidden: int,
                  pred_layers: int, joint_dim: int, fastemit_lambda: float, clamp: float, joint_chunk: int,
-                 **options) -> None:
+                 pretrained_encoder: str = "", **options) -> None:
         Model.__init__(self)  # the parent's constructor builds an LSTM encoder; we build ours
         positive_int("pred_hidden", pred_hidden)
         positive_int("pred_layers", pred_layers)
@@ -152,6 +157,10 @@ class ConformerTransducer(Transducer):
         self.joint_pred = Linear(pred_hidden, joint_dim, bias=False, rng=np.random.default_rng([seed, 5]),
                                  dtype=dtype)
         self.joint_out = Linear(joint_dim, vocab_size, rng=np.random.default_rng([seed, 6]), dtype=dtype)
+        if not isinstance(pretrained_encoder, (str, os.PathLike)):
+            raise TypeError(f"pretrained_encoder: expected a path or '', got {pretrained_encoder!r}")
+        if pretrained_encoder:  # PreTrans from a conformer_ctc checkpoint [transducer:pretrans]
+            load_pretrained_encoder(self, pretrained_encoder)
 
     def _encoder_out(self, x: np.ndarray, lengths: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """f = W_enc h + b on the Conformer output [transducer:encoder] [conformer:block]."""

@@ -151,26 +151,33 @@ class TransducerCache(NamedTuple):
 
 
 def _copy_from_checkpoint(path, option: str, modules: Dict[str, object]) -> List[str]:
-    """Copy the arrays ``<prefix>.*`` of a checkpoint into each module of ``modules`` (prefix -> module)."""
+    """Copy the arrays ``<prefix>.*`` of a checkpoint into each module of ``modules`` (prefix -> module):
+    every parameter and buffer of the module and of its sub-modules, by dotted name (an LSTM's flat
+    weights, a Conformer encoder's blocks and batch-norm statistics)."""
     from ..io import load_checkpoint
     params, _, _ = load_checkpoint(path)
     where = f"checkpoint {os.fspath(path)!r}"
-    found = {}
+    found, targets = {}, {}
     for prefix, module in modules.items():
         arrays = {k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")}
         if not arrays:
             raise ValueError(f"{option}: {where} holds no {prefix}.* arrays")
-        missing = sorted(set(module.params) - set(arrays))
+        targets[prefix] = {sub + k: (store, k) for sub, m in module.named_modules()
+                           for store in (m.params, m.buffers) for k in store}
+        missing = sorted(set(targets[prefix]) - set(arrays))
         if missing:
             raise ValueError(f"{option}: {where} lacks {prefix}.{missing[0]} (layers or directions differ)")
         found[prefix] = arrays
-    for prefix, module in modules.items():          # shapes of every module checked before any write
+    for prefix in modules:          # names and shapes of every module checked before any write
         for k, v in found[prefix].items():
-            if k not in module.params or np.shape(v) != module.params[k].shape:
-                want = module.params[k].shape if k in module.params else "no such parameter"
+            if k not in targets[prefix] or np.shape(v) != targets[prefix][k][0][targets[prefix][k][1]].shape:
+                want = (targets[prefix][k][0][targets[prefix][k][1]].shape if k in targets[prefix]
+                        else "no such parameter")
                 raise ValueError(f"{option}: {where}: {prefix}.{k} has shape {np.shape(v)}, expected {want}")
-    for prefix, module in modules.items():
-        module.assign_params(found[prefix], source=option)
+    for prefix in modules:
+        for k, v in found[prefix].items():
+            store, name = targets[prefix][k]
+            store[name][...] = v  # in place, cast to the model's dtype: optimizers hold these arrays
     return sorted(f"{p}.{k}" for p in found for k in found[p])
 
 

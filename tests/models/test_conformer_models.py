@@ -167,3 +167,32 @@ def test_streamer_equals_offline_greedy_decoding(name):
     assert nonempty >= 2
     with pytest.raises(TypeError, match=r"^model:"):
         ConformerStreamer(models.build("ctc_blstm", input_dim=D, vocab_size=V))
+
+
+def test_pretrans_from_a_conformer_ctc_checkpoint(tmp_path):
+    """PreTrans: an offline conformer_ctc's encoder.* initialises a streaming conformer_transducer's encoder
+    (chunking and causality change no shape); nothing else is copied; mismatches are refused by name."""
+    from scratchasr.io import save_checkpoint
+
+    def build(name, **kw):
+        return models.build(name, input_dim=D, vocab_size=V, dtype=np.float64, hidden=8, num_layers=2,
+                            heads=2, ff_mult=2, conv_kernel=3, dropout=0.0, **kw)
+
+    ctc = build("conformer_ctc", seed=5)                                   # offline: full attention
+    path = str(tmp_path / "ctc.npz")
+    save_checkpoint(path, ctc.state_dict(), meta={})
+    stream = dict(chunk_size=2, left_chunks=1, causal=True, seed=0)
+    t = build("conformer_transducer", pretrained_encoder=path, **stream)
+    fresh = build("conformer_transducer", **stream)
+    src = dict(ctc.encoder.state_dict())
+    assert any("running_var" in k for k in src)                            # batch-norm statistics too
+    for k, v in src.items():
+        np.testing.assert_array_equal(t.encoder.state_dict()[k], v)
+    assert any(not np.array_equal(fresh.encoder.state_dict()[k], v) for k, v in src.items())
+    for k, v in fresh.joint_out.parameters().items():
+        np.testing.assert_array_equal(t.joint_out.parameters()[k], v)   # the rest as a fresh model
+    with pytest.raises(ValueError, match=r"^pretrained_encoder:"):
+        models.build("conformer_transducer", input_dim=D, vocab_size=V, hidden=12, num_layers=2, heads=2,
+                     conv_kernel=3, pretrained_encoder=path)
+    with pytest.raises(TypeError, match=r"^pretrained_encoder:"):
+        build("conformer_transducer", pretrained_encoder=3)
