@@ -33,7 +33,8 @@ from .layers import Linear
 from .module import Module, ModuleList
 
 __all__ = ["Int8Linear", "Int8RelMHA", "quantize_int8", "quantize_weight", "quantize_rows", "int8_matmul",
-           "int8_matmul_numpy", "int8_error_bound"]
+           "int8_matmul_numpy", "int8_error_bound", "vnni_available", "pack_weight_vnni",
+           "unpack_weight_vnni", "quantize_rows_u8_numpy", "int8_matmul_vnni_numpy", "int8_linear_vnni_numpy"]
 
 QMAX = 127  # symmetric int8 range [-127, 127] (-128 unused, so negation never overflows)
 
@@ -65,22 +66,132 @@ def int8_matmul_numpy(xq: np.ndarray, wq: np.ndarray, out: np.ndarray) -> None:
     out[...] = xq.astype(np.int32) @ wq.astype(np.int32).T  # [conformer:int8-matmul]
 
 
+# ---------------------------------------------------------------- AVX-512 VNNI path (kernels/int8_vnni.py)
+VEC, NR = 16, 3  # the packed layout of kernels/int8_vnni.py: vectors of 16 outputs, groups of 3 vectors
+
+
+def vnni_available() -> bool:
+    """True when ``kernels/int8_vnni.py`` can run here (AVX-512 VNNI host, JIT on); read at call time."""
+    from ..kernels import int8_vnni
+    return int8_vnni.VNNI
+
+
+def _vnni_groups(n_out: int):
+    """(first output, vectors) of each packed group: full groups of NR vectors, then single vectors."""
+    nvec = -(-n_out // VEC)
+    full = nvec // NR
+    return [(NR * VEC * g, NR) for g in range(full)] + [(VEC * v, 1) for v in range(NR * full, nvec)]
+
+
+def pack_weight_vnni(wq: np.ndarray):
+    """``wq (O, K)`` int8 -> (wp flat int8, corr (O,) int32), the layout of kernels/int8_vnni.py
+    [conformer:int8-pack]: K padded to Kp = 4 ceil(K/4) and O to 16 ceil(O/16) with zeros; each group of
+    ``nv`` vectors stored as ``(Kp/4, nv, 16, 4)`` (one 64-byte load = 16 outputs x 4 k);
+    ``corr[o] = 128 sum_k wq[o, k]`` [conformer:int8-offset]."""
+    n_out, K = wq.shape
+    Kp, Op = -(-K // 4) * 4, -(-n_out // VEC) * VEC
+    w = np.zeros((Op, Kp), np.int8)
+    w[:n_out, :K] = wq
+    parts = [w[o0:o0 + nv * VEC].reshape(nv * VEC, Kp // 4, 4).transpose(1, 0, 2).ravel()
+             for o0, nv in _vnni_groups(n_out)]  # (Kp/4, nv * 16, 4) per group [conformer:int8-pack]
+    wp = np.concatenate(parts) if parts else np.zeros(0, np.int8)
+    corr = (128 * wq.astype(np.int64).sum(axis=1)).astype(np.int32)  # [conformer:int8-offset]
+    return np.ascontiguousarray(wp), corr
+
+
+def unpack_weight_vnni(wp: np.ndarray, n_out: int, Kp: int) -> np.ndarray:
+    """The inverse of :func:`pack_weight_vnni`: ``(O, Kp)`` int8 (the K padding holds zeros)."""
+    w, off = np.zeros((-(-n_out // VEC) * VEC, Kp), np.int8), 0
+    for o0, nv in _vnni_groups(n_out):
+        size = nv * VEC * Kp
+        w[o0:o0 + nv * VEC] = wp[off:off + size].reshape(Kp // 4, nv * VEC, 4).transpose(1, 0, 2).reshape(
+            nv * VEC, Kp)
+        off += size
+    return w[:n_out]
+
+
+def quantize_rows_u8_numpy(x, xbits, mask, qmax, amax, amax_bits, xu, sx) -> None:
+    """Twin of ``kernels.int8_vnni.quantize_rows_u8_kernel``: :func:`quantize_rows` of ``x (N, K)`` into
+    ``sx (N,)`` and the unsigned codes ``xu (N, Kp)`` = xq + 128, padding 128 [conformer:int8-offset];
+    ``amax (N,)`` = max_k |x| (``xbits``, ``mask``, ``amax_bits``: the kernel's bit-pattern views)."""
+    xq, sx[...] = quantize_rows(x)
+    amax[...] = np.abs(x).max(axis=1) if x.shape[1] else 0
+    xu[...] = 128
+    xu[:, :x.shape[1]] = (xq.astype(np.int16) + 128).astype(np.uint8)  # [conformer:int8-offset]
+
+
+def int8_matmul_vnni_numpy(xu: np.ndarray, wp: np.ndarray, corr: np.ndarray, out: np.ndarray) -> None:
+    """Twin of ``kernels.int8_vnni.int8_matmul_vnni_kernel``: out = (xu - 128) @ wq^T in int32, computed as
+    ``xu @ wq^T - 128 sum_k wq`` [conformer:int8-offset]."""
+    w = unpack_weight_vnni(wp, out.shape[1], xu.shape[1]).astype(np.int64)
+    out[...] = (xu.astype(np.int64) @ w.T - corr).astype(np.int32)  # [conformer:int8-offset]
+
+
+def int8_linear_vnni_numpy(xu, sx, wp, corr, sw, b, has_b, y) -> None:
+    """Twin of ``kernels.int8_vnni.int8_linear_vnni_kernel``: the rescale of :class:`Int8Linear`, y (N, O)
+    in y's dtype, plus ``b (O,)`` (same dtype as y) if ``has_b`` [conformer:int8-matmul]."""
+    acc = np.empty(y.shape, np.int32)
+    int8_matmul_vnni_numpy(xu, wp, corr, acc)
+    y[...] = acc * sx[:, None].astype(np.float64) * sw[None, :]  # [conformer:int8-matmul]
+    if has_b:
+        y += b
+
+
+_SIGN_MASK = {4: (np.int32, np.int32(2**31 - 1)), 8: (np.int64, np.int64(2**63 - 1))}  # |x| on the bits
+
+
+def _u8_rows(x: np.ndarray, backend: Optional[str]):
+    """Quantised unsigned rows of ``x (N, K)`` for the VNNI kernels: (xu (N, Kp) uint8, sx (N,) float32)."""
+    x = np.ascontiguousarray(x)
+    N, K = x.shape
+    xu, sx = np.empty((N, -(-K // 4) * 4), np.uint8), np.empty(N, np.float32)
+    ibits, mask = _SIGN_MASK[x.dtype.itemsize]
+    amax = np.empty(N, x.dtype)
+    args = (x, x.view(ibits), mask, x.dtype.type(QMAX), amax, amax.view(ibits), xu, sx)
+    if backend == "numpy":
+        quantize_rows_u8_numpy(*args)
+    else:
+        from ..kernels.int8_vnni import quantize_rows_u8_kernel
+        quantize_rows_u8_kernel(*args)
+    return xu, sx
+
+
+def _resolve(backend: Optional[str]) -> str:
+    """None -> "vnni" where the CPU has it, else "numba"; "vnni" without the instruction is refused."""
+    if backend not in (None, "numpy", "numba", "vnni"):
+        raise ValueError(f"backend: expected None, 'numpy', 'numba' or 'vnni', got {backend!r}")
+    if backend is None:
+        return "vnni" if vnni_available() else "numba"
+    if backend == "vnni" and not vnni_available():
+        raise ValueError("backend: 'vnni' needs an AVX-512 VNNI CPU (and Numba's JIT); use None or 'numba'")
+    return backend
+
+
 def int8_matmul(xq: np.ndarray, wq: np.ndarray, *, backend: Optional[str] = None) -> np.ndarray:
-    """``xq (N, K) int8 @ wq (O, K)^T int8 -> (N, O) int32`` (exact integer sums)."""
+    """``xq (N, K) int8 @ wq (O, K)^T int8 -> (N, O) int32`` (exact integer sums).
+
+    ``backend``: None (the VNNI kernel where the CPU has AVX-512 VNNI, else the portable Numba kernel),
+    ``"vnni"``, ``"numba"`` (portable, kernels/int8_matmul.py) or ``"numpy"`` (the twin)."""
     if xq.dtype != np.int8 or wq.dtype != np.int8:
         raise TypeError(f"xq: expected int8 operands, got {xq.dtype} and {wq.dtype}")
     if xq.ndim != 2 or wq.ndim != 2 or xq.shape[1] != wq.shape[1]:
         raise ValueError(f"xq: expected (N, K) and (O, K) operands, got {xq.shape} and {wq.shape}")
     if xq.shape[1] * QMAX * QMAX >= 2**31:
         raise ValueError(f"xq: K={xq.shape[1]} could overflow the int32 sums")
-    if backend not in (None, "numpy", "numba"):
-        raise ValueError(f"backend: expected None, 'numpy' or 'numba', got {backend!r}")
+    backend = _resolve(backend)
     out = np.empty((xq.shape[0], wq.shape[0]), np.int32)
     if backend == "numpy":
         int8_matmul_numpy(xq, wq, out)
-    else:
+    elif backend == "numba":
         from ..kernels.int8_matmul import int8_matmul_kernel
         int8_matmul_kernel(np.ascontiguousarray(xq), np.ascontiguousarray(wq), out)
+    else:
+        from ..kernels.int8_vnni import int8_matmul_vnni_kernel
+        N, K = xq.shape
+        xu = np.full((N, -(-K // 4) * 4), 128, np.uint8)
+        xu[:, :K] = (xq.astype(np.int16) + 128).astype(np.uint8)  # [conformer:int8-offset]
+        wp, corr = pack_weight_vnni(wq)
+        int8_matmul_vnni_kernel(xu, wp, corr, out)
     return out
 
 
@@ -91,6 +202,12 @@ def int8_error_bound(x: np.ndarray, W: np.ndarray) -> np.ndarray:
     a, s = sx[:, None].astype(np.float64), sw[None, :].astype(np.float64)  # (N, 1), (1, O)
     return (a / 2 * np.abs(W).sum(axis=1)[None, :] + s / 2 * np.abs(x).sum(axis=1)[:, None]
             + W.shape[1] * a * s / 4)  # [conformer:int8-bound]
+
+
+def _words(a: np.ndarray, b: np.ndarray):
+    """Two int8 arrays of one shape as flat int64 words when their size allows (8x fewer compares)."""
+    a, b = np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1)
+    return (a.view(np.int64), b.view(np.int64)) if a.size % 8 == 0 else (a, b)
 
 
 class Int8Linear(Module):
@@ -110,14 +227,37 @@ class Int8Linear(Module):
     def from_linear(cls, lin: Linear, **kw) -> "Int8Linear":
         return cls(lin.params["W"], lin.params.get("b"), **kw)
 
+    def _packed(self):
+        """(wp, corr) of :func:`pack_weight_vnni`, built once and rebuilt if ``W_q`` changed since (e.g. by
+        ``load_state_dict``, which copies into the buffer): the packed copy is not part of the state."""
+        from ..kernels.int8_vnni import same_bytes
+        Wq = self.buffers["W_q"]
+        cached = getattr(self, "_vnni", None)
+        if cached is None or cached[0].shape != Wq.shape or not same_bytes(*_words(cached[0], Wq)):
+            if Wq.shape[1] * QMAX * QMAX >= 2**31:
+                raise ValueError(f"x: K={Wq.shape[1]} could overflow the int32 sums")
+            self._vnni = cached = (Wq.copy(), *pack_weight_vnni(Wq))
+        return cached[1], cached[2]
+
     def forward(self, x, lengths=None):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
-        xq, sx = quantize_rows(x2)
-        acc = int8_matmul(xq, self.buffers["W_q"], backend=self.backend)  # int32 (N, O)
-        y = (acc * sx[:, None].astype(np.float64) * self.buffers["scale"][None, :]).astype(self.dtype)
-        if "b" in self.buffers:
-            y += self.buffers["b"]  # [conformer:int8-matmul]
+        backend = _resolve(self.backend)
+        if backend == "vnni" and ("b" not in self.buffers or self.buffers["b"].dtype == self.dtype):
+            # fused: unsigned codes, VNNI product, offset correction, rescale
+            from ..kernels.int8_vnni import int8_linear_vnni_kernel
+            wp, corr = self._packed()
+            xu, sx = _u8_rows(x2, backend)
+            y = np.empty((x2.shape[0], self.buffers["W_q"].shape[0]), self.dtype)
+            b = self.buffers["b"] if "b" in self.buffers else np.zeros(y.shape[1], self.dtype)
+            int8_linear_vnni_kernel(xu, sx, wp, corr, self.buffers["scale"], b, "b" in self.buffers,
+                                    y)  # [conformer:int8-matmul]
+        else:
+            xq, sx = quantize_rows(x2)
+            acc = int8_matmul(xq, self.buffers["W_q"], backend=backend)  # int32 (N, O)
+            y = (acc * sx[:, None].astype(np.float64) * self.buffers["scale"][None, :]).astype(self.dtype)
+            if "b" in self.buffers:
+                y += self.buffers["b"]  # [conformer:int8-matmul]
         y = y.reshape(*lead, self.buffers["W_q"].shape[0])  # explicit: lead may hold no rows
         if lengths is not None:
             y = np.where(length_mask(lengths_array("lengths", lengths, x.shape[0], x.shape[1]),
