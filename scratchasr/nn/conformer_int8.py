@@ -7,10 +7,15 @@ Every ``Linear`` (feed-forward, pointwise convolutions, subsampling projection, 
 and every projection of the relative-position attention (q, k, v, position, output) is replaced by an
 :class:`Int8Linear`: weights int8 with one scale per output channel [conformer:int8-scale], activations
 quantised per row (frame) at run time [conformer:int8-act], an integer matrix product accumulated in
-int32 (Numba kernel ``kernels/int8_matmul.py``, NumPy twin :func:`int8_matmul_numpy`), then one float
-rescale [conformer:int8-matmul]. Layer and batch norms, the depthwise and subsampling convolutions, the
-softmax, the prediction LSTM and the two joint matrices the transducer's step interface reads directly
-(``joint_pred``, ``joint_out``) stay in float (together a few percent of the parameters and of the
+int32, then one float rescale [conformer:int8-matmul]. Where the CPU has AVX-512 VNNI (detected at import,
+:func:`vnni_available`) the product is ``kernels/int8_vnni.py``: unsigned-shifted activations
+[conformer:int8-offset] against weights packed once per layer [conformer:int8-pack], with the rescale and
+bias fused into its stores (NumPy twins :func:`quantize_rows_u8_numpy`, :func:`int8_matmul_vnni_numpy`,
+:func:`int8_linear_vnni_numpy`); elsewhere the portable ``kernels/int8_matmul.py`` (twin
+:func:`int8_matmul_numpy`). Both return exactly the NumPy path's numbers; ``backend=`` picks one.
+Layer and batch norms, the depthwise and subsampling convolutions, the softmax, the prediction LSTM and
+the two joint matrices the transducer's step interface reads directly (``joint_pred``, ``joint_out``)
+stay in float (together a few percent of the parameters and of the
 multiply-adds of a 144-wide encoder). The error of each quantised product is bounded by
 [conformer:int8-bound], which the tests check output by output.
 
