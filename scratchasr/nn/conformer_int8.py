@@ -75,10 +75,20 @@ def int8_matmul_numpy(xq: np.ndarray, wq: np.ndarray, out: np.ndarray) -> None:
 VEC, NR = 16, 3  # the packed layout of kernels/int8_vnni.py: vectors of 16 outputs, groups of 3 vectors
 
 
+def _vnni_kernels():
+    """kernels/int8_vnni.py, imported on first use (Numba loads only when an int8 product runs)."""
+    global _KV
+    if _KV is None:
+        from ..kernels import int8_vnni as _KV
+    return _KV
+
+
+_KV = None
+
+
 def vnni_available() -> bool:
     """True when ``kernels/int8_vnni.py`` can run here (AVX-512 VNNI host, JIT on); read at call time."""
-    from ..kernels import int8_vnni
-    return int8_vnni.VNNI
+    return _vnni_kernels().VNNI
 
 
 def _vnni_groups(n_out: int):
@@ -156,8 +166,7 @@ def _u8_rows(x: np.ndarray, backend: Optional[str]):
     if backend == "numpy":
         quantize_rows_u8_numpy(*args)
     else:
-        from ..kernels.int8_vnni import quantize_rows_u8_kernel
-        quantize_rows_u8_kernel(*args)
+        _vnni_kernels().quantize_rows_u8_kernel(*args)
     return xu, sx
 
 
@@ -191,12 +200,11 @@ def int8_matmul(xq: np.ndarray, wq: np.ndarray, *, backend: Optional[str] = None
         from ..kernels.int8_matmul import int8_matmul_kernel
         int8_matmul_kernel(np.ascontiguousarray(xq), np.ascontiguousarray(wq), out)
     else:
-        from ..kernels.int8_vnni import int8_matmul_vnni_kernel
         N, K = xq.shape
         xu = np.full((N, -(-K // 4) * 4), 128, np.uint8)
         xu[:, :K] = (xq.astype(np.int16) + 128).astype(np.uint8)  # [conformer:int8-offset]
         wp, corr = pack_weight_vnni(wq)
-        int8_matmul_vnni_kernel(xu, wp, corr, out)
+        _vnni_kernels().int8_matmul_vnni_kernel(xu, wp, corr, out)
     return out
 
 
@@ -209,10 +217,10 @@ def int8_error_bound(x: np.ndarray, W: np.ndarray) -> np.ndarray:
             + W.shape[1] * a * s / 4)  # [conformer:int8-bound]
 
 
-def _words(a: np.ndarray, b: np.ndarray):
-    """Two int8 arrays of one shape as flat int64 words when their size allows (8x fewer compares)."""
-    a, b = np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1)
-    return (a.view(np.int64), b.view(np.int64)) if a.size % 8 == 0 else (a, b)
+def _words(a: np.ndarray) -> np.ndarray:
+    """An int8 array as flat int64 words when its size allows (8x fewer compares), else flat int8."""
+    a = np.ascontiguousarray(a).reshape(-1)
+    return a.view(np.int64) if a.size % 8 == 0 else a
 
 
 class Int8Linear(Module):
@@ -235,14 +243,14 @@ class Int8Linear(Module):
     def _packed(self):
         """(wp, corr) of :func:`pack_weight_vnni`, built once and rebuilt if ``W_q`` changed since (e.g. by
         ``load_state_dict``, which copies into the buffer): the packed copy is not part of the state."""
-        from ..kernels.int8_vnni import same_bytes
         Wq = self.buffers["W_q"]
         cached = getattr(self, "_vnni", None)
-        if cached is None or cached[0].shape != Wq.shape or not same_bytes(*_words(cached[0], Wq)):
+        if (cached is None or cached[0] != Wq.shape
+                or not _vnni_kernels().same_bytes(cached[1], _words(Wq))):
             if Wq.shape[1] * QMAX * QMAX >= 2**31:
                 raise ValueError(f"x: K={Wq.shape[1]} could overflow the int32 sums")
-            self._vnni = cached = (Wq.copy(), *pack_weight_vnni(Wq))
-        return cached[1], cached[2]
+            self._vnni = cached = (Wq.shape, _words(Wq.copy()), *pack_weight_vnni(Wq))
+        return cached[2], cached[3]
 
     def forward(self, x, lengths=None):
         lead = x.shape[:-1]
@@ -250,13 +258,12 @@ class Int8Linear(Module):
         backend = _resolve(self.backend)
         if backend == "vnni" and ("b" not in self.buffers or self.buffers["b"].dtype == self.dtype):
             # fused: unsigned codes, VNNI product, offset correction, rescale
-            from ..kernels.int8_vnni import int8_linear_vnni_kernel
             wp, corr = self._packed()
             xu, sx = _u8_rows(x2, backend)
             y = np.empty((x2.shape[0], self.buffers["W_q"].shape[0]), self.dtype)
             b = self.buffers["b"] if "b" in self.buffers else np.zeros(y.shape[1], self.dtype)
-            int8_linear_vnni_kernel(xu, sx, wp, corr, self.buffers["scale"], b, "b" in self.buffers,
-                                    y)  # [conformer:int8-matmul]
+            _vnni_kernels().int8_linear_vnni_kernel(xu, sx, wp, corr, self.buffers["scale"], b,
+                                                    "b" in self.buffers, y)  # [conformer:int8-matmul]
         else:
             xq, sx = quantize_rows(x2)
             acc = int8_matmul(xq, self.buffers["W_q"], backend=backend)  # int32 (N, O)
