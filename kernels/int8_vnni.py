@@ -37,6 +37,7 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 from ._njit import njit
@@ -76,6 +77,8 @@ def _make_tile(mr: int, nr: int):
 
     @intrinsic
     def tile(typingctx, xu, wp, n0, woff, acc, o0, direct, corr, sx, sw, b, has_b, y):
+        if any(isinstance(t, types.Array) and t.layout != "C" for t in (xu, wp, acc, corr, sx, sw, b, y)):
+            raise TypingError("tile: the arrays must be C-contiguous (raw pointer offsets)")
         sig = types.void(xu, wp, n0, woff, acc, o0, direct, corr, sx, sw, b, has_b, y)
         is_float = isinstance(y.dtype, types.Float)
 
