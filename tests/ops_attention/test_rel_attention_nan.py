@@ -59,3 +59,28 @@ def test_mha_nan_in_padded_frames_stays_out_of_weight_gradients(rng):
     for g, r in zip(mha_backward(dout, cache), ref):
         assert np.all(np.isfinite(g))
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+
+
+def test_memory_attention_nan_in_padded_frames_stays_out(rng):
+    """The Emformer-style memory bank (nn/conformer_memory.py): chunk summaries average only valid frames
+    and padded frames are never keys, so NaN there reaches neither outputs nor gradients."""
+    from scratchasr.nn.conformer import encoder_mask
+    from scratchasr.nn.conformer_memory import memory_rel_mha_backward, memory_rel_mha_forward
+    B, T, E, H, C, L = 2, 7, 8, 2, 2, 1
+    lengths = np.array([7, 4])
+    pad = np.arange(T)[None, :] >= lengths[:, None]
+    inp = _inputs(rng, B, T, E, H)
+    x_nan = inp[0].copy()
+    x_nan[pad] = np.nan
+    mask = encoder_mask(lengths, T, C, L)
+    kw = dict(num_heads=H, mask=mask, lengths=lengths, chunk_size=C, left_chunks=L)
+    dout = rng.standard_normal((B, T, E))
+    out, cache = memory_rel_mha_forward(*inp, **kw)
+    ref = memory_rel_mha_backward(dout, cache)
+    out2, cache2 = memory_rel_mha_forward(x_nan, *inp[1:], **kw)
+    np.testing.assert_array_equal(out2, out)
+    grads = memory_rel_mha_backward(dout, cache2)
+    for g, r in zip(grads, ref):
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+    assert np.all(grads[0][pad] == 0)
