@@ -23,8 +23,9 @@ Operands, prepared by ``scratchasr.nn.conformer_int8`` (the wrapper validates, p
 
 Integer sums wrap modulo 2**32 (vpdpbusd does not saturate); the final result is exact whenever the true
 sum fits in int32, which the caller checks (``K * 127**2 < 2**31``). Rows are split into tiles of 8, 4 and
-1 rows. The kernels are serial: the project decodes on one thread, and a ``prange`` over row tiles cost
-~50 % more CPU time at one thread here (parfor launch and a less optimised loop body), for 300 rows.
+1 rows. The kernels are serial: the project decodes on one thread. (A ``prange`` over row tiles, with the
+tile loop in a helper function, matched the serial kernel at one thread and cost +1 us at 4 rows; with 2
+Numba threads on this shared 2-core machine it cost ~8 ms of CPU per call, the workers waiting.)
 
 ``VNNI`` says whether this process can run these kernels (host CPU features through llvmlite, Numba's
 target CPU not overridden, JIT enabled); callers fall back to ``kernels/int8_matmul.py`` when it is False.
