@@ -252,12 +252,18 @@ class Int8Linear(Module):
             self._vnni = cached = (Wq.shape, _words(Wq.copy()), *pack_weight_vnni(Wq))
         return cached[2], cached[3]
 
+    def _fusable(self, x2: np.ndarray) -> bool:
+        """The fused VNNI kernel takes float32/float64 rows and output, and a bias of the output's dtype
+        (anything else, e.g. float16, takes the unfused path with the same integer product)."""
+        floats = (np.float32, np.float64)
+        return (x2.dtype in floats and self.dtype in floats
+                and ("b" not in self.buffers or self.buffers["b"].dtype == self.dtype))
+
     def forward(self, x, lengths=None):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
         backend = _resolve(self.backend)
-        if backend == "vnni" and ("b" not in self.buffers or self.buffers["b"].dtype == self.dtype):
-            # fused: unsigned codes, VNNI product, offset correction, rescale
+        if backend == "vnni" and self._fusable(x2):  # unsigned codes, VNNI product, offset, rescale
             wp, corr = self._packed()
             xu, sx = _u8_rows(x2, backend)
             y = np.empty((x2.shape[0], self.buffers["W_q"].shape[0]), self.dtype)

@@ -131,6 +131,17 @@ def test_int8_linear_vnni_equals_the_numpy_path_exactly(dtype, bias):
 
 
 @needs_vnni
+def test_int8_linear_mixed_dtypes_match_the_numpy_path():
+    rng = np.random.default_rng(6)
+    W, b = rng.standard_normal((20, 12)).astype(np.float32), rng.standard_normal(20).astype(np.float32)
+    x = rng.standard_normal((5, 12))
+    for xx in (x.astype(np.float16), x.astype(np.float32), x):  # float16: the unfused path
+        y = Int8Linear(W, b, backend="vnni")(xx)
+        assert y.dtype == np.float32
+        np.testing.assert_array_equal(y, Int8Linear(W, b, backend="numpy")(xx))
+
+
+@needs_vnni
 def test_packed_weights_follow_load_state_dict():
     rng = np.random.default_rng(3)
     W1, W2 = rng.standard_normal((2, 20, 12)).astype(np.float32)
