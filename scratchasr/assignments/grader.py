@@ -56,8 +56,12 @@ class GradeResult:
         return item_output(self.item(name))
 
 
-def _find_submitted(submission: Path, rel: str) -> Optional[Path]:
-    for cand in (submission / "scratchasr" / rel, submission / rel, submission / Path(rel).name):
+def _find_submitted(submission: Path, rel: str, *, loose: bool = True) -> Optional[Path]:
+    """``rel`` in a package tree, a student copy, or (``loose``) by its bare name beside the others."""
+    cands = [submission / "scratchasr" / rel, submission / rel]
+    if loose:
+        cands.append(submission / Path(rel).name)
+    for cand in cands:
         if cand.is_file():
             return cand
     return None
@@ -68,10 +72,13 @@ def prepare(a: Assignment, submission: Path, base_package: Path, work: Path) -> 
     pkg = work / "scratchasr"
     shutil.copytree(base_package, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     notes = []
+    names = [Path(rel).name for rel in a.files]
     for rel in a.files:
-        src = _find_submitted(submission, rel)
+        loose = names.count(Path(rel).name) == 1  # A2's ops/lstm.py and kernels/lstm.py: paths needed
+        src = _find_submitted(submission, rel, loose=loose)
         if src is None:
-            notes.append(f"{rel}: not found in the submission; graded as the untouched stub")
+            where = "" if loose else f" (submit it as {rel} or scratchasr/{rel}: another file has its name)"
+            notes.append(f"{rel}: not found in the submission{where}; graded as the untouched stub")
             continue
         shutil.copyfile(src, pkg / rel)
     return pkg, notes

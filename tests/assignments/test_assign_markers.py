@@ -104,6 +104,30 @@ def test_cli_grade_writes_gradescope_results(tmp_path, capsys):
     assert r["score"] == 10.0 and all(t["visibility"] == "visible" for t in r["tests"])
 
 
+def test_files_sharing_a_name_are_taken_only_from_their_paths(tmp_path):
+    """A2 submits ops/lstm.py and kernels/lstm.py: a loose lstm.py is ambiguous and overwrites neither."""
+    from scratchasr.assignments import get
+    from scratchasr.assignments.grader import prepare
+
+    base = tmp_path / "base"
+    for rel in ("ops/lstm.py", "kernels/lstm.py", "ops/other.py"):
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / rel).write_text(f"# stub {rel}\n")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "lstm.py").write_text("# the student's ops\n")
+    pkg, notes = prepare(get("A2"), loose, base, tmp_path / "w1")
+    assert (pkg / "ops" / "lstm.py").read_text() == "# stub ops/lstm.py\n"
+    assert (pkg / "kernels" / "lstm.py").read_text() == "# stub kernels/lstm.py\n"
+    assert len(notes) == 2 and all("another file has its name" in n for n in notes)
+    tree = tmp_path / "tree"
+    (tree / "kernels").mkdir(parents=True)
+    (tree / "kernels" / "lstm.py").write_text("# the student's kernel\n")
+    pkg, notes = prepare(get("A2"), tree, base, tmp_path / "w2")
+    assert (pkg / "kernels" / "lstm.py").read_text() == "# the student's kernel\n"
+    assert [n.split(":")[0] for n in notes] == ["ops/lstm.py"]
+
+
 def test_generic_mistakes_are_recognised():
     import numpy as np
 
