@@ -18,6 +18,8 @@ Options (both models):
     convolutions (the second one's cost grows with their square); memory (False): an Emformer-style memory
     bank, one summary key/value per chunk beyond the left_chunks window (needs chunk_size >= 1 and
     left_chunks >= 0; nn/conformer_memory.py).
+conformer_ctc adds init_from (""): a conformer_ctc checkpoint whose encoder.* and output.* arrays
+initialise the model (e.g. an offline model fine-tuned with a chunk mask and causal convolution).
 conformer_transducer adds pred_hidden (128), pred_layers (1), joint_dim (256), fastemit_lambda (0.0),
 clamp (-1.0), joint_chunk (0) with the meaning of ``models.transducer``, and pretrained_encoder (""):
 a conformer_ctc checkpoint whose ``encoder.*`` arrays initialise the encoder (PreTrans, Graves et al. 2013;
@@ -46,7 +48,7 @@ from ..nn.stack import FrameStack
 from ..ops.softmax import log_softmax_forward
 from .base import Model, register
 from .ctc_model import CTCModel
-from .transducer import Transducer, _check_prob, load_pretrained_encoder
+from .transducer import Transducer, _check_prob, _copy_from_checkpoint, load_pretrained_encoder
 
 __all__ = ["ConformerCTC", "ConformerTransducer", "ConformerStreamer", "StreamerState"]
 
@@ -81,15 +83,21 @@ def _apply_linear(layer, x: np.ndarray) -> np.ndarray:
 class ConformerCTC(CTCModel):
     """Conformer encoder, linear output layer, CTC loss (loss and decoders: models/ctc_model.py)."""
 
-    OPTIONS = dict(ENCODER_OPTIONS)
+    INIT_ONLY = ("init_from",)
+    OPTIONS = dict(ENCODER_OPTIONS, init_from="")
     TEST_OPTIONS = dict(ff_mult=2, conv_kernel=3, sub_channels=3)
     TEST_FRAMES = (23, 13)  # 5 and 2 encoder frames after x4 subsampling: enough for [1, 2, 2] and [3]
 
-    def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, **options) -> None:
+    def __init__(self, *, input_dim: int, vocab_size: int, dtype, seed: int, init_from: str = "",
+                 **options) -> None:
         super().__init__()
         self.input_dim, self.vocab_size, self.dtype = input_dim, vocab_size, np.dtype(dtype)
         self.encoder = _encoder(input_dim, dtype, seed, **options)
         self.output = Linear(options["hidden"], vocab_size, rng=np.random.default_rng([seed, 2]), dtype=dtype)
+        if not isinstance(init_from, (str, os.PathLike)):
+            raise TypeError(f"init_from: expected a path or '', got {init_from!r}")
+        if init_from:  # e.g. an offline model fine-tuned into a streaming one (chunk mask, causal conv)
+            _copy_from_checkpoint(init_from, "init_from", {"encoder": self.encoder, "output": self.output})
 
     # ------------------------------------------------------------------ encoder
     def logits(self, x: np.ndarray, lengths: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

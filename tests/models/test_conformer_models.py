@@ -196,3 +196,25 @@ def test_pretrans_from_a_conformer_ctc_checkpoint(tmp_path):
                      conv_kernel=3, pretrained_encoder=path)
     with pytest.raises(TypeError, match=r"^pretrained_encoder:"):
         build("conformer_transducer", pretrained_encoder=3)
+
+
+def test_conformer_ctc_init_from_a_checkpoint(tmp_path):
+    """init_from: every encoder and output array of a conformer_ctc checkpoint (an offline model) starts a
+    streaming conformer_ctc; a wrong file is refused by the option's name."""
+    from scratchasr.io import save_checkpoint
+
+    def build(**kw):
+        return models.build("conformer_ctc", input_dim=D, vocab_size=V, dtype=np.float64, hidden=8,
+                            num_layers=2, heads=2, ff_mult=2, conv_kernel=3, dropout=0.0, **kw)
+
+    src = build(seed=5)
+    path = str(tmp_path / "ctc.npz")
+    save_checkpoint(path, src.state_dict(), meta={})
+    m = build(seed=0, chunk_size=2, left_chunks=1, causal=True, init_from=path)
+    for k, v in src.state_dict().items():
+        np.testing.assert_array_equal(m.state_dict()[k], v)
+    with pytest.raises(ValueError, match=r"^init_from:"):
+        models.build("conformer_ctc", input_dim=D, vocab_size=V + 1, hidden=8, num_layers=2, heads=2,
+                     conv_kernel=3, init_from=path)                  # output layer of another shape
+    with pytest.raises(TypeError, match=r"^init_from:"):
+        build(init_from=1)
