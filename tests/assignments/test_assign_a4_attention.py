@@ -1,5 +1,7 @@
 """A4 (attention and a small LAS): the build's self-check, and one planted classic bug per graded item."""
 
+import pytest
+
 from scratchasr.assignments.planted import Bug, grade_planted, verify_planted, verify_student_copy
 
 AID, SEED = "A4", 7  # the `built` fixture (conftest.py) builds it once per module
@@ -46,6 +48,7 @@ def test_planted_bug(built, bug):  # parametrised over BUGS by conftest.py
     verify_planted(grade_planted(AID, built.autograder, bug), bug)
 
 
+@pytest.mark.slow  # ~20-40 s; test_assign_a3_ctc.py and test_assign_a6_mocha.py run the same proof by default
 def test_student_copy_runs_its_own_tests(built, tmp_path):
     """The handed-out copy, installed as the package: its public checks fail on the stub (the tag test
     passes), and pass once the student's files are right."""

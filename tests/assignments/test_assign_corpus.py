@@ -1,11 +1,12 @@
 """`assignment build --corpus DIR`: a TIMIT-layout corpus shipped in the student copy for the final run."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
 
-from scratchasr.assignments import get
+from scratchasr.assignments import available, get
 from scratchasr.assignments.builder import check_corpus, ship_corpus
 from scratchasr.data.corpus import read_split
 from scratchasr.features.audio import write_sphere
@@ -80,3 +81,19 @@ def test_cli_build_checks_the_corpus_before_building(tmp_path, capsys):
     out = tmp_path / "course"
     assert main(["assignment", "build", "A0", "--out", str(out), "--corpus", str(tmp_path / "nope")]) == 2
     assert "corpus:" in capsys.readouterr().err and not out.exists()
+
+
+
+@pytest.mark.parametrize("aid", [a for a in available() if get(a).training])
+def test_the_final_run_is_a_valid_trainer_command(aid):
+    """The command a spec prints (and its handout shows, and the corpus section repeats) parses: every
+    --key is a trainer key or an option of the recipe's model, and every value converts."""
+    from pathlib import Path
+
+    from scratchasr.trainer import TrainConfig, load_config_file
+
+    words = shlex.split(get(aid).training)
+    assert words[:2] == ["scratchasr", "train"] and words[2] in get(aid).extras
+    root = Path(__file__).resolve().parents[2]
+    cfg = TrainConfig.from_overrides(load_config_file(str(root / words[2])), words[3:])
+    assert cfg.data_dir == "DATA" and cfg.exp_dir.startswith("exp/")
