@@ -3,7 +3,9 @@
 Within the limit the window IS the LM's own step (same numbers, same cache); beyond it every step equals a
 fresh full forward (``GPTLM.logits``, no key/value cache) over <sos> + the last W - 1 tokens; batches mixing
 both kinds of rows equal their rows one by one; the input state is never written; ``score`` and n-best
-rescoring follow the same rule; LMs of unbounded context are left alone."""
+rescoring follow the same rule; every decoder (CTC, transducer modified/Graves, attention beam and batched
+greedy) fuses a 2-position gpt_lm past its limit (without the window each raised "no position left");
+LMs of unbounded context are left alone."""
 
 import numpy as np
 import pytest
@@ -189,3 +191,28 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match=r"^tokens:"):
         win.step(win.init_state(2), np.zeros(3, np.int64))
     assert isinstance(win.init_state(0), WindowState)
+
+
+@pytest.mark.parametrize("name, method, options", [
+    ("ctc_blstm", "beam", dict(insertion_bonus=6.0)),
+    ("transducer", "beam", dict(length_reward=6.0)),
+    ("transducer", "graves", dict(length_reward=6.0, max_symbols_per_frame=2)),
+    ("las", "beam", dict(length_reward=6.0, ctc_weight=0.0)),
+    ("seq2seq", "greedy", {}),
+])
+def test_every_decoder_fuses_a_gpt_lm_past_its_positions(rng, name, method, options):
+    """model.decode with a 2-position gpt_lm: hypotheses of several labels, no error, nothing NaN."""
+    V = 4
+    opts = dict(ctc_blstm=dict(hidden=4, num_layers=1), transducer=dict(hidden=4, num_layers=1, pred_hidden=3,
+                joint_dim=5), las=dict(hidden=4, num_layers=2, pyramid=1, embed_dim=4, att_dim=5,
+                conv_channels=2, conv_width=3), seq2seq=dict(hidden=4, num_layers=1, embed_dim=4, stack=1))
+    model = models.build(name, input_dim=3, vocab_size=V, dtype=np.float64, seed=0, **opts[name])
+    model.eval()
+    feats = [rng.standard_normal((n, 3)) for n in (9, 6)]
+    lm = _gpt(V=V, max_len=2, seed=1)
+    if name == "seq2seq":                                     # batched greedy: rows of unequal lengths
+        lm.tok.params["W"][0] *= -1.0                        # ... and an LM that dislikes <eos>
+    hyps = model.decode(make_batch(feats, [[1], [1]]), method=method, beam_size=3, lm=lm, lm_weight=1.0,
+                        **options)
+    assert max(len(h) for h in hyps) >= 3                    # 2 labels past the LM's last position
+    assert all(0 < t < V for h in hyps for t in h)
