@@ -309,5 +309,6 @@ ASSIGNMENT = Assignment(
     }},
     extras=("experiments/timit/mocha/config.py", "experiments/timit/mocha/stream_eval.py"),
     training="scratchasr train experiments/timit/mocha/config.py --data_dir=DATA --exp_dir=exp/a6 "
-             "--hidden=128 --epochs=12 --max_minutes=20",
+             "--hidden=96 --num_layers=1 --att_dim=64 --embed_dim=32 --dropout=0.0 --batch_size=8 --lr=2e-3 "
+             "--ctc_weight=0.3 --schedule=constant --patience=100 --epochs=10",
 )
