@@ -1,6 +1,6 @@
 """int8 products of the Conformer against the float32 sgemm they replace, one thread, CPU time.
 
-    .venv/bin/python experiments/bench/int8_matmul.py [--repeats 41]
+    .venv/bin/python experiments/bench/bench_int8_matmul.py [--repeats 41]
 
 For the Conformer's linear shapes (144 -> 576, 576 -> 144, 144 -> 144) at 40 and 300 rows, interleaved
 (every repeat calls each contender once, so a change of load hits all alike), CPU time of the process
