@@ -37,6 +37,7 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from .._state import gather_state
 from .._validate import float_array, int_array, positive_int
 from .lm_window import with_context_window
 
@@ -49,9 +50,7 @@ EOS = 0
 NEG_INF = -np.inf
 
 
-def _gather(state, idx):
-    from ..models.base import gather_state  # decode/ does not import models/ at module load
-    return gather_state(state, idx)
+_gather = gather_state  # rows idx of a (nested) decoder state
 
 
 def _number(name: str, value, *, low: float = -np.inf, high: float = np.inf) -> float:

@@ -34,6 +34,7 @@ import numpy as np
 
 from .._validate import int_array, length_mask, positive_int
 from ..data.batch import Batch
+from .._state import gather_state, scatter_state
 from .vocab_map import VocabularyMappedLM
 
 __all__ = ["ContextWindowLM", "WindowState", "context_positions", "with_context_window"]
@@ -69,34 +70,6 @@ def with_context_window(lm):
     if not (hasattr(lm, "init_state") and hasattr(lm, "step")):
         return lm                        # the searches' own checks name the argument
     return lm if context_positions(lm) is None else ContextWindowLM(lm)
-
-
-def _rows(state, idx: np.ndarray):
-    """Rows ``idx`` of every array in a (nested) tuple/NamedTuple/list/dict state (models.gather_state)."""
-    if isinstance(state, np.ndarray):
-        return state[idx]
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(_rows(s, idx) for s in state))
-    if isinstance(state, (tuple, list)):
-        return type(state)(_rows(s, idx) for s in state)
-    if isinstance(state, dict):
-        return {k: _rows(v, idx) for k, v in state.items()}
-    return state
-
-
-def _set_rows(state, idx: np.ndarray, sub):
-    """A copy of ``state`` (nested tuples of arrays, leading axis = row) with rows ``idx`` replaced."""
-    if isinstance(state, np.ndarray):
-        out = state.copy()
-        out[idx] = sub
-        return out
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(_set_rows(a, idx, b) for a, b in zip(state, sub)))
-    if isinstance(state, (tuple, list)):
-        return type(state)(_set_rows(a, idx, b) for a, b in zip(state, sub))
-    if isinstance(state, dict):
-        return {k: _set_rows(state[k], idx, sub[k]) for k in state}
-    return state
 
 
 class ContextWindowLM:
@@ -155,10 +128,10 @@ class ContextWindowLM:
         self.window_steps += int(slide.size)
         if plain.size == 0:
             return lp_s, WindowState(inner_s, context, state.fed + 1)
-        lp_p, inner_p = self.lm.step(_rows(state.inner, plain), tokens[plain])
+        lp_p, inner_p = self.lm.step(gather_state(state.inner, plain), tokens[plain])
         lp = np.empty((B, lp_s.shape[1]))
         lp[plain], lp[slide] = np.asarray(lp_p, dtype=np.float64), lp_s
-        inner = _set_rows(_set_rows(state.inner, plain, inner_p), slide, inner_s)
+        inner = scatter_state(scatter_state(state.inner, plain, inner_p), slide, inner_s)
         return lp, WindowState(inner, context, state.fed + 1)
 
     def score(self, batch: Batch) -> np.ndarray:

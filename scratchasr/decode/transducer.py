@@ -35,7 +35,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from .._validate import float_array, lengths_array, positive_int
-from ..models.base import gather_state
+from .._state import gather_state, scatter_state
 from .lm_window import with_context_window
 
 __all__ = ["Hypothesis", "greedy_search", "modified_beam_search", "graves_beam_search", "StreamState",
@@ -60,21 +60,6 @@ def _check_fusion(lm, lm_weight, length_reward) -> Tuple[bool, float, float]:
         raise TypeError(f"lm: expected an object with init_state/step (the step interface), "
                         f"got {type(lm).__name__}")
     return lm is not None and lm_weight != 0.0, float(lm_weight), float(length_reward)
-
-
-def _set_rows(state, idx: np.ndarray, sub):
-    """A copy of ``state`` (nested NamedTuples/tuples of arrays) with rows ``idx`` replaced by ``sub``."""
-    if isinstance(state, np.ndarray):
-        out = state.copy()
-        out[idx] = sub
-        return out
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(_set_rows(a, idx, b) for a, b in zip(state, sub)))
-    if isinstance(state, (tuple, list)):
-        return type(state)(_set_rows(a, idx, b) for a, b in zip(state, sub))
-    if isinstance(state, dict):
-        return {k: _set_rows(state[k], idx, sub[k]) for k in state}
-    return state
 
 
 def _check_frames(f, J: Optional[int] = None) -> np.ndarray:
@@ -104,7 +89,7 @@ def _greedy_frame(model, f_t: np.ndarray, g: np.ndarray, state, active: np.ndarr
         g_new, st_new = model.step(gather_state(state, idx), k[idx])
         g = g.copy()
         g[idx] = g_new
-        state = _set_rows(state, idx, st_new)
+        state = scatter_state(state, idx, st_new)
         for i in idx:
             hyps[i].append(int(k[i]))
     return g, state
@@ -187,12 +172,12 @@ def modified_beam_search(model, f: np.ndarray, *, beam_size: int = 4, lm=None, l
             g_new, st_new = model.step(gather_state(state, emit), ks[emit])
             g = g.copy()
             g[emit] = g_new
-            state = _set_rows(state, emit, st_new)
+            state = scatter_state(state, emit, st_new)
             if use_lm:
                 lp_new, lms_new = lm.step(gather_state(lm_state, emit), ks[emit])
                 lm_lp = lm_lp.copy()
                 lm_lp[emit] = lp_new
-                lm_state = _set_rows(lm_state, emit, lms_new)
+                lm_state = scatter_state(lm_state, emit, lms_new)
         tokens = new_tokens
     return _finish(tokens, log_am, fusion, lm_raw, lm_lp if use_lm else None, lm_weight, nbest or W)
 

@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import numpy as np
 
+from .._state import gather_state, scatter_state  # noqa: F401  (re-exported: models.gather_state)
 from .._validate import float_array, int_array, length_mask, positive_int
 from ..data.batch import Batch
 from ..nn.module import Module
@@ -106,21 +107,6 @@ def build_from_config(config: Dict[str, Any]) -> "Model":
             options[k] = cls.OPTIONS[k]      # the trained weights are loaded next: do not re-read that file
     return build(config["name"], input_dim=config["input_dim"], vocab_size=config["vocab_size"],
                  dtype=np.dtype(config["dtype"]), seed=config["seed"], **options)
-
-
-def gather_state(state, idx):
-    """Pick rows ``idx`` of every array in a (nested) tuple/NamedTuple/list/dict state; None stays None."""
-    if state is None:
-        return None
-    if isinstance(state, np.ndarray):
-        return state[idx]
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(gather_state(s, idx) for s in state))
-    if isinstance(state, (tuple, list)):
-        return type(state)(gather_state(s, idx) for s in state)
-    if isinstance(state, dict):
-        return {k: gather_state(v, idx) for k, v in state.items()}
-    return state  # scalars and other constants are shared by every row
 
 
 def check_batch(batch: Batch, *, input_dim: Optional[int], vocab_size: int, dtype=None,
