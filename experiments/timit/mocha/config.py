@@ -25,13 +25,16 @@ CONFIG = dict(
     embed_dim=48,
     att_dim=96,
     dropout=0.2,           # between encoder layers
+    ctc_weight=0.3,        # joint CTC branch on the encoder (Watanabe et al. 2017's lambda): without it the
+                           # full-corpus run sat at 67 % PER (deletions) after 11 epochs; with it 5.9 % dev
+                           # after 25 (RESULTS.md)
     lr=1.5e-3,             # Adam
     clip=5.0,              # global gradient norm
     batch_size=16,
     epochs=30,
-    patience=4,
-    schedule="newbob",
-    lr_halving=True,       # halve the learning rate when dev PER does not improve
+    patience=100,
+    schedule="constant",   # hard-decoded dev PER swings above 100 % for several epochs before attention
+                           # aligns; NewBob would read that as a plateau and halve the rate too early
     beam=1,                # dev decoding: greedy hard MoChA
     seed=0,
 )
