@@ -50,9 +50,6 @@ EOS = 0
 NEG_INF = -np.inf
 
 
-_gather = gather_state  # rows idx of a (nested) decoder state
-
-
 def _number(name: str, value, *, low: float = -np.inf, high: float = np.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
@@ -127,7 +124,7 @@ def ctc_prefix_extend(state: CTCPrefixState, rows: np.ndarray, tokens: np.ndarra
     """Forward variables of h = g_rows[k] + tokens[k] (non-blank tokens), one T loop [attn-dec:ctc-rec]."""
     lp = np.asarray(ctc_log_probs, dtype=np.float64)
     T = lp.shape[0]
-    g = _gather(state, rows)
+    g = gather_state(state, rows)
     K = tokens.shape[0]
     phi = _phi(g, tokens)[np.arange(K), np.arange(K)]  # (K, T): each row with its own token
     x_c = lp[:, tokens].T  # (K, T)
@@ -285,9 +282,9 @@ def attention_beam_search(model, state, *, beam_size: int, max_len: int, lm=None
         att = att[r_idx] + lp[r_idx, c_idx]
         lmv = lmv[r_idx] + lm_lp[r_idx, c_idx]
         tokens = c_idx.astype(np.int64)
-        state = _gather(state, r_idx)
+        state = gather_state(state, r_idx)
         if lm is not None:
-            lm_state = _gather(lm_state, r_idx)
+            lm_state = gather_state(lm_state, r_idx)
         if ctc_lp is not None:
             ctc_prev = psi[r_idx, c_idx]
             ctc_state = ctc_prefix_extend(ctc_state, r_idx, tokens, ctc_prev, ctc_lp)
@@ -339,7 +336,7 @@ def decode_attention(model, memory, *, method: str = "greedy", beam_size: int = 
     K = 1 if method == "greedy" else positive_int("beam_size", beam_size)
     out = []
     for b in range(B):
-        mem_b = _gather(memory, np.array([b]))
+        mem_b = gather_state(memory, np.array([b]))
         hyps = attention_beam_search(
             model, model.init_state(1, memory=mem_b), beam_size=K, max_len=int(max_len[b]), lm=lm,
             lm_weight=lm_weight, ctc_log_probs=None if lam == 0 else ctc[b, :lengths[b]], ctc_weight=lam,

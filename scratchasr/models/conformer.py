@@ -70,15 +70,6 @@ def _encoder(input_dim, dtype, seed, *, hidden, num_layers, dropout, heads, ff_m
                             seed=seed, dtype=dtype)
 
 
-def _apply_linear(layer, x: np.ndarray) -> np.ndarray:
-    """``x W^T + b`` of a float ``Linear`` without pushing a training cache, or an int8 copy's
-    ``Int8Linear`` (``nn.conformer_int8``: inference only, no cache) [ops:linear]."""
-    P = getattr(layer, "params", {})
-    if "W" in P:
-        return x @ P["W"].T + P["b"]
-    return layer(x)
-
-
 @register("conformer_ctc")
 class ConformerCTC(CTCModel):
     """Conformer encoder, linear output layer, CTC loss (loss and decoders: models/ctc_model.py)."""
@@ -117,7 +108,7 @@ class ConformerCTC(CTCModel):
                ) -> Tuple[np.ndarray, StreamState]:
         """Feed ``x (B, n, D)`` -> (log-posteriors (B, m, V) float64 of the frames completed, new state)."""
         h, state = self.encoder.stream(x, state, final=final)
-        logits = _apply_linear(self.output, h)  # [ops:linear]
+        logits = self.output(h)  # [ops:linear] (eval mode: no cache; an int8 copy's Int8Linear alike)
         lp, _ = log_softmax_forward(logits.astype(np.float64))
         return lp, state
 
@@ -189,7 +180,7 @@ class ConformerTransducer(Transducer):
                ) -> Tuple[np.ndarray, StreamState]:
         """Feed ``x (B, n, D)`` -> (joint encoder rows f (B, m, J) of the frames completed, new state)."""
         h, state = self.encoder.stream(x, state, final=final)
-        return _apply_linear(self.joint_enc, h), state  # [transducer:joint]
+        return self.joint_enc(h), state  # [transducer:joint] (the float Linear or an int8 copy's)
 
 
 # ---------------------------------------------------------------------------------------- streaming decoder

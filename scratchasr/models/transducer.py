@@ -162,22 +162,20 @@ def _copy_from_checkpoint(path, option: str, modules: Dict[str, object]) -> List
         arrays = {k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")}
         if not arrays:
             raise ValueError(f"{option}: {where} holds no {prefix}.* arrays")
-        targets[prefix] = {sub + k: (store, k) for sub, m in module.named_modules()
-                           for store in (m.params, m.buffers) for k in store}
+        targets[prefix] = {sub + k: a for sub, m in module.named_modules()
+                           for store in (m.params, m.buffers) for k, a in store.items()}
         missing = sorted(set(targets[prefix]) - set(arrays))
         if missing:
             raise ValueError(f"{option}: {where} lacks {prefix}.{missing[0]} (layers or directions differ)")
         found[prefix] = arrays
     for prefix in modules:          # names and shapes of every module checked before any write
         for k, v in found[prefix].items():
-            if k not in targets[prefix] or np.shape(v) != targets[prefix][k][0][targets[prefix][k][1]].shape:
-                want = (targets[prefix][k][0][targets[prefix][k][1]].shape if k in targets[prefix]
-                        else "no such parameter")
+            if k not in targets[prefix] or np.shape(v) != targets[prefix][k].shape:
+                want = targets[prefix][k].shape if k in targets[prefix] else "no such parameter"
                 raise ValueError(f"{option}: {where}: {prefix}.{k} has shape {np.shape(v)}, expected {want}")
     for prefix in modules:
         for k, v in found[prefix].items():
-            store, name = targets[prefix][k]
-            store[name][...] = v  # in place, cast to the model's dtype: optimizers hold these arrays
+            targets[prefix][k][...] = v  # in place, cast to the model's dtype: optimizers hold these arrays
     return sorted(f"{p}.{k}" for p in found for k in found[p])
 
 

@@ -79,7 +79,7 @@ def memory_rel_mha_forward(x, pos, W_q, b_q, W_k, b_k, W_v, b_v, W_pos, pos_bias
     H = num_heads
     dk = E // H
     lengths = lengths_array("lengths", lengths, B, T)
-    valid = np.arange(T)[None, :, None] < lengths[:, None, None]
+    valid = length_mask(lengths, T)[:, :, None]
     if not valid.all():  # padded frames are never read: NaN there cannot leak through 0 * NaN
         x = np.where(valid, x, 0)
     Wsum = summary_weights(lengths, T, chunk_size).astype(x.dtype)
