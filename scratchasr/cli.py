@@ -27,8 +27,8 @@ def _add_synth_timit(sub) -> None:
 
     keys = ", ".join(v.key for v in VOICES if v.engine != "espeak-ng")
     selection = (f"voice keys ({keys}; espeak-ng's ACCENT+VARIANT such as en-us+m3 or en-gb-x-rp+f2), "
-                 f"engines (festival, flite, espeak-ng), espeak-ng accents ({', '.join(ACCENTS)}: their 13 "
-                 "variants) or all")
+                 f"engines (festival, flite, espeak-ng, mbrola), espeak-ng accents ({', '.join(ACCENTS)}: "
+                 "their 13 variants) or all")
     p = sub.add_parser(
         "synth-timit", help="synthesise a license-free corpus in TIMIT's layout (festival, flite, espeak-ng)",
         description="Synthesise a corpus in TIMIT's exact on-disk layout (TRAIN/TEST, DR*, speaker folders, "
@@ -43,7 +43,7 @@ def _add_synth_timit(sub) -> None:
                    help=f"voices kept out of TRAIN (still in dev/core test): {selection}")
     p.add_argument("--voices", type=_voice_list, default=None, metavar="V[,V...]",
                    help="use only these voices, named as for --holdout-voices (default: every installed "
-                        "festival and flite voice; 'all' adds espeak-ng's 104 voices)")
+                        "festival, flite and mbrola voice; 'all' adds espeak-ng's 104 voices)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth_timit)

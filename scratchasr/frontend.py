@@ -77,10 +77,11 @@ class Frontend:
 
     # ---------------------------------------------------------------- features
     def raw_features(self, y: np.ndarray, sr: int, *, where: str = "audio", resample: bool = True,
-                     speed: float = 1.0, notice: bool = True) -> np.ndarray:
+                     speed: float = 1.0, notice: bool = True, vtln_warp: float = 1.0) -> np.ndarray:
         """Unnormalised features of a waveform; ``speed`` != 1 is Kaldi-style speed perturbation; a
         waveform at another rate is resampled with a notice on stderr (``notice=False``: silently, for
-        a file already announced) or, with ``resample=False``, refused."""
+        a file already announced) or, with ``resample=False``, refused. ``vtln_warp`` != 1 multiplies
+        the front end's own VTLN warp (1 unless its options set one): VTLP in training."""
         if sr != self.sample_rate:
             if not resample:
                 raise ValueError(f"{where}: sample rate {sr} Hz, the model expects {self.sample_rate} Hz "
@@ -91,8 +92,11 @@ class Frontend:
         if speed != 1.0:
             # play the samples at `speed` times the rate: tempo and pitch both change (Ko et al. 2015)
             y = resample_to(y, int(round(speed * 1000)), 1000)
+        opts = self.options
+        if vtln_warp != 1.0:
+            opts = dict(opts, vtln_warp=float(opts.get("vtln_warp", 1.0)) * float(vtln_warp))
         try:
-            feats = compute_features(y, self.sample_rate, **self.options)
+            feats = compute_features(y, self.sample_rate, **opts)
         except ValueError as e:              # e.g. audio shorter than one frame: name the file
             raise ValueError(f"{where}: {e}") from None
         if feats.shape[0] == 0:

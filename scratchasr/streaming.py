@@ -29,6 +29,10 @@ class StreamingFrontend:
         self.fe = frontend
         self.sr = int(sample_rate or frontend.sample_rate)
         o = frontend.options
+        if o.get("utt_cmvn", "none") != "none":
+            raise ValueError(f"frontend: utt_cmvn={o['utt_cmvn']!r} normalises by the whole utterance's "
+                             f"statistics, which a stream does not have until it ends; streaming needs a "
+                             f"model trained with utt_cmvn='none' (global CMVN)")
         self.lookahead = int(o.get("delta_order", 2)) * int(o.get("delta_window", 2))
         self.samples: List[np.ndarray] = []
         self.emitted = 0

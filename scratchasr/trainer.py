@@ -89,7 +89,7 @@ __all__ = ["TrainConfig", "train", "NonFiniteLoss", "RESUME_MAY_CHANGE", "MAX_BE
 RESUME_MAY_CHANGE = ("epochs", "max_minutes", "progress", "patience", "data_dir", "exp_dir", "beam")
 _RESUME_KEYS = ("config", "epoch", "best", "best_epoch", "bad_epochs", "lr", "step", "history", "rngs")
 SPEEDS = (0.9, 1.0, 1.1)
-AUG_EFFECTS = ("aug_gain", "aug_reverb", "aug_noise", "aug_babble", "aug_telephone", "aug_mulaw")
+AUG_EFFECTS = ("aug_gain", "aug_reverb", "aug_noise", "aug_babble", "aug_telephone", "aug_mulaw", "aug_vtlp")
 SCHEDULES = ("newbob", "constant", "noam", "cosine")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
@@ -136,6 +136,8 @@ class TrainConfig:
     aug_snr_low: float = 5.0         # dB
     aug_snr_high: float = 20.0       # dB
     aug_gain_db: float = 6.0
+    aug_vtlp: float = 0.0            # vocal tract length perturbation: mel filters warped (Kaldi VTLN) by a
+    aug_vtlp_range: float = 0.1      # factor uniform in [1 - aug_vtlp_range, 1 + aug_vtlp_range]
     beam: int = 1                    # dev decoding: 1 greedy, > 1 beam search
     progress: bool = True
     imports: List[str] = field(default_factory=list)      # modules that register models
@@ -209,6 +211,7 @@ class TrainConfig:
         need(self.aug_snr_low <= self.aug_snr_high <= 100.0, "aug_snr_high",
              "an SNR in [aug_snr_low, 100] dB")
         need(0.0 <= self.aug_gain_db <= 60.0, "aug_gain_db", "a number of dB in [0, 60]")
+        need(0.0 <= self.aug_vtlp_range <= 0.4, "aug_vtlp_range", "a number in [0, 0.4]")
         need(isinstance(self.features, dict), "features", "a dict of front-end options")
         check_options(self.features)          # unknown names and values the feature code refuses
 
@@ -373,7 +376,8 @@ def _augmenter(cfg: TrainConfig, train: Split, frontend: Frontend):
     from .data.augment import AugmentOptions, TrainingAugmenter
     opts = AugmentOptions(gain=cfg.aug_gain, reverb=cfg.aug_reverb, noise=cfg.aug_noise,
                           babble=cfg.aug_babble, telephone=cfg.aug_telephone, mulaw=cfg.aug_mulaw,
-                          snr_low=cfg.aug_snr_low, snr_high=cfg.aug_snr_high, gain_db=cfg.aug_gain_db)
+                          snr_low=cfg.aug_snr_low, snr_high=cfg.aug_snr_high, gain_db=cfg.aug_gain_db,
+                          vtlp=cfg.aug_vtlp, vtlp_range=cfg.aug_vtlp_range)
     if not opts.active or not hasattr(train, "speeds"):             # off, or a language model's text
         return None
     return TrainingAugmenter(opts, frontend, [u.wav_path for u in train.utts], train.speeds)

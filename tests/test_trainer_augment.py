@@ -88,3 +88,48 @@ def test_identity_effect_gives_the_cached_features_and_draws_are_keyed(corpus):
     assert any(g is None for g in got) and any(g is not None for g in got)    # probability per utterance
     for g, h in zip(got, again):
         assert (g is None and h is None) or np.array_equal(g, h)
+
+
+def test_vtlp_warps_the_filters_by_the_drawn_factor_and_leaves_other_draws_alone(corpus):
+    """VTLP (aug_vtlp): the augmented features are the front end's with Kaldi's VTLN warp at the factor
+    drawn from the effect's own generator; a zero range gives the cached features bit for bit; turning
+    VTLP on changes no other effect's draw; in training it resumes bit-exactly like the others."""
+    from scratchasr.data.augment import draw_effects, vtlp_warp
+    utts = spread_subset(read_split(corpus, "train", "phones"), 3)
+    fe = Frontend({})
+    fe.fit([fe.file_features(u.wav_path) for u in utts])
+    opts = AugmentOptions(vtlp=1.0, vtlp_range=0.15)
+    aug = TrainingAugmenter(opts, fe, [u.wav_path for u in utts])
+    warps = []
+    for i, u in enumerate(utts):
+        rng = np.random.default_rng([0, 11, 0, i])
+        (name, g), = draw_effects(opts, np.random.default_rng([0, 11, 0, i]))
+        warp = vtlp_warp(opts, g)
+        assert name == "vtlp" and 0.85 <= warp <= 1.15
+        warps.append(warp)
+        want = fe.normalise(fe.file_features(u.wav_path, vtln_warp=warp))
+        np.testing.assert_array_equal(aug.features(i, rng), want)
+    assert len(set(warps)) == 3
+    flat = TrainingAugmenter(AugmentOptions(vtlp=1.0, vtlp_range=0.0), fe, [u.wav_path for u in utts])
+    np.testing.assert_array_equal(flat.features(0, np.random.default_rng(3)),
+                                  fe.normalise(fe.file_features(utts[0].wav_path)))
+    base = AugmentOptions(noise=0.5, gain=0.5)
+    for s in range(20):
+        a = draw_effects(base, np.random.default_rng(s))
+        b = [e for e in draw_effects(AugmentOptions(noise=0.5, gain=0.5, vtlp=0.5), np.random.default_rng(s))
+             if e[0] != "vtlp"]
+        assert [n for n, _ in a] == [n for n, _ in b]
+        assert [g.random() for _, g in a] == [g.random() for _, g in b]
+
+
+def test_vtlp_training_resumes_bit_exactly_and_checks_its_range(corpus, tmp_path):
+    kw = dict(aug_vtlp=0.7, aug_vtlp_range=0.12)
+    full = train(_cfg(corpus, tmp_path / "a", **kw))
+    train(_cfg(corpus, tmp_path / "b", epochs=2, **kw))
+    resumed = train(_cfg(corpus, tmp_path / "b", **kw), resume=True)
+    assert [h["train_loss"] for h in full["history"]] == [h["train_loss"] for h in resumed["history"]]
+    clean = train(_cfg(corpus, tmp_path / "clean", epochs=1))
+    assert clean["history"][0]["train_loss"] != full["history"][0]["train_loss"]
+    for override, key in (("--aug_vtlp=2", "aug_vtlp"), ("--aug_vtlp_range=0.5", "aug_vtlp_range")):
+        with pytest.raises(ValueError, match=rf"^{key}:"):
+            TrainConfig.from_overrides({}, [override])

@@ -14,7 +14,10 @@ The equations are in docs/equations/augment.md; each implementing line cites its
 * telephone channel: 300-3400 Hz windowed-sinc band-pass and a round trip through 8 kHz
   (:func:`telephone`); G.711 mu-law 8-bit codec round trip (:func:`mulaw`, ITU-T G.711 1972, the
   segmented encoder of the CCITT/Sun reference code);
-* gain in dB (:func:`apply_gain`).
+* gain in dB (:func:`apply_gain`);
+* vocal tract length perturbation (VTLP, Jaitly & Hinton 2013): not a waveform effect; the training
+  augmenter computes the utterance's features with Kaldi's VTLN warp of the mel filters at a random
+  factor (:func:`vtlp_warp`, ``features.kaldi.fbank(vtln_warp=...)``).
 
 :class:`AugmentOptions` and :func:`augment_waveform` chain them with a probability each (gain ->
 reverb -> noise -> babble -> telephone -> mu-law); each effect draws from its own generator, so whether
@@ -41,7 +44,8 @@ import numpy as np
 __all__ = ["add_noise", "white_noise", "pink_noise", "babble_noise", "image_source_rir", "reverberate",
            "sabine_rt60", "eyring_rt60", "schroeder_decay", "measure_rt60", "Room", "random_room",
            "bandpass_fir", "telephone", "mulaw_encode", "mulaw_decode", "mulaw", "apply_gain",
-           "AugmentOptions", "Applied", "augment_waveform", "TrainingAugmenter", "SPEED_OF_SOUND"]
+           "AugmentOptions", "Applied", "augment_waveform", "vtlp_warp", "TrainingAugmenter",
+           "SPEED_OF_SOUND"]
 
 SPEED_OF_SOUND = 343.0          # m/s, dry air at 20 degrees C
 SABINE_K = 0.161                # s/m: 24 ln(10) / c
@@ -434,8 +438,12 @@ class AugmentOptions:
     gain_db: float = 6.0
     babble_talkers: Tuple[int, int] = (3, 7)
     rir_max_seconds: float = 0.5
+    vtlp: float = 0.0             # vocal tract length perturbation: a feature-domain effect (see below)
+    vtlp_range: float = 0.1       # its warp factor is uniform in [1 - vtlp_range, 1 + vtlp_range]
 
-    EFFECTS = ("gain", "reverb", "noise", "babble", "telephone", "mulaw")
+    # vtlp last: its seed is the seventh, so the six waveform effects draw exactly what they drew before it
+    EFFECTS = ("gain", "reverb", "noise", "babble", "telephone", "mulaw", "vtlp")
+    WAVEFORM_EFFECTS = EFFECTS[:-1]     # what augment_waveform applies; vtlp is the front end's
 
     def __post_init__(self) -> None:
         for k in self.EFFECTS:
@@ -444,6 +452,7 @@ class AugmentOptions:
         _number("snr_high", self.snr_high, low=self.snr_low, high=100.0)
         _number("gain_db", self.gain_db, low=0.0, high=60.0)
         _number("rir_max_seconds", self.rir_max_seconds, low=0.0, high=5.0, low_open=True)
+        _number("vtlp_range", self.vtlp_range, low=0.0, high=0.4)
         t = self.babble_talkers
         if (not isinstance(t, (tuple, list)) or len(t) != 2 or not all(isinstance(v, int) for v in t)
                 or not 1 <= t[0] <= t[1]):
@@ -466,8 +475,9 @@ class Applied(NamedTuple):
 
 
 def draw_effects(options: AugmentOptions, rng: np.random.Generator) -> List[Tuple[str, np.random.Generator]]:
-    """The effects one utterance gets, each with its own generator: six seeds are drawn from ``rng`` first,
-    so an effect's decision and parameters do not depend on the other effects' probabilities."""
+    """The effects one utterance gets, each with its own generator: one seed per effect is drawn from
+    ``rng`` first, so an effect's decision and parameters do not depend on the other effects'
+    probabilities."""
     rng = _generator(rng)
     seeds = rng.integers(0, 2**63 - 1, size=len(AugmentOptions.EFFECTS))
     chosen = []
@@ -494,6 +504,8 @@ def augment_waveform(y: np.ndarray, sample_rate: int, rng: np.random.Generator, 
         effects = draw_effects(options, rng)
     out, applied = y, []
     for name, g in effects:
+        if name == "vtlp":      # not a waveform effect: the front end warps its filters (vtlp_warp)
+            continue
         if name == "gain":
             db = float(g.uniform(-options.gain_db, options.gain_db))
             out, p = apply_gain(out, db), dict(gain_db=db)
@@ -525,6 +537,14 @@ def augment_waveform(y: np.ndarray, sample_rate: int, rng: np.random.Generator, 
             raise ValueError(f"effects: unknown effect {name!r}; known: {list(AugmentOptions.EFFECTS)}")
         applied.append(Applied(name, p))
     return out, applied
+
+
+def vtlp_warp(options: AugmentOptions, g: np.random.Generator) -> float:
+    """The VTLP warp factor of an utterance that drew the ``vtlp`` effect, from that effect's generator:
+    uniform in ``[1 - vtlp_range, 1 + vtlp_range]`` (Jaitly & Hinton 2013 used 0.9-1.1). The front end
+    applies it as Kaldi's VTLN warp of the mel filters ([features:vtln]), so the utterance sounds as if
+    its speaker's vocal tract were ``1 / warp`` times as long."""
+    return float(_generator(g).uniform(1.0 - options.vtlp_range, 1.0 + options.vtlp_range))
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -569,9 +589,13 @@ class TrainingAugmenter:
             others = g.choice(n - 1, size=min(k, n - 1), replace=False) if n > 1 else np.zeros(k, int)
             return [self.waveform(int(j + (j >= i)) if n > 1 else i) for j in others]   # never i itself
 
+        warp = 1.0
+        for name, g in effects:
+            if name == "vtlp":
+                warp = vtlp_warp(self.options, g)
         y, _ = augment_waveform(self.waveform(i), self.frontend.sample_rate, rng, self.options,
                                 talkers=talkers, effects=effects)
-        f = self.frontend.raw_features(y, self.frontend.sample_rate, where=self.wav_paths[i])
+        f = self.frontend.raw_features(y, self.frontend.sample_rate, where=self.wav_paths[i], vtln_warp=warp)
         if clean_frames is not None and f.shape[0] != clean_frames:
             raise RuntimeError(f"augmented features of {self.wav_paths[i]} have {f.shape[0]} frames, the "
                                f"clean ones {clean_frames}")

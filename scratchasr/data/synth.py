@@ -10,11 +10,11 @@ How (docs/data.md, "The synthetic corpus"):
 
 * Text: example sentences from WordNet 3.0 glosses (Debian ``wordnet-base``), 7-14 words, letters,
   spaces, commas and apostrophes only. Train and test (dev + core test) sentence pools are disjoint.
-* Voices: festival ``kal_diphone``, ``ked_diphone``, ``cmu_us_slt_arctic_hts`` (+ ``us1/us2/us3_mbrola``
-  when installed) and flite ``awb``, ``rms``, ``slt`` (flite's ``kal16`` is avoided: its labels run
-  ~116 ms past its audio). Phone end times come from the synthesisers (festival's Segment relation,
-  flite's ``-psdur``); festival gives word membership directly, for flite it is recovered by
-  aligning ``t2p``'s per-word pronunciations to the segments. espeak-ng's 104 voices (8 English accents
+* Voices: festival ``kal_diphone``, ``ked_diphone``, ``cmu_us_slt_arctic_hts`` (+ mbrola's ``us1/us2/us3``
+  through festival when installed: engine ``mbrola``, festival's labels) and flite ``awb``, ``rms``,
+  ``slt`` (flite's ``kal16`` is avoided: its labels run ~116 ms past its audio). Phone end times come
+  from the synthesisers (festival's Segment relation, flite's ``-psdur``); festival gives word membership
+  directly, for flite it is recovered by aligning ``t2p``'s per-word pronunciations to the segments. espeak-ng's 104 voices (8 English accents
   x 13 variants; ``--voices all`` or ``espeak-ng``) come from libespeak-ng's word and IPA phoneme
   events, mapped to TIMIT phones (:mod:`scratchasr.data.espeak`); the default voice set is festival's and
   flite's, as before.
@@ -69,28 +69,35 @@ class Voice:
     """A synthesiser voice: engine, name as the engine knows it, sex (for TIMIT's speaker-id letter)."""
 
     key: str          # our name: kal, ked, slt_hts, us1, us2, us3, awb, rms, slt, en-us+m3, ...
-    engine: str       # "festival", "flite" or "espeak-ng"
+    engine: str       # "festival", "flite", "espeak-ng" or "mbrola" (diphones driven by festival's front end)
     name: str         # festival voice function (voice_kal_diphone), flite -voice name, espeak-ng voice
     sex: str          # "M" or "F"
     code: str         # three letters used in speaker ids, e.g. KAL
     base_f0: float    # flite: the F0 target mean (Hz) scaled by a speaker's f0 factor; festival: unused
+
+    @property
+    def driver(self) -> str:
+        """The program that synthesises it: festival also runs the mbrola voices (its text analysis and
+        phone labels, mbrola's diphone waveform), so they are a separate engine with festival's labels."""
+        return "festival" if self.engine == "mbrola" else self.engine
 
 
 VOICES = (
     Voice("kal", "festival", "voice_kal_diphone", "M", "KAL", 0.0),
     Voice("ked", "festival", "voice_ked_diphone", "M", "KED", 0.0),
     Voice("slt_hts", "festival", "voice_cmu_us_slt_arctic_hts", "F", "SLH", 0.0),
-    Voice("us1", "festival", "voice_us1_mbrola", "F", "US1", 0.0),
-    Voice("us2", "festival", "voice_us2_mbrola", "M", "US2", 0.0),
-    Voice("us3", "festival", "voice_us3_mbrola", "M", "US3", 0.0),
+    Voice("us1", "mbrola", "voice_us1_mbrola", "F", "US1", 0.0),
+    Voice("us2", "mbrola", "voice_us2_mbrola", "M", "US2", 0.0),
+    Voice("us3", "mbrola", "voice_us3_mbrola", "M", "US3", 0.0),
     Voice("awb", "flite", "awb", "M", "AWB", 110.0),
     Voice("rms", "flite", "rms", "M", "RMS", 105.0),
     Voice("slt", "flite", "slt", "F", "SLT", 180.0),
 ) + tuple(Voice(k, "espeak-ng", k, espeak.voice_sex(k), espeak.voice_code(k), 0.0)
         for k in espeak.voice_keys())
 VOICE_BY_KEY = {v.key: v for v in VOICES}
-ENGINES = ("festival", "flite", "espeak-ng")
-DEFAULT_ENGINES = ("festival", "flite")   # voices=None: the corpus of earlier releases, byte for byte
+ENGINES = ("festival", "flite", "espeak-ng", "mbrola")
+# voices=None: the corpus of earlier releases, byte for byte (mbrola's voices only where installed)
+DEFAULT_ENGINES = ("festival", "flite", "mbrola")
 PROBE_TEXT = "The judge found the building's thick walls strange, and they moved away quickly."
 
 # size -> (train speakers, dev speakers, core-test speakers, sentences per speaker)
@@ -178,8 +185,8 @@ def _tokens(text: str) -> list[str]:
 def speakers_of_voices(corpus_root, voices) -> list[str]:
     """Speaker ids of a synthesised corpus whose voice is in ``voices`` (list or "a,b"), from corpus.json.
 
-    An entry may also name an engine (``espeak-ng``, ``festival``, ``flite``) or an espeak-ng accent
-    (``en-gb-x-rp``): every voice of it.
+    An entry may also name an engine (``espeak-ng``, ``festival``, ``flite``, ``mbrola``) or an espeak-ng
+    accent (``en-gb-x-rp``): every voice of it.
     """
     wanted = set(voices.split(",") if isinstance(voices, str) else voices)
     if "espeak" in wanted:
@@ -193,9 +200,9 @@ def speakers_of_voices(corpus_root, voices) -> list[str]:
 def resolve_voices(names: Sequence[str], among: Sequence[str], *, arg: str = "voices") -> list[str]:
     """Voice keys named by ``names``, in the order of ``among``: keys, engines, accents or ``all``.
 
-    ``all`` is every voice of ``among``; ``festival``, ``flite``, ``espeak-ng`` (or ``espeak``) every voice
-    of that engine; an espeak-ng accent such as ``en-us`` or ``en-gb-x-rp`` its 13 variants. A name that
-    is none of these, or that selects nothing from ``among``, is a ValueError starting with ``arg``.
+    ``all`` is every voice of ``among``; ``festival``, ``flite``, ``espeak-ng`` (or ``espeak``), ``mbrola``
+    every voice of that engine; an espeak-ng accent such as ``en-us`` or ``en-gb-x-rp`` its 13 variants. A
+    name that is none of these, or that selects nothing from ``among``, is a ValueError starting with ``arg``.
     """
     chosen: set[str] = set()
     for name in names:
@@ -247,7 +254,7 @@ def missing_mbrola_voices() -> dict[str, str]:
 def available_voices() -> list[str]:
     """Keys of the voices installed on this machine (festival voices by folder, with the ``mbrola``
     program for the mbrola ones; flite by ``flite -lv``; espeak-ng's when libespeak-ng loads)."""
-    out = [v.key for v in VOICES if v.engine == "festival" and _festival_voice_missing(v) is None]
+    out = [v.key for v in VOICES if v.driver == "festival" and _festival_voice_missing(v) is None]
     if shutil.which("flite") and shutil.which("t2p"):
         listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split()
         out += [v.key for v in VOICES if v.engine == "flite" and v.name in listed]
@@ -624,7 +631,7 @@ def _run_batch(args) -> list[dict]:
     results = []
     with tempfile.TemporaryDirectory(prefix="scratchasr-synth-") as tmpname:
         tmp = Path(tmpname)
-        if voice.engine == "festival":
+        if voice.driver == "festival":
             raw = _festival_batch(voice, jobs, tmp)
         elif voice.engine == "espeak-ng":
             raw = _espeak_batch(jobs, tmp)
@@ -752,7 +759,7 @@ def synth_timit(out_dir: str | os.PathLike, *, size: str = "small", seed: int = 
         raise FileExistsError(f"out_dir: {root} exists and is not empty; choose a new folder")
     installed = available_voices()
     no_mbrola = missing_mbrola_voices()
-    if voices is None or {"all", "festival"} & set(voices):
+    if voices is None or {"all", "mbrola"} & set(voices):
         if no_mbrola:     # optional voices: say once why they are not in this corpus
             print(f"synth-timit: mbrola voices {', '.join(no_mbrola)} not used "
                   f"({'; '.join(sorted(set(no_mbrola.values())))}); optional, they need {MBROLA_PACKAGES}",

@@ -211,7 +211,8 @@ def fbank(waveform: np.ndarray, *, sample_frequency: float = 16000.0, frame_leng
           remove_dc_offset: bool = True, window_type: str = "povey", round_to_power_of_two: bool = True,
           snip_edges: bool = True, num_mel_bins: int = 23, low_freq: float = 20.0, high_freq: float = 0.0,
           use_energy: bool = False, energy_floor: float = 0.0, raw_energy: bool = True,
-          use_log_fbank: bool = True, use_power: bool = True,
+          use_log_fbank: bool = True, use_power: bool = True, vtln_warp: float = 1.0,
+          vtln_low: float = 100.0, vtln_high: float = -500.0,
           rng: Optional[np.random.Generator] = None, backend: Optional[str] = None) -> np.ndarray:
     """Kaldi ``compute-fbank-feats``: log mel filterbank energies ``(n_frames, num_mel_bins)`` float32.
 
@@ -227,6 +228,8 @@ def fbank(waveform: np.ndarray, *, sample_frequency: float = 16000.0, frame_leng
         use_energy: prepend the log-energy column (raw: before pre-emphasis/window).
         energy_floor: floor on the energy (not its log); 0 means none.
         use_log_fbank / use_power: natural log of the mel energies; power (|X|^2) or magnitude.
+        vtln_warp, vtln_low, vtln_high: Kaldi's VTLN warp of the mel filters (1: none; see
+            :func:`scratchasr.features.mel.vtln_warp_freq`); the trainer's VTLP draws ``vtln_warp``.
         backend: ``None``/``"numba"``: the Numba frame kernel; ``"numpy"``: its readable twin
             (same numbers to float64 rounding).
 
@@ -242,7 +245,8 @@ def fbank(waveform: np.ndarray, *, sample_frequency: float = 16000.0, frame_leng
         dither=dither, preemphasis_coefficient=preemphasis_coefficient, window_type=window_type,
         round_to_power_of_two=round_to_power_of_two, snip_edges=snip_edges, rng=rng)
     M = kaldi_mel_banks(num_bins=num_mel_bins, padded_window_size=opts.padded_length,
-                        sample_frequency=float(sample_frequency), low_freq=low_freq, high_freq=high_freq)
+                        sample_frequency=float(sample_frequency), low_freq=low_freq, high_freq=high_freq,
+                        vtln_warp=vtln_warp, vtln_low=vtln_low, vtln_high=vtln_high)
     MT = np.ascontiguousarray(M.T, dtype=x.dtype)                      # (K, num_mel_bins)
     log_floor = np.log(energy_floor) if energy_floor > 0.0 else -np.inf
 

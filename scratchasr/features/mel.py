@@ -142,12 +142,60 @@ def _kaldi_mel_banks_cached(num_bins, padded_len, sample_frequency, low_freq, hi
     return w
 
 
+def kaldi_inverse_mel_scale(m):
+    """Kaldi's ``InverseMelScale``: ``700 (exp(m / 1127) - 1)``."""
+    return 700.0 * np.expm1(np.asarray(m, dtype=np.float64) / 1127.0)
+
+
+def vtln_warp_freq(freq, *, warp: float, low_freq: float, high_freq: float, vtln_low: float,
+                   vtln_high: float):
+    """Kaldi's ``VtlnWarpFreq``: the piecewise-linear frequency warp of vocal tract length normalisation.
+
+    Inside ``[l, h]`` with ``l = vtln_low max(1, warp)``, ``h = vtln_high min(1, warp)`` a frequency is
+    divided by ``warp``; below ``l`` and above ``h`` straight lines join that segment to the fixed band
+    edges ``low_freq`` and ``high_freq``; outside the band frequencies are unchanged. ``vtln_high`` is in Hz
+    here (already resolved from a negative offset). Works on arrays."""
+    f = np.asarray(freq, dtype=np.float64)
+    lo, hi = vtln_low * max(1.0, warp), vtln_high * min(1.0, warp)
+    scale = 1.0 / warp
+    scale_left = (scale * lo - low_freq) / (lo - low_freq)
+    scale_right = (high_freq - scale * hi) / (high_freq - hi)
+    out = np.where(f < lo, low_freq + scale_left * (f - low_freq),                   # [features:vtln]
+                   np.where(f < hi, scale * f, high_freq + scale_right * (f - high_freq)))
+    return np.where((f < low_freq) | (f > high_freq), f, out)
+
+
+@lru_cache(maxsize=64)
+def _kaldi_mel_banks_warped(num_bins, padded_len, sample_frequency, low_freq, high_freq, warp, vtln_low,
+                            vtln_high):
+    """``_kaldi_mel_banks_cached`` with every filter's left, centre and right edge moved by the VTLN warp
+    (Kaldi's ``MelBanks`` with ``vtln_warp_factor != 1``: the edges are warped in Hz, the FFT bins are
+    not)."""
+    K = padded_len // 2 + 1
+    mel_low, mel_high = kaldi_mel_scale(low_freq), kaldi_mel_scale(high_freq)
+    edges = mel_low + (mel_high - mel_low) / (num_bins + 1) * np.arange(num_bins + 2)
+    edges = kaldi_mel_scale(vtln_warp_freq(kaldi_inverse_mel_scale(edges), warp=warp, low_freq=low_freq,
+                                           high_freq=high_freq, vtln_low=vtln_low, vtln_high=vtln_high))
+    left, center, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    mel = kaldi_mel_scale(sample_frequency / padded_len * np.arange(K))[None, :]
+    w = np.where(mel <= center, (mel - left) / (center - left), (right - mel) / (right - center))
+    w = np.where((mel > left) & (mel < right), w, 0.0)                 # [features:tri-mel]
+    w[:, K - 1] = 0.0
+    w.setflags(write=False)
+    return w
+
+
 def kaldi_mel_banks(*, num_bins: int, padded_window_size: int, sample_frequency: float,
-                    low_freq: float = 20.0, high_freq: float = 0.0) -> np.ndarray:
+                    low_freq: float = 20.0, high_freq: float = 0.0, vtln_warp: float = 1.0,
+                    vtln_low: float = 100.0, vtln_high: float = -500.0) -> np.ndarray:
     """Kaldi's ``MelBanks`` as a dense float64 matrix ``(num_bins, padded_window_size // 2 + 1)``.
 
     ``high_freq <= 0`` means ``nyquist + high_freq`` (an offset below Nyquist), as in Kaldi.
     As Kaldi, refuses a band and bin count that leave some filter without any FFT bin.
+    ``vtln_warp != 1`` warps the filters' edges with :func:`vtln_warp_freq` (Kaldi's ``--vtln-warp``,
+    ``--vtln-low``, ``--vtln-high``; ``vtln_high <= 0`` is an offset below Nyquist): > 1 moves the
+    filters down in frequency, so a spectrum's features look as if its formants were ``warp`` times
+    higher, as for a shorter vocal tract. Jaitly and Hinton's VTLP draws it per utterance in training.
     """
     num_bins = positive_int("num_mel_bins", num_bins, minimum=3)
     padded_window_size = positive_int("padded_window_size", padded_window_size)
@@ -158,8 +206,20 @@ def kaldi_mel_banks(*, num_bins: int, padded_window_size: int, sample_frequency:
     if not (0.0 < hf <= nyquist) or hf <= low_freq:
         raise ValueError(f"high_freq: resolves to {hf} Hz, expected low_freq ({low_freq}) < high_freq <= "
                          f"Nyquist ({nyquist} Hz) for sample_frequency={sample_frequency}")
-    w = _kaldi_mel_banks_cached(num_bins, padded_window_size, float(sample_frequency),
-                                float(low_freq), float(hf))
+    if not (isinstance(vtln_warp, (int, float, np.integer, np.floating)) and not isinstance(vtln_warp, bool)
+            and np.isfinite(vtln_warp) and 0.5 <= vtln_warp <= 2.0):
+        raise ValueError(f"vtln_warp: expected a number in [0.5, 2], got {vtln_warp!r}")
+    if vtln_warp == 1.0:
+        w = _kaldi_mel_banks_cached(num_bins, padded_window_size, float(sample_frequency),
+                                    float(low_freq), float(hf))
+    else:
+        vh = vtln_high if vtln_high > 0.0 else nyquist + vtln_high
+        if not (low_freq < vtln_low < vh < hf):
+            # Kaldi: "Bad values in options: vtln-low ... and vtln-high ..., versus low-freq ... high-freq"
+            raise ValueError(f"vtln_low: expected low_freq ({low_freq}) < vtln_low ({vtln_low}) < vtln_high "
+                             f"({vh} Hz) < high_freq ({hf} Hz)")
+        w = _kaldi_mel_banks_warped(num_bins, padded_window_size, float(sample_frequency), float(low_freq),
+                                    float(hf), float(vtln_warp), float(vtln_low), float(vh))
     empty = np.flatnonzero(~(w > 0).any(axis=1))
     if empty.size:
         # Kaldi's MelBanks refuses this too ("You may have set --num-mel-bins too large"): an empty

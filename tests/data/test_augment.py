@@ -266,6 +266,6 @@ def test_every_effect_keeps_length_dtype_and_input(n):
                                   rir_max_seconds=0.1)
     out, applied = A.augment_waveform(y, 16000, np.random.default_rng(0), everything,
                                       talkers=lambda k, g: [_speechlike(700, s) for s in range(k)])
-    assert [a.effect for a in applied] == list(A.AugmentOptions.EFFECTS)
+    assert [a.effect for a in applied] == list(A.AugmentOptions.WAVEFORM_EFFECTS)
     assert out.shape == y.shape and out.dtype == y.dtype and np.all(np.isfinite(out))
     np.testing.assert_array_equal(y, y0)

@@ -74,3 +74,23 @@ def test_synth_timit_uses_mbrola_voice_when_present(tmp_path, monkeypatch, capsy
     assert "mbrola voices us2, us3 not used (festival voice folder" in err    # us1 is not in the notice
     on_disk = json.loads((tmp_path / "c" / "corpus.json").read_text())
     assert {v for _, _, v in on_disk["utts"]} == {"kal", "us1"}
+
+
+def test_mbrola_is_its_own_engine_driven_by_festival(tmp_path, monkeypatch, capsys):
+    """us1..us3 are engine ``mbrola`` (for leave-one-engine-out) but synthesised by festival; ``festival``
+    no longer selects them, ``mbrola`` does; corpus.json records the engine of every speaker and utterance."""
+    assert {synth.VOICE_BY_KEY[k].engine for k in ("us1", "us2", "us3")} == {"mbrola"}
+    assert {synth.VOICE_BY_KEY[k].driver for k in ("us1", "us2", "us3", "kal")} == {"festival"}
+    assert synth.VOICE_BY_KEY["awb"].driver == "flite"
+    among = ["kal", "ked", "us1", "us2", "awb"]
+    assert synth.resolve_voices(["mbrola"], among) == ["us1", "us2"]
+    assert synth.resolve_voices(["festival"], among) == ["kal", "ked"]
+    _fake_machine(tmp_path, monkeypatch, mbrola=True)
+    _fake_synthesis(monkeypatch)
+    summary = synth.synth_timit(tmp_path / "c", size="tiny", voices=["kal", "mbrola"],
+                                holdout_voices=["mbrola"], jobs=1, progress=False)
+    assert summary["engines"] == {"kal": "festival", "us1": "mbrola"}
+    spk = {s["voice"]: s for s in summary["speakers"]}
+    assert spk["us1"]["engine"] == "mbrola" and spk["us1"]["split"] != "train"
+    assert synth.speakers_of_voices(tmp_path / "c", "mbrola") == [s["id"] for s in summary["speakers"]
+                                                                   if s["voice"] == "us1"]
