@@ -14,10 +14,10 @@ How (docs/data.md, "The synthetic corpus"):
   through festival when installed: engine ``mbrola``, festival's labels) and flite ``awb``, ``rms``,
   ``slt`` (flite's ``kal16`` is avoided: its labels run ~116 ms past its audio). Phone end times come
   from the synthesisers (festival's Segment relation, flite's ``-psdur``); festival gives word membership
-  directly, for flite it is recovered by aligning ``t2p``'s per-word pronunciations to the segments. espeak-ng's 104 voices (8 English accents
-  x 13 variants; ``--voices all`` or ``espeak-ng``) come from libespeak-ng's word and IPA phoneme
-  events, mapped to TIMIT phones (:mod:`scratchasr.data.espeak`); the default voice set is festival's and
-  flite's, as before.
+  directly, for flite it is recovered by aligning ``t2p``'s per-word pronunciations to the segments.
+  espeak-ng's 104 voices (8 English accents x 13 variants; ``--voices all`` or ``espeak-ng``) come from
+  libespeak-ng's word and IPA phoneme events, mapped to TIMIT phones (:mod:`scratchasr.data.espeak`);
+  the default voice set is festival's, flite's and (where installed) mbrola's, as before.
 * Speakers: a voice with its own tempo (the synthesiser's duration stretch), F0 target (where the
   voice exposes one) and a "vocal-tract" warp (the waveform is resampled as if recorded at
   ``warp * rate``, which scales F0 and formants by ``warp`` and durations by ``1 / warp``; labels are
