@@ -1,4 +1,4 @@
-"""Leave-one-engine-out table: each checkpoint's PER on its training engines' voices and on a held-out engine's.
+"""Leave-one-engine-out: PER of checkpoints on their training engines' voices and on a held-out engine's.
 
     .venv/bin/python experiments/voices/loeo_eval.py RUNS.json [--out results.json]
 
