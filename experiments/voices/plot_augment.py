@@ -5,7 +5,8 @@
 DATA_DIR is a TIMIT-layout corpus (default data/synth_small, from ``scratchasr synth-timit data/synth_small
 --size small``); the first training utterance is shown clean, with pink noise at 10 dB SNR, with babble of
 5 other training utterances at 10 dB, in a simulated room (image-source response drawn below), and
-through the telephone channel with the G.711 mu-law codec. Every parameter is fixed here (seed 0).
+through the telephone channel with the G.711 mu-law codec, and with VTLP's warp of the mel filters at
+0.9 and 1.1 (the range's ends; the audio unchanged). Every parameter is fixed here (seed 0).
 """
 
 from __future__ import annotations
@@ -39,18 +40,20 @@ def main(argv=None) -> None:
     t0 = math.dist(room.source, room.mic) / A.SPEED_OF_SOUND
     rt = A.measure_rt60(h, sr)
     rows = [
-        ("clean", y),
-        ("pink noise, SNR 10 dB", A.add_noise(y, A.pink_noise(len(y), rng), 10.0)),
-        ("babble of 5 utterances, SNR 10 dB", A.add_noise(y, A.babble_noise(others, len(y), rng), 10.0)),
+        ("clean", y, 1.0),
+        ("pink noise, SNR 10 dB", A.add_noise(y, A.pink_noise(len(y), rng), 10.0), 1.0),
+        ("babble of 5 utterances, SNR 10 dB", A.add_noise(y, A.babble_noise(others, len(y), rng), 10.0), 1.0),
         (f"room {room.size[0]:g} x {room.size[1]:g} x {room.size[2]:g} m, absorption {room.absorption}, "
          f"T20 {rt:.2f} s (Eyring {A.eyring_rt60(room.size, room.absorption):.2f} s, "
          f"Sabine {A.sabine_rt60(room.size, room.absorption):.2f} s)",
-         A.reverberate(y, h, sample_rate=sr, direct_delay=t0)),
-        ("telephone 300-3400 Hz via 8 kHz + G.711 mu-law", A.telephone(y, sr, codec=True)),
+         A.reverberate(y, h, sample_rate=sr, direct_delay=t0), 1.0),
+        ("telephone 300-3400 Hz via 8 kHz + G.711 mu-law", A.telephone(y, sr, codec=True), 1.0),
+        ("VTLP: mel filters warped by 0.9 (Kaldi VTLN; formants look 0.9 x as high)", y, 0.9),
+        ("VTLP: mel filters warped by 1.1 (formants look 1.1 x as high)", y, 1.1),
     ]
-    fig, axes = plt.subplots(len(rows) + 1, 1, figsize=(9, 12), constrained_layout=True)
-    for ax, (title, z) in zip(axes, rows):
-        f = fbank(z * 32768.0, sample_frequency=sr, num_mel_bins=40)
+    fig, axes = plt.subplots(len(rows) + 1, 1, figsize=(9, 15), constrained_layout=True)
+    for ax, (title, z, warp) in zip(axes, rows):
+        f = fbank(z * 32768.0, sample_frequency=sr, num_mel_bins=40, vtln_warp=warp)
         ax.imshow(f.T, origin="lower", aspect="auto", cmap="magma", vmin=f.max() - 12, vmax=f.max(),
                   extent=(0, f.shape[0] / 100, 0, 40))
         ax.set(title=title, ylabel="mel bin")

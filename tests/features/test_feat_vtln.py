@@ -36,9 +36,9 @@ def test_warp_freq_matches_kaldi_loop_and_is_continuous(warp):
 
 
 def test_linear_region_divides_by_the_warp():
-    """Between the breakpoints, a filter's centre moves from f to f / warp (a shorter vocal tract, warp > 1,
-    has its formants at warp times the frequency: filters moved down by 1 / warp see them where the
-    unwarped filters saw an average voice's)."""
+    """Between the breakpoints, a filter's centre moves from f to f / warp: a formant at F then shows in the
+    bin that sat at warp F, as if the formants were warp times higher (VTLP draws warp to perturb a
+    speaker; VTLN estimates it to normalise one)."""
     M0 = kaldi_mel_banks(num_bins=40, padded_window_size=512, sample_frequency=16000.0)
     M = kaldi_mel_banks(num_bins=40, padded_window_size=512, sample_frequency=16000.0, vtln_warp=1.1)
     peak0, peak = M0.argmax(axis=1) * 31.25, M.argmax(axis=1) * 31.25
