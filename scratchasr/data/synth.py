@@ -17,7 +17,7 @@ How (docs/data.md, "The synthetic corpus"):
   directly, for flite it is recovered by aligning ``t2p``'s per-word pronunciations to the segments.
   espeak-ng's 104 voices (8 English accents x 13 variants; ``--voices all`` or ``espeak-ng``) come from
   libespeak-ng's word and IPA phoneme events, mapped to TIMIT phones (:mod:`scratchasr.data.espeak`);
-  the default voice set is festival's, flite's and (where installed) mbrola's, as before.
+  the default voice set is festival's and flite's (mbrola's and espeak-ng's are asked for by name).
 * Speakers: a voice with its own tempo (the synthesiser's duration stretch), F0 target (where the
   voice exposes one) and a "vocal-tract" warp (the waveform is resampled as if recorded at
   ``warp * rate``, which scales F0 and formants by ``warp`` and durations by ``1 / warp``; labels are
@@ -96,8 +96,9 @@ VOICES = (
         for k in espeak.voice_keys())
 VOICE_BY_KEY = {v.key: v for v in VOICES}
 ENGINES = ("festival", "flite", "espeak-ng", "mbrola")
-# voices=None: the corpus of earlier releases, byte for byte (mbrola's voices only where installed)
-DEFAULT_ENGINES = ("festival", "flite", "mbrola")
+# voices=None: festival's and flite's Debian-main voices, the same corpus on every machine (mbrola's
+# contrib/non-free voices, where installed, are asked for by name: --voices mbrola, all, us1, ...)
+DEFAULT_ENGINES = ("festival", "flite")
 PROBE_TEXT = "The judge found the building's thick walls strange, and they moved away quickly."
 
 # size -> (train speakers, dev speakers, core-test speakers, sentences per speaker)
@@ -759,7 +760,7 @@ def synth_timit(out_dir: str | os.PathLike, *, size: str = "small", seed: int = 
         raise FileExistsError(f"out_dir: {root} exists and is not empty; choose a new folder")
     installed = available_voices()
     no_mbrola = missing_mbrola_voices()
-    if voices is None or {"all", "mbrola"} & set(voices):
+    if voices is not None and {"all", "mbrola"} & set(voices):
         if no_mbrola:     # optional voices: say once why they are not in this corpus
             print(f"synth-timit: mbrola voices {', '.join(no_mbrola)} not used "
                   f"({'; '.join(sorted(set(no_mbrola.values())))}); optional, they need {MBROLA_PACKAGES}",

@@ -55,7 +55,7 @@ def test_mbrola_present_voice_offered(tmp_path, monkeypatch):
 def test_synth_timit_notice_when_mbrola_absent(tmp_path, monkeypatch, capsys):
     _fake_machine(tmp_path, monkeypatch, mbrola=False)
     _fake_synthesis(monkeypatch)
-    summary = synth.synth_timit(tmp_path / "c", size="tiny", jobs=1, progress=False)
+    summary = synth.synth_timit(tmp_path / "c", size="tiny", voices=["all"], jobs=1, progress=False)
     err = capsys.readouterr().err
     assert "mbrola voices us1, us2, us3 not used" in err and "the mbrola program is not on PATH" in err
     assert "contrib/non-free" in err
@@ -64,10 +64,14 @@ def test_synth_timit_notice_when_mbrola_absent(tmp_path, monkeypatch, capsys):
         synth.synth_timit(tmp_path / "d", size="tiny", voices=["us1"], jobs=1, progress=False)
 
 
-def test_synth_timit_uses_mbrola_voice_when_present(tmp_path, monkeypatch, capsys):
+def test_synth_timit_uses_mbrola_voice_when_present_and_asked(tmp_path, monkeypatch, capsys):
+    """Installed mbrola voices are used when asked for (all, mbrola, us1); the default corpus stays
+    festival's and flite's, the same on every machine."""
     _fake_machine(tmp_path, monkeypatch, mbrola=True)
     _fake_synthesis(monkeypatch)
-    summary = synth.synth_timit(tmp_path / "c", size="tiny", jobs=1, progress=False)
+    default = synth.synth_timit(tmp_path / "default", size="tiny", jobs=1, progress=False)
+    assert default["voices"] == ["kal"] and capsys.readouterr().err == ""
+    summary = synth.synth_timit(tmp_path / "c", size="tiny", voices=["all"], jobs=1, progress=False)
     assert summary["voices"] == ["kal", "us1"]
     assert {s["voice"] for s in summary["speakers"]} == {"kal", "us1"}
     err = capsys.readouterr().err
