@@ -43,7 +43,7 @@ def _add_synth_timit(sub) -> None:
                    help=f"voices kept out of TRAIN (still in dev/core test): {selection}")
     p.add_argument("--voices", type=_voice_list, default=None, metavar="V[,V...]",
                    help="use only these voices, named as for --holdout-voices (default: every installed "
-                        "festival and flite voice; 'all' adds mbrola's (where installed) and espeak-ng's 104)")
+                        "festival and flite voice; 'all' adds installed mbrola voices and espeak-ng's 104)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth_timit)
