@@ -187,14 +187,16 @@ def speakers_of_voices(corpus_root, voices) -> list[str]:
     """Speaker ids of a synthesised corpus whose voice is in ``voices`` (list or "a,b"), from corpus.json.
 
     An entry may also name an engine (``espeak-ng``, ``festival``, ``flite``, ``mbrola``) or an espeak-ng
-    accent (``en-gb-x-rp``): every voice of it.
+    accent (``en-gb-x-rp``): every voice of it. A voice's engine is the one corpus.json records or its
+    engine today (corpora made before mbrola was an engine of its own record ``festival`` for us1..us3).
     """
     wanted = set(voices.split(",") if isinstance(voices, str) else voices)
     if "espeak" in wanted:
         wanted.add("espeak-ng")
     table = json.loads((Path(corpus_root) / "corpus.json").read_text())["speakers"]
     return [s["id"] for s in table
-            if s["voice"] in wanted or s.get("engine", VOICE_BY_KEY[s["voice"]].engine) in wanted
+            if s["voice"] in wanted or s.get("engine") in wanted
+            or (s["voice"] in VOICE_BY_KEY and VOICE_BY_KEY[s["voice"]].engine in wanted)
             or s["voice"].partition("+")[0] in wanted]
 
 

@@ -98,3 +98,11 @@ def test_mbrola_is_its_own_engine_driven_by_festival(tmp_path, monkeypatch, caps
     assert spk["us1"]["engine"] == "mbrola" and spk["us1"]["split"] != "train"
     assert synth.speakers_of_voices(tmp_path / "c", "mbrola") == [s["id"] for s in summary["speakers"]
                                                                    if s["voice"] == "us1"]
+
+
+def test_speakers_of_voices_finds_mbrola_in_a_corpus_made_before_it_was_an_engine(tmp_path):
+    table = [dict(id="FUS1000", voice="us1", engine="festival"), dict(id="MKAL000", voice="kal",
+                                                                         engine="festival")]
+    (tmp_path / "corpus.json").write_text(json.dumps(dict(speakers=table)))
+    assert synth.speakers_of_voices(tmp_path, "mbrola") == ["FUS1000"]
+    assert synth.speakers_of_voices(tmp_path, "festival") == ["FUS1000", "MKAL000"]   # as recorded then
