@@ -5,6 +5,11 @@ package tree, a student copy, or loose files) onto the untouched student copy, r
 ``python -m scratchasr.assignments.runner`` and collects the scores. Nothing stops at the first failure.
 ``results.json`` follows Gradescope's autograder format (``score``, ``tests`` with ``name``, ``score``,
 ``max_score``, ``output``, ``visibility``); ``format_table`` is the same for a terminal.
+
+Time limits are wall-clock seconds per item (``Item.timeout``) times ``timeout_scale`` times the
+environment variable ``SCRATCHASR_GRADE_TIMEOUT_SCALE`` (default 1): a loaded machine (the project's test
+suite beside training runs, a shared grading server) sets it so that correctness checks do not fail on
+speed; the student copy's public tests, run as a subprocess, inherit it.
 """
 
 from __future__ import annotations
@@ -96,6 +101,22 @@ def _child_env() -> dict:
     return env
 
 
+TIMEOUT_SCALE_ENV = "SCRATCHASR_GRADE_TIMEOUT_SCALE"
+
+
+def env_timeout_scale() -> float:
+    """``SCRATCHASR_GRADE_TIMEOUT_SCALE`` as a positive number (1 when unset); anything else is a ValueError
+    naming the variable."""
+    raw = os.environ.get(TIMEOUT_SCALE_ENV, "1")
+    try:
+        v = float(raw)
+    except ValueError:
+        v = float("nan")
+    if not (v > 0 and v < float("inf")):
+        raise ValueError(f"{TIMEOUT_SCALE_ENV}: expected a positive number, got {raw!r}")
+    return v
+
+
 def run_items(a: Assignment, package: Path, *, items: List[str], seeds: Dict[str, int], refs: Optional[Path],
               public_only: bool, solution: bool, isolation: str = "process", timeout_scale: float = 1.0
               ) -> List[dict]:
@@ -103,6 +124,7 @@ def run_items(a: Assignment, package: Path, *, items: List[str], seeds: Dict[str
     if isolation not in ("process", "batch"):
         raise ValueError(f"isolation: expected 'process' or 'batch', got {isolation!r}")
     groups = [[n] for n in items] if isolation == "process" else [list(items)]
+    timeout_scale = timeout_scale * env_timeout_scale()
     results: Dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="scratchasr-grade-") as tmp:
         tmp = Path(tmp)

@@ -8,12 +8,17 @@ bugs are too slow for the default suite, ``SLOW_BUGS`` (their item names: those 
 * a test argument named ``bug`` is parametrised over the module's ``BUGS`` (ids: the item names).
 """
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
 from scratchasr.assignments import build
+
+# These tests check what the builds and graders compute, not how fast: item time limits are wall-clock
+# and the suite runs beside other work (a planted-bug or student-copy check once failed under load).
+os.environ.setdefault("SCRATCHASR_GRADE_TIMEOUT_SCALE", "10")
 
 
 class Built(NamedTuple):

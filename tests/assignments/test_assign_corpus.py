@@ -97,3 +97,15 @@ def test_the_final_run_is_a_valid_trainer_command(aid):
     root = Path(__file__).resolve().parents[2]
     cfg = TrainConfig.from_overrides(load_config_file(str(root / words[2])), words[3:])
     assert cfg.data_dir == "DATA" and cfg.exp_dir.startswith("exp/")
+
+
+def test_grade_timeout_scale_from_the_environment(monkeypatch):
+    from scratchasr.assignments.grader import TIMEOUT_SCALE_ENV, env_timeout_scale
+    monkeypatch.setenv(TIMEOUT_SCALE_ENV, "2.5")
+    assert env_timeout_scale() == 2.5
+    monkeypatch.delenv(TIMEOUT_SCALE_ENV)
+    assert env_timeout_scale() == 1.0
+    for bad in ("x", "0", "-1", "inf", "nan"):
+        monkeypatch.setenv(TIMEOUT_SCALE_ENV, bad)
+        with pytest.raises(ValueError, match=f"^{TIMEOUT_SCALE_ENV}"):
+            env_timeout_scale()
