@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from .._backend import resolve_backend
+from .._state import gather_state
 from .._validate import float_array, length_mask, lengths_array, positive_int
 from .lm_window import with_context_window
 
@@ -102,19 +103,6 @@ class Hypothesis(NamedTuple):
 # ----------------------------------------------------------------------------- LM step-interface plumbing
 
 
-def _gather_state(state: Any, idx) -> Any:
-    """Rows ``idx`` of every array in a (nested) tuple/NamedTuple/list/dict state; other leaves are shared."""
-    if isinstance(state, np.ndarray):
-        return state[idx]
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(_gather_state(s, idx) for s in state))
-    if isinstance(state, (tuple, list)):
-        return type(state)(_gather_state(s, idx) for s in state)
-    if isinstance(state, dict):
-        return {k: _gather_state(v, idx) for k, v in state.items()}
-    return state
-
-
 def _stack_states(states: list) -> Any:
     """Concatenate per-hypothesis states (leading dim 1 each) into one batched state."""
     first = states[0]
@@ -139,7 +127,7 @@ def _lm_advance(lm, states: list, tokens: list, V: int) -> list:
     if log_probs.shape != (len(tokens), V):
         raise ValueError(f"lm: step returned log_probs of shape {log_probs.shape}, expected "
                          f"({len(tokens)}, {V}) (one column per CTC output id, column 0 = </s>)")
-    return [(_gather_state(new_state, slice(i, i + 1)), log_probs[i].tolist()) for i in range(len(tokens))]
+    return [(gather_state(new_state, slice(i, i + 1)), log_probs[i].tolist()) for i in range(len(tokens))]
 
 
 class _Prefix(NamedTuple):
