@@ -44,10 +44,10 @@ def main(argv=None) -> None:
         unseen = _score(run["checkpoint"], *run["unseen"])
         ratio = unseen["per"] / max(seen["per"], 1e-9)
         ps = run.get("pocketsphinx") or {}
-        out.append(dict(run, sha1=_sha1(run["checkpoint"]), seen_score=seen, unseen_score=unseen,
-                        ratio=round(ratio, 2)))
+        sha1 = _sha1(run["checkpoint"])
+        out.append(dict(run, sha1=sha1, seen_score=seen, unseen_score=unseen, ratio=round(ratio, 2)))
         peer = f"{ps['seen']:.2f} / {ps['unseen']:.2f}" if ps else "-"
-        rows.append(f"| {run['name']} (`{_sha1(run['checkpoint'])}`) | {run['held_out']} | {seen['per']:.2f} "
+        rows.append(f"| {run['name']} (`{sha1}`) | {run['held_out']} | {seen['per']:.2f} "
                     f"({seen['utts']} utts) | **{unseen['per']:.2f}** (S {unseen['S']} D {unseen['D']} "
                     f"I {unseen['I']} of {unseen['ref']}) | {ratio:.1f}x | {peer} |")
         print(rows[-1], flush=True)

@@ -91,9 +91,9 @@ def main(argv=None) -> None:
     from scratchasr.data.corpus import read_split
     from scratchasr.data.phones import fold_phones
     from scratchasr.frontend import resample_to
-    from scratchasr.inference import load
+    from real_speech import system_phones
+
     from scratchasr.metrics import error_rate
-    from scratchasr.trainer import decode_features
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dir", help="a synth-timit corpus whose sentences are read (its --split)")
@@ -133,15 +133,7 @@ def main(argv=None) -> None:
         wavs.append(str(path))
     print(f"{len(utts)} utterances, {seconds:.1f} s of Piper joe, {sum(map(len, refs))} reference phones",
           flush=True)
-    systems = {}
-    for ckpt in a.checkpoints:
-        model, fe = load(ckpt)
-        hyps = decode_features(model, [fe.from_file(w) for w in wavs], beam=1, progress=False)
-        systems[ckpt] = [[p for p in fold_phones(model.vocabulary.decode(h)) if p != "sil"] for h in hyps]
-    if a.pocketsphinx:
-        from pocketsphinx_phones import decode_phones, decoder, fold_cmu
-        dec = decoder()
-        systems["pocketsphinx"] = [[p for p in fold_cmu(decode_phones(dec, w)) if p != "sil"] for w in wavs]
+    systems = system_phones(a.checkpoints, wavs, pocketsphinx=a.pocketsphinx)
     result = {}
     print("| system | PER % (S / D / I) |\n|---|---|")
     for name, hyps in systems.items():

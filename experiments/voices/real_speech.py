@@ -48,13 +48,31 @@ def cmudict() -> dict[str, list[str]]:
     return pron
 
 
-def main(argv=None) -> None:
+def system_phones(checkpoints, wav_paths, *, pocketsphinx: bool = False) -> dict:
+    """``{checkpoint (or "pocketsphinx"): [39-phone hypothesis without sil, per file]}``: each checkpoint
+    decodes greedily through its own front end; pocketsphinx is allphone with its CMU phones folded."""
     from pocketsphinx_phones import decode_phones, decoder, fold_cmu
 
     from scratchasr.data.phones import fold_phones
     from scratchasr.inference import load
-    from scratchasr.metrics import error_rate
     from scratchasr.trainer import decode_features
+
+    systems = {}
+    for ckpt in checkpoints:
+        model, fe = load(ckpt)
+        hyps = decode_features(model, [fe.from_file(w) for w in wav_paths], beam=1, progress=False)
+        systems[ckpt] = [[p for p in fold_phones(model.vocabulary.decode(h)) if p != "sil"] for h in hyps]
+    if pocketsphinx:
+        dec = decoder()
+        systems["pocketsphinx"] = [[p for p in fold_cmu(decode_phones(dec, w)) if p != "sil"]
+                                   for w in wav_paths]
+    return systems
+
+
+def main(argv=None) -> None:
+    from pocketsphinx_phones import fold_cmu
+
+    from scratchasr.metrics import error_rate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoints", nargs="*")
@@ -68,16 +86,7 @@ def main(argv=None) -> None:
     if missing:
         raise SystemExit(f"words not in the CMU dictionary: {missing}")
     refs = [[p for p in fold_cmu([q for w in ws for q in pron[w]]) if p != "sil"] for _, _, ws in utts]
-    systems = {}
-    for ckpt in a.checkpoints:
-        model, fe = load(ckpt)
-        feats = [fe.from_file(path) for _, path, _ in utts]
-        hyps = decode_features(model, feats, beam=1, progress=False)
-        systems[ckpt] = [[p for p in fold_phones(model.vocabulary.decode(h)) if p != "sil"] for h in hyps]
-    if a.pocketsphinx:
-        dec = decoder()
-        systems["pocketsphinx"] = [[p for p in fold_cmu(decode_phones(dec, path)) if p != "sil"]
-                                   for _, path, _ in utts]
+    systems = system_phones(a.checkpoints, [path for _, path, _ in utts], pocketsphinx=a.pocketsphinx)
     result = {}
     print("| system | cards (5 utts) | librivox (5 utts) | all 10 |\n|---|---|---|---|")
     for name, hyps in systems.items():
